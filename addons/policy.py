@@ -1,0 +1,287 @@
+"""netjail's policy addon: allow or deny every flow by the settings' domain rules.
+
+Usable on its own:  mitmdump -s addons/policy.py --set netjail_settings=settings.json
+
+It judges at every point a name appears:
+  http_connect     the CONNECT target, before any upstream connection or DNS lookup
+  requestheaders   plain HTTP (absolute or origin form), and every request inside a tunnel: the Host header /
+                   :authority and the TLS SNI must name the tunnel's host (no domain fronting)
+  tls_clienthello  tlsTerminate.excludeDomains: such tunnels pass through without interception
+  server_connect   the address actually dialed: resolved here, checked against the local-range guard, pinned
+The verdict goes to `flow.metadata["netjail"]`; the recorder, not this addon, decides what to log. mitmproxy
+logs and swallows exceptions raised in hooks and lets the flow continue, so every hook catches and denies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import ipaddress
+import logging
+import socket
+from pathlib import Path
+from typing import Any, Callable
+
+from mitmproxy import ctx, exceptions, http, tcp, tls
+from mitmproxy.connection import Client, Server
+from mitmproxy.proxy import server_hooks
+
+from netjail.domains import Host, IPAddress, host_interface_addresses
+from netjail.policy import Policy, Verdict, allow, deny, failed_closed
+from netjail.settings import SettingsError, load_settings
+
+log = logging.getLogger("netjail.policy")
+
+METADATA_KEY = "netjail"
+DENIED_HEADER = "X-Netjail-Denied"
+
+
+def verdict_of(flow: http.HTTPFlow) -> dict[str, Any] | None:
+    return flow.metadata.get(METADATA_KEY)
+
+
+def denial_response(verdict: Verdict, host: str) -> http.Response:
+    body = (
+        f"netjail denied this request to {host}: {verdict.detail}\n"
+        f"reason: {verdict.reason}  rule: {verdict.rule}\n"
+    )
+    return http.Response.make(
+        403,
+        body.encode(),
+        {"Content-Type": "text/plain; charset=utf-8", DENIED_HEADER: verdict.reason, "Connection": "close"},
+    )
+
+
+def _guarded(on_error: Callable[..., None]):
+    """Run a hook; if judging raises, apply `on_error(args…, verdict)` so the flow is denied, never let through."""
+
+    def wrap(hook):
+        if asyncio.iscoroutinefunction(hook):
+
+            @functools.wraps(hook)
+            async def guarded_async(self, *args):
+                try:
+                    return await hook(self, *args)
+                except Exception as e:  # noqa: BLE001 - fail closed on anything
+                    log.exception("policy hook %s failed; denying", hook.__name__)
+                    on_error(self, *args, failed_closed(e))
+
+            return guarded_async
+
+        @functools.wraps(hook)
+        def guarded(self, *args):
+            try:
+                return hook(self, *args)
+            except Exception as e:  # noqa: BLE001 - fail closed on anything
+                log.exception("policy hook %s failed; denying", hook.__name__)
+                on_error(self, *args, failed_closed(e))
+
+        return guarded
+
+    return wrap
+
+
+class NetjailPolicy:
+    def __init__(self) -> None:
+        self.policy: Policy | None = None
+        # client connection id -> (host, port) of its CONNECT tunnel, as judged
+        self.tunnels: dict[str, tuple[Host, int]] = {}
+        # server connection id -> the verdict of server_connect, for the flow that used it
+        self.dial_verdicts: dict[str, Verdict] = {}
+
+    def load(self, loader) -> None:
+        loader.add_option("netjail_settings", str, "", "Path of a netjail (or srt) settings file.")
+
+    def configure(self, updated: set[str]) -> None:
+        if "netjail_settings" not in updated:
+            return
+        if not ctx.options.netjail_settings:
+            self.policy = None
+            return
+        try:
+            loaded = load_settings(Path(ctx.options.netjail_settings))
+        except SettingsError as e:
+            raise exceptions.OptionsError(str(e)) from e
+        self.policy = Policy(loaded.settings.network, host_interface_addresses())
+
+    # -- helpers ----------------------------------------------------------------------------------------------
+
+    def _policy(self) -> Policy:
+        if self.policy is None:
+            raise RuntimeError("netjail_settings is not set: every flow is denied")
+        return self.policy
+
+    def _deny_flow(self, flow: http.HTTPFlow, verdict: Verdict) -> None:
+        self._mark(flow, verdict)
+        flow.response = denial_response(verdict, flow.request.host)
+
+    def _mark(self, flow: http.HTTPFlow, verdict: Verdict, **extra: Any) -> None:
+        flow.metadata[METADATA_KEY] = verdict.as_dict() | extra
+        level = logging.INFO if verdict.allowed else logging.WARNING
+        log.log(level, "%s %s:%s %s (%s)", verdict.verdict, flow.request.host, flow.request.port, verdict.reason, verdict.rule)
+
+    def _judge_target(self, host_text: str, port: int) -> tuple[Host | None, Verdict]:
+        policy = self._policy()
+        host = policy.parse(host_text)
+        if isinstance(host, Verdict):
+            return None, host
+        return host, policy.judge_destination(host, port)
+
+    def _on_flow_error(self, flow: http.HTTPFlow, verdict: Verdict) -> None:
+        self._deny_flow(flow, verdict)
+
+    def _on_server_error(self, data: server_hooks.ServerConnectionHookData, verdict: Verdict) -> None:
+        self.dial_verdicts[data.server.id] = verdict
+        data.server.error = f"netjail: {verdict.detail}"
+
+    def _on_clienthello_error(self, data: tls.ClientHelloData, verdict: Verdict) -> None:
+        data.ignore_connection = False  # intercept, so the request inside is judged (and denied) normally
+
+    # -- hooks ------------------------------------------------------------------------------------------------
+
+    @_guarded(_on_flow_error)
+    def http_connect(self, flow: http.HTTPFlow) -> None:
+        if flow.response:
+            return
+        host, verdict = self._judge_target(flow.request.host, flow.request.port)
+        if not verdict.allowed or host is None:
+            self._deny_flow(flow, verdict)
+            return
+        self.tunnels[flow.client_conn.id] = (host, flow.request.port)
+        self._mark(flow, verdict, judged_host=host.name)
+
+    @_guarded(_on_flow_error)
+    def requestheaders(self, flow: http.HTTPFlow) -> None:
+        if flow.response or flow.error:
+            return
+        policy = self._policy()
+        tunnel = self.tunnels.get(flow.client_conn.id)
+        if tunnel is not None:
+            host, port = tunnel
+            verdict = policy.judge_destination(host, port)  # a keep-alive tunnel outlives nothing: re-check is cheap
+        else:
+            parsed, verdict = self._judge_target(flow.request.host, flow.request.port)
+            if parsed is None:
+                self._deny_flow(flow, verdict)
+                return
+            host = parsed
+        if verdict.allowed:
+            verdict = (
+                policy.judge_named(host, flow.request.host_header, "host")
+                or policy.judge_named(host, flow.client_conn.sni if tunnel else None, "sni")
+                or verdict
+            )
+        if not verdict.allowed:
+            self._deny_flow(flow, verdict)
+            return
+        self._mark(flow, verdict, judged_host=host.name)
+
+    @_guarded(_on_clienthello_error)
+    def tls_clienthello(self, data: tls.ClientHelloData) -> None:
+        tunnel = self.tunnels.get(data.context.client.id)
+        if tunnel is None:
+            return
+        host, port = tunnel
+        policy = self._policy()
+        sni = data.client_hello.sni
+        if policy.tls_excluded(host, port) and policy.judge_named(host, sni, "sni") is None:
+            data.ignore_connection = True
+
+    @_guarded(_on_server_error)
+    async def server_connect(self, data: server_hooks.ServerConnectionHookData) -> None:
+        if data.server.error:
+            return
+        assert data.server.address is not None
+        name, port = str(data.server.address[0]), int(data.server.address[1])
+        tunnel = self.tunnels.get(data.client.id)
+        policy = self._policy()
+        host, verdict = self._judge_target(name, port)
+        if verdict.allowed and host is not None and tunnel is not None and tunnel[0].name != host.name:
+            verdict = deny("host_mismatch", "fronting-guard", f"dial to {host.name} inside a tunnel to {tunnel[0].name}")
+        if verdict.allowed and host is not None and data.server.sni and host.ip is None:
+            verdict = policy.judge_named(host, data.server.sni, "sni") or verdict
+        if not verdict.allowed or host is None:
+            self._on_server_error(data, verdict)
+            return
+        address, verdict = await self._resolve_and_judge(policy, host, port)
+        if address is None:
+            self._on_server_error(data, verdict)
+            return
+        # Dial exactly the address that was judged; the name stays the TLS server name.
+        data.server.address = (str(address), port)
+        if host.ip is None:
+            data.server.sni = host.name
+        self.dial_verdicts[data.server.id] = verdict
+
+    async def _resolve_and_judge(self, policy: Policy, host: Host, port: int) -> tuple[IPAddress | None, Verdict]:
+        if host.ip is not None:
+            candidates: list[IPAddress] = [host.ip]
+        elif (pinned := policy.pinned_address(host)) is not None:
+            candidates = [pinned]
+        else:
+            try:
+                candidates = await resolve(host.name, port)
+            except OSError as e:
+                return None, Verdict("deny", "not_allowed", "dns", f"could not resolve {host.name}: {e}")
+        first_denial: Verdict | None = None
+        for address in candidates:
+            verdict = policy.judge_address(host, address, port)
+            if verdict.allowed:
+                return address, verdict
+            first_denial = first_denial or verdict
+        assert first_denial is not None
+        return None, first_denial
+
+    def tcp_start(self, flow: tcp.TCPFlow) -> None:
+        """Raw TCP inside a tunnel (not TLS, not HTTP): judged as the tunnel's host and port, and recorded."""
+        try:
+            tunnel = self.tunnels.get(flow.client_conn.id)
+            if tunnel is None:
+                raise RuntimeError("raw TCP outside any judged tunnel")
+            host, port = tunnel
+            verdict = self._policy().judge_destination(host, port)
+            flow.metadata[METADATA_KEY] = verdict.as_dict() | {"judged_host": host.name}
+        except Exception as e:  # noqa: BLE001 - fail closed
+            verdict = failed_closed(e)
+            flow.metadata[METADATA_KEY] = verdict.as_dict()
+        if not verdict.allowed:
+            flow.kill()
+
+    def response(self, flow: http.HTTPFlow) -> None:
+        self._attach_dial_verdict(flow)
+
+    def error(self, flow: http.HTTPFlow) -> None:
+        self._attach_dial_verdict(flow)
+
+    def http_connect_error(self, flow: http.HTTPFlow) -> None:
+        self._attach_dial_verdict(flow)
+
+    def _attach_dial_verdict(self, flow: http.HTTPFlow) -> None:
+        """A deny in server_connect has no flow to mark: carry it over to the flow whose dial it refused."""
+        dial = self.dial_verdicts.get(flow.server_conn.id)
+        if dial is None:
+            return
+        current = flow.metadata.get(METADATA_KEY, {})
+        if not dial.allowed:
+            flow.metadata[METADATA_KEY] = current | dial.as_dict()
+        elif flow.server_conn.peername:
+            flow.metadata[METADATA_KEY] = current | {"address": flow.server_conn.peername[0]}
+
+    def client_disconnected(self, client: Client) -> None:
+        self.tunnels.pop(client.id, None)
+
+    def server_disconnected(self, data: server_hooks.ServerConnectionHookData) -> None:
+        self.dial_verdicts.pop(data.server.id, None)
+
+
+async def resolve(name: str, port: int) -> list[IPAddress]:
+    loop = asyncio.get_running_loop()
+    infos = await loop.getaddrinfo(name, port, type=socket.SOCK_STREAM)
+    seen: dict[IPAddress, None] = {}
+    for family, *_rest, sockaddr in infos:
+        if family in (socket.AF_INET, socket.AF_INET6):
+            seen[ipaddress.ip_address(sockaddr[0])] = None
+    return list(seen)
+
+
+addons = [NetjailPolicy()]

@@ -1,0 +1,363 @@
+"""netjail's recorder addon: exactly one record per request attempt, allowed, denied or failed.
+
+Usable on its own:
+  mitmdump -s addons/policy.py -s addons/recorder.py --set netjail_settings=s.json --set netjail_record_dir=DIR
+
+Writes `flows.jsonl` (one JSON object per line; the schema is in docs/records.md) and `flows.mitm` (mitmproxy's
+flow file, denied flows included). mitmproxy's own `save_stream_file` drops CONNECT flows and exits the
+process on a write error, so netjail writes both itself. Bodies are streamed through a tap that counts and
+hashes them and keeps the first `record.bodyCap` bytes for the flow file; nothing is buffered whole.
+Credentials in headers are replaced by a digest in both files.
+
+When to write: an HTTP flow at `response` or `error` (a WebSocket at its end); a CONNECT when it was refused
+(`http_connect_error`) or, when no request ever completed inside the tunnel, when its client disconnects
+(TLS rejected by the client, client gone, or a tunnel passed through without interception); raw TCP at its end.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from mitmproxy import ctx, exceptions, http, io, tcp, tls, websocket
+from mitmproxy.connection import Client
+from mitmproxy.flow import Flow
+
+from netjail.rundir import RecordLog, utc_timestamp
+from netjail.settings import SettingsError, load_settings
+
+log = logging.getLogger("netjail.recorder")
+
+METADATA_KEY = "netjail"
+DEFAULT_REDACT = ("authorization", "cookie", "proxy-authorization")
+
+
+class BodyTap:
+    """A `stream` callable: passes chunks through unchanged, counting and hashing them, keeping a prefix."""
+
+    def __init__(self, keep: int):
+        self.keep = keep
+        self.size = 0
+        self.digest = hashlib.sha256()
+        self.prefix = bytearray()
+
+    def __call__(self, chunk: bytes) -> bytes:
+        self.size += len(chunk)
+        self.digest.update(chunk)
+        if len(self.prefix) < self.keep:
+            self.prefix += chunk[: self.keep - len(self.prefix)]
+        return chunk
+
+    @property
+    def truncated(self) -> bool:
+        return self.size > len(self.prefix)
+
+
+def classify_error(message: str) -> str:
+    text = message.lower()
+    if "name or service not known" in text or "could not resolve" in text or "nodename nor servname" in text:
+        return "dns"
+    if "certificate" in text or "verify" in text:
+        return "tls_verify"
+    if "refused" in text:
+        return "refused"
+    if "timed out" in text or "timeout" in text:
+        return "timeout"
+    if "client disconnected" in text or "connection killed" in text:
+        return "client_aborted"
+    return "other"
+
+
+def redact_value(value: str) -> str:
+    return f"[redacted sha256:{hashlib.sha256(value.encode('utf-8', 'surrogateescape')).hexdigest()[:16]}]"
+
+
+class NetjailRecorder:
+    def __init__(self) -> None:
+        self.log: RecordLog | None = None
+        self.flow_file: BinaryIO | None = None
+        self.writer: io.FlowWriter | None = None
+        self.body_cap = 1_048_576
+        self.redact: frozenset[str] = frozenset(DEFAULT_REDACT)
+        self.recorded: set[str] = set()
+        self.taps: dict[str, dict[str, BodyTap]] = {}  # flow id -> taps of its live bodies
+        self.tunnels: dict[str, tuple[http.HTTPFlow, int]] = {}  # client id -> (CONNECT flow, inner records)
+        self.failed: Exception | None = None
+
+    def load(self, loader) -> None:
+        loader.add_option("netjail_record_dir", str, "", "Directory for flows.jsonl and flows.mitm.")
+        if "netjail_settings" not in loader.master.options:
+            loader.add_option("netjail_settings", str, "", "Path of a netjail (or srt) settings file.")
+
+    def configure(self, updated: set[str]) -> None:
+        if "netjail_settings" in updated and ctx.options.netjail_settings:
+            try:
+                record = load_settings(Path(ctx.options.netjail_settings)).settings.record
+            except SettingsError as e:
+                raise exceptions.OptionsError(str(e)) from e
+            self.body_cap = record.body_cap
+            self.redact = frozenset(h.lower() for h in record.redact_headers)
+        if "netjail_record_dir" in updated and ctx.options.netjail_record_dir:
+            self._open(Path(ctx.options.netjail_record_dir))
+
+    def _open(self, directory: Path) -> None:
+        self._close()
+        try:
+            self.log = RecordLog(directory / "flows.jsonl")
+            fd = os.open(directory / "flows.mitm", os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            self.flow_file = os.fdopen(fd, "ab", buffering=0)
+            self.writer = io.FlowWriter(self.flow_file)
+        except OSError as e:
+            raise exceptions.OptionsError(f"cannot open the flow log in {directory}: {e}") from e
+
+    def _close(self) -> None:
+        if self.log:
+            self.log.close()
+        if self.flow_file:
+            self.flow_file.close()
+        self.log = self.flow_file = self.writer = None
+
+    # -- body taps --------------------------------------------------------------------------------------------
+
+    def _taps(self, flow: Flow) -> dict[str, BodyTap]:
+        return self.taps.setdefault(flow.id, {})
+
+    def requestheaders(self, flow: http.HTTPFlow) -> None:
+        if flow.response or flow.error or flow.request.method == "CONNECT":
+            return  # denied (or answered) already: nothing will be streamed upstream
+        tap = BodyTap(self.body_cap)
+        self._taps(flow)["request"] = tap
+        flow.request.stream = tap
+
+    def responseheaders(self, flow: http.HTTPFlow) -> None:
+        assert flow.response
+        tap = BodyTap(self.body_cap)
+        self._taps(flow)["response"] = tap
+        flow.response.stream = tap
+
+    # -- when to record ---------------------------------------------------------------------------------------
+
+    def response(self, flow: http.HTTPFlow) -> None:
+        if flow.websocket is not None:
+            return  # recorded at websocket_end, with its messages counted
+        self._record(flow)
+
+    def error(self, flow: http.HTTPFlow) -> None:
+        self._record(flow)
+
+    def websocket_end(self, flow: http.HTTPFlow) -> None:
+        self._record(flow)
+
+    def http_connect_error(self, flow: http.HTTPFlow) -> None:
+        self._record(flow)
+
+    def http_connected(self, flow: http.HTTPFlow) -> None:
+        self.tunnels[flow.client_conn.id] = (flow, 0)
+
+    def tls_failed_client(self, data: tls.TlsData) -> None:
+        tunnel = self.tunnels.get(data.context.client.id)
+        if tunnel is None:
+            return
+        connect_flow = tunnel[0]
+        error = data.conn.error or "TLS handshake with the client failed"
+        connect_flow.metadata[METADATA_KEY] = connect_flow.metadata.get(METADATA_KEY, {}) | {
+            "client_error": error,
+            "detail": (
+                f"the client rejected netjail's certificate for {connect_flow.request.host} ({error}). If the "
+                f"client pins certificates, add {connect_flow.request.host!r} to network.tlsTerminate.excludeDomains"
+            ),
+        }
+
+    def client_disconnected(self, client: Client) -> None:
+        tunnel = self.tunnels.pop(client.id, None)
+        if tunnel is not None and tunnel[1] == 0:
+            self._record(tunnel[0])
+
+    def tcp_message(self, flow: tcp.TCPFlow) -> None:
+        # Count every byte, keep only the first messages: raw streams can be unbounded.
+        message = flow.messages[-1]
+        key = "tcp_out" if message.from_client else "tcp_in"
+        counts = flow.metadata.setdefault("netjail.tcp", {"tcp_out": 0, "tcp_in": 0})
+        counts[key] += len(message.content)
+        if len(flow.messages) > 16:
+            del flow.messages[8:-1]
+
+    def tcp_end(self, flow: tcp.TCPFlow) -> None:
+        self._record(flow)
+
+    def tcp_error(self, flow: tcp.TCPFlow) -> None:
+        self._record(flow)
+
+    def done(self) -> None:
+        for connect_flow, inner in list(self.tunnels.values()):
+            if inner == 0:
+                self._record(connect_flow)
+        self.tunnels.clear()
+        self._close()
+
+    # -- writing ----------------------------------------------------------------------------------------------
+
+    def _record(self, flow: Flow) -> None:
+        if flow.id in self.recorded or self.log is None:
+            return
+        self.recorded.add(flow.id)
+        tunnel = self.tunnels.get(flow.client_conn.id)
+        if tunnel is not None and tunnel[0] is not flow:
+            self.tunnels[flow.client_conn.id] = (tunnel[0], tunnel[1] + 1)
+        taps = self.taps.pop(flow.id, {})
+        try:
+            record = flow_record(flow, taps, self.redact)
+            self.log.write(record)
+            if self.writer is not None:
+                self.writer.add(self._stored_copy(flow, taps))
+        except Exception as e:  # noqa: BLE001 - a flow that cannot be recorded stops the run (fail closed)
+            self._fail(e)
+
+    def _stored_copy(self, flow: Flow, taps: dict[str, BodyTap]) -> Flow:
+        """The flow as kept in flows.mitm: credentials redacted, bodies cut to the cap."""
+        copy = flow.copy()
+        copy.metadata.pop("netjail.tcp", None)
+        if isinstance(copy, http.HTTPFlow):
+            for part in ("request", "response"):
+                message = getattr(copy, part)
+                if message is None:
+                    continue
+                for name in list(message.headers.keys()):
+                    if name.lower() in self.redact:
+                        message.headers[name] = redact_value(message.headers[name])
+                if (tap := taps.get(part)) is not None:
+                    message.stream = False
+                    message.raw_content = bytes(tap.prefix)
+                elif message.raw_content and len(message.raw_content) > self.body_cap:
+                    message.raw_content = message.raw_content[: self.body_cap]
+        return copy
+
+    def _fail(self, error: Exception) -> None:
+        """The log cannot be written: stop the proxy. The supervisor stops the sandbox and exits 125."""
+        if self.failed is None:
+            log.critical("cannot record a flow: %r; stopping", error, exc_info=error)
+            self.failed = error
+            ctx.master.shutdown()
+
+
+def flow_record(
+    flow: Flow, taps: dict[str, BodyTap] | None = None, redact: frozenset[str] = frozenset(DEFAULT_REDACT)
+) -> dict[str, Any]:
+    """The flows.jsonl record of one flow (schema: docs/records.md)."""
+    meta: dict[str, Any] = flow.metadata.get(METADATA_KEY, {})
+    start = flow.timestamp_created
+    if isinstance(flow, tcp.TCPFlow):
+        return _tcp_record(flow, meta)
+    assert isinstance(flow, http.HTTPFlow)
+    request, response = flow.request, flow.response
+    taps = taps or {}
+    end = (response.timestamp_end if response and response.timestamp_end else None) or (
+        flow.error.timestamp if flow.error else None
+    )
+    is_connect = request.method == "CONNECT"
+    host = meta.get("judged_host") or request.host
+    error = flow.error.msg if flow.error else meta.get("client_error")
+    verdict = meta.get("verdict", "deny")
+    reason = meta.get("reason", "policy_error")
+    status: int | None = response.status_code if response else None
+    if verdict == "allow":
+        if meta.get("client_error"):
+            reason = "client_tls_failed"
+        elif flow.error:
+            kind = classify_error(flow.error.msg)
+            reason = "client_aborted" if kind == "client_aborted" else "upstream_error"
+            if status is None and reason == "upstream_error":
+                status = 502
+    elif status is None and flow.error:
+        status = 502  # a dial refused in server_connect reaches the client as a 502
+    scheme = "https" if is_connect else request.scheme
+    path = "" if is_connect else request.path
+    authority = request.authority if is_connect else request.host_header
+    record: dict[str, Any] = {
+        "event": "flow",
+        "id": flow.id,
+        "ts": utc_timestamp(start),
+        "duration_ms": round(((end or start) - start) * 1000, 1) if end else None,
+        "method": request.method,
+        "scheme": scheme,
+        "host": host,
+        "port": request.port,
+        "authority": authority,
+        "sni": flow.client_conn.sni,
+        "path": path,
+        "url": f"{scheme}://{_hostport(host, request.port, scheme)}{path}",
+        "http_version": request.http_version,
+        "status": status,
+        "bytes_out": taps["request"].size if "request" in taps else len(request.raw_content or b""),
+        "bytes_in": (taps["response"].size if "response" in taps else len((response.raw_content or b"") if response else b"")),
+        "verdict": verdict,
+        "rule": meta.get("rule", "policy-error"),
+        "reason": reason,
+        "error": error,
+        "error_kind": classify_error(error) if error else None,
+        "detail": meta.get("detail") or None,
+        "address": meta.get("address"),
+        "tunnel": bool(is_connect),
+    }
+    if "request" in taps:
+        record["sha256_out"] = taps["request"].digest.hexdigest() if taps["request"].size else None
+    if "response" in taps:
+        record["sha256_in"] = taps["response"].digest.hexdigest() if taps["response"].size else None
+    redacted = sorted({n.lower() for n in request.headers.keys() if n.lower() in redact})
+    if redacted:
+        record["redacted"] = redacted
+    if flow.websocket is not None:
+        ws: websocket.WebSocketData = flow.websocket
+        record["websocket"] = {
+            "messages_out": sum(1 for m in ws.messages if m.from_client),
+            "messages_in": sum(1 for m in ws.messages if not m.from_client),
+            "bytes_out": sum(len(m.content) for m in ws.messages if m.from_client),
+            "bytes_in": sum(len(m.content) for m in ws.messages if not m.from_client),
+        }
+    return record
+
+
+def _tcp_record(flow: tcp.TCPFlow, meta: dict[str, Any]) -> dict[str, Any]:
+    counts = flow.metadata.get("netjail.tcp", {"tcp_out": 0, "tcp_in": 0})
+    host, port = flow.server_conn.address or ("", 0)
+    host = meta.get("judged_host") or host
+    error = flow.error.msg if flow.error else None
+    end = flow.error.timestamp if flow.error else (flow.server_conn.timestamp_end or flow.client_conn.timestamp_end)
+    return {
+        "event": "flow",
+        "id": flow.id,
+        "ts": utc_timestamp(flow.timestamp_created),
+        "duration_ms": round((end - flow.timestamp_created) * 1000, 1) if end else None,
+        "method": None,
+        "scheme": "tcp",
+        "host": host,
+        "port": port,
+        "authority": None,
+        "sni": flow.client_conn.sni,
+        "path": None,
+        "url": f"tcp://{_hostport(str(host), port, 'tcp')}",
+        "http_version": None,
+        "status": None,
+        "bytes_out": counts["tcp_out"],
+        "bytes_in": counts["tcp_in"],
+        "verdict": meta.get("verdict", "allow"),
+        "rule": meta.get("rule", "tunnel"),
+        "reason": meta.get("reason", "allowed") if not error else "upstream_error",
+        "error": error,
+        "error_kind": classify_error(error) if error else None,
+        "detail": meta.get("detail") or None,
+        "address": meta.get("address"),
+        "tunnel": True,
+    }
+
+
+def _hostport(host: str, port: int, scheme: str) -> str:
+    shown = f"[{host}]" if ":" in host else host
+    default = {"http": 80, "https": 443}.get(scheme)
+    return shown if port == default else f"{shown}:{port}"
+
+
+addons = [NetjailRecorder()]

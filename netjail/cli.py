@@ -1,0 +1,101 @@
+"""The command line. `netjail [-s FILE] [-d] -c 'CMD'` or `netjail [-s FILE] [-d] -- PROG ARG…`.
+
+Exit status: the command's own; 128+N if it died of signal N; 126 not executable; 127 not found; 125 when
+netjail itself failed (bad settings, no bwrap, the proxy failed to start or died, the log could not be written).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from netjail import __version__
+
+EXIT_NETJAIL_FAILED = 125
+
+
+class DefaultRunGroup(click.Group):
+    """`netjail -c …` and `netjail -- prog` mean `netjail run …`: srt's command line, unchanged."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h", "--version"):
+            args = ["run", *args]
+        return super().parse_args(ctx, args)
+
+
+@click.group(cls=DefaultRunGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="netjail")
+def main() -> None:
+    """Run a command in a jail whose every byte of egress is judged and recorded.
+
+    \b
+    Examples:
+      netjail -s configs/example.json -c 'pip download requests'
+      netjail -- curl -sS https://example.com/
+      netjail flows --denied
+    """
+
+
+def _fail(message: str) -> None:
+    click.echo(f"netjail: {message}", err=True)
+    sys.exit(EXIT_NETJAIL_FAILED)
+
+
+@main.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.option("-s", "--settings", "settings_path", type=click.Path(path_type=Path), help="Settings file (srt format).")
+@click.option("-c", "--command", "command", help="Command line to run with bash -c.")
+@click.option("-d", "--debug", is_flag=True, help="Debug log on stderr: settings used, bwrap arguments, decisions.")
+@click.argument("argv", nargs=-1, type=click.UNPROCESSED)
+def run(settings_path: Path | None, command: str | None, debug: bool, argv: tuple[str, ...]) -> None:
+    """Run CMD (or PROG ARG…) inside the jail.
+
+    \b
+    Examples:
+      netjail run -s settings.json -c 'npm install'
+      netjail run -- python3 -m pip download six
+    Settings: -s FILE, else $NETJAIL_SETTINGS, else ~/.config/netjail/settings.json, else configs/default.json.
+    """
+    from netjail import logs
+
+    logs.configure(debug)
+    if command is not None and argv:
+        _fail("give either -c 'CMD' or -- PROG ARG…, not both. Fix: quote the whole command after -c")
+    if command is None and not argv:
+        _fail("nothing to run. Fix: netjail -c 'CMD'  or  netjail -- PROG ARG…")
+
+    import structlog
+
+    from netjail.jail import JailError
+    from netjail.runner import command_argv, run as run_jailed
+    from netjail.settings import SettingsError, find_settings_path, load_settings
+    from netjail.summary import render
+
+    log = structlog.get_logger("netjail")
+    try:
+        path, origin = find_settings_path(settings_path)
+        loaded = load_settings(path, origin=origin)
+    except SettingsError as e:
+        _fail(str(e))
+    for warning in loaded.warnings:
+        click.echo(f"netjail: warning: {warning}", err=True)
+    log.debug("settings.used", file=str(loaded.path), origin=loaded.origin)
+
+    full_argv = command_argv(command, argv)
+    display = command if command is not None else " ".join(argv)
+    try:
+        outcome = run_jailed(loaded, full_argv, debug=debug, display_command=display)
+    except (JailError, OSError) as e:
+        _fail(str(e))
+    if outcome.message:
+        click.echo(f"netjail: {outcome.message}", err=True)
+    if outcome.run_dir is not None:
+        summary = render(outcome.run_dir / "flows.jsonl", outcome.run_dir)
+        if summary:
+            click.echo(summary, err=True)
+    sys.exit(outcome.exit_status)
+
+
+if __name__ == "__main__":
+    main()

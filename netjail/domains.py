@@ -1,0 +1,642 @@
+"""Destination rules: domain/IP patterns, host normalisation and the local-range guard.
+
+Everything here is a pure function of its arguments (except `host_interface_addresses`), so the
+whole matching table in docs/domain-rules.md is tested without a proxy. The proxy must judge and dial
+the same thing: it calls `normalize_host` on every name a client sends and dials `Host.name`.
+
+Compatible with srt (sandbox-runtime 0.0.78) domain patterns; where netjail is stricter the docs say so.
+"""
+
+import fcntl
+import ipaddress
+import socket
+import struct
+import unicodedata
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
+from encodings import idna as _idna
+from typing import Literal
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+_MAX_NAME = 253
+_MAX_LABEL = 63
+_LABEL_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-_")
+_HEX = frozenset("0123456789abcdef")
+_DIGITS = {8: frozenset("01234567"), 10: frozenset("0123456789"), 16: _HEX}
+# Python's idna codec splits on these, other resolvers do not: refuse rather than guess.
+_UNICODE_DOTS = frozenset("\u3002\uff0e\uff61")
+# Second-level labels that registries sell under, so `*.co.uk` covers a whole public suffix.
+_GENERIC_SECOND_LEVEL = frozenset(
+    {"ac", "co", "com", "edu", "go", "gob", "gov", "mil", "ne", "net", "or", "org"}
+)
+
+
+class PatternError(ValueError):
+    """The message is a full sentence a user can act on: what is wrong and the fix."""
+
+
+def _show(text: str) -> str:
+    """Quote user input for a message; repr() escapes control and bidi characters (log forging)."""
+    return repr(text if len(text) <= 80 else text[:77] + "...")
+
+
+# --------------------------------------------------------------------------------------------------------
+# Hosts
+# --------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Host:
+    """A destination as the client named it, after normalisation."""
+
+    name: str  # normalised hostname (lowercase, punycode, no trailing dot) or canonical IP text
+    ip: IPAddress | None  # set for an IP literal in any spelling; IPv4-mapped IPv6 is unwrapped to IPv4
+
+
+def _unmap(addr: IPAddress) -> IPAddress:
+    # `::ffff:a.b.c.d` is dialed as a.b.c.d, so it is judged as a.b.c.d.
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        return addr.ipv4_mapped
+    return addr
+
+
+def _host_for_ip(addr: IPAddress) -> Host:
+    addr = _unmap(addr)
+    return Host(str(addr), addr)
+
+
+def _check_chars(text: str, what: str) -> None:
+    """Refuse characters no host may contain, naming each one so the message says what to remove."""
+    for ch in text:
+        if unicodedata.category(ch)[0] in "CZ":  # controls, NUL, format (bidi, ZWJ), every kind of space
+            raise PatternError(
+                f"{what} {_show(text)} contains a control character, space or invisible character "
+                f"({ch!r}); remove it."
+            )
+    if "@" in text:
+        rest = text.rsplit("@", 1)[1]
+        raise PatternError(
+            f"{what} {_show(text)} contains userinfo ('...@'); write only the host, e.g. {_show(rest)}."
+        )
+    if "\\" in text:
+        raise PatternError(f"{what} {_show(text)} contains a backslash; host names cannot contain one.")
+    if "%" in text:
+        raise PatternError(
+            f"{what} {_show(text)} contains '%' (an IPv6 zone id or percent-encoding); "
+            "write the plain address or name without it."
+        )
+
+
+def _to_ascii_label(label: str, what: str, text: str) -> str:
+    """One label to lowercase ASCII; an IDN label only if every encoder would agree on its punycode."""
+    if label.isascii():
+        return label.lower()
+    if _UNICODE_DOTS & set(label):
+        raise PatternError(f"{what} {_show(text)} uses a non-ASCII dot; separate labels with '.'.")
+    try:
+        encoded = _idna.ToASCII(label).decode("ascii")
+        round_trip = _idna.ToUnicode(encoded)
+    except UnicodeError:
+        raise PatternError(
+            f"{what} {_show(text)} has a label that cannot be encoded as an IDN; "
+            "write it in punycode (xn--...)."
+        ) from None
+    # IDNA 2003 (Python's codec) maps some characters away or to others (ß -> ss, fullwidth -> ASCII,
+    # soft hyphen -> nothing) where IDNA 2008 clients do not; accept only labels that are already in
+    # normal form, so a pattern means the same name the client will send.
+    if round_trip != label:
+        raise PatternError(
+            f"{what} {_show(text)} has the label {_show(label)}, which IDNA encoders disagree on or rewrite "
+            f"(Python reads it as {_show(round_trip)}); write the exact punycode form you mean (xn--...)."
+        )
+    return encoded.lower()
+
+
+def _normalize_name(text: str, what: str, shown: str | None = None) -> str:
+    """A DNS name to lowercase ASCII/punycode without a trailing dot; raises PatternError.
+
+    `shown` is the whole entry to quote in messages when `text` is only part of it.
+    """
+    name = text.removesuffix(".")
+    text = text if shown is None else shown
+    if not name.strip("."):
+        raise PatternError(f"{what} {_show(text)} is empty; write a host name such as 'example.com'.")
+    if len(name) > _MAX_NAME:  # punycode is never shorter than the text it encodes
+        raise PatternError(
+            f"{what} {_show(text)} is longer than {_MAX_NAME} characters; no such name exists."
+        )
+    if name.startswith("."):
+        base = name.lstrip(".")
+        raise PatternError(
+            f"{what} {_show(text)} starts with '.'; write {_show(base)} for the name itself "
+            f"or {_show('*.' + base)} for its subdomains."
+        )
+    labels = []
+    for label in name.split("."):
+        if not label:
+            raise PatternError(f"{what} {_show(text)} has an empty label ('..'); remove the extra dot.")
+        ascii_label = _to_ascii_label(label, what, text)
+        if len(ascii_label) > _MAX_LABEL:
+            raise PatternError(
+                f"{what} {_show(text)} has a label longer than {_MAX_LABEL} characters; no such name exists."
+            )
+        bad = sorted(set(ascii_label) - _LABEL_CHARS)
+        if bad:
+            raise PatternError(
+                f"{what} {_show(text)} contains {_show(''.join(bad))}; host names may use only letters, "
+                "digits, '-' and '_' between dots."
+            )
+        if ascii_label[0] == "-" or ascii_label[-1] == "-":
+            raise PatternError(
+                f"{what} {_show(text)} has a label that starts or ends with '-'; "
+                "that is not a valid host name."
+            )
+        labels.append(ascii_label)
+    result = ".".join(labels)
+    if len(result) > _MAX_NAME:
+        raise PatternError(f"{what} {_show(text)} is longer than {_MAX_NAME} characters once encoded.")
+    return result
+
+
+def _ends_in_number(name: str) -> bool:
+    """WHATWG URL rule: a name whose last label is a number is an IPv4 address or nothing."""
+    last = name.rsplit(".", 1)[-1]
+    if last.startswith("0x"):
+        return set(last[2:]) <= _HEX
+    return last.isdigit()
+
+
+def _inet_number(part: str) -> int | None:
+    if part.startswith("0x"):
+        digits, base = part[2:], 16
+    elif len(part) > 1 and part.startswith("0"):
+        digits, base = part[1:], 8
+    else:
+        digits, base = part, 10
+    # "0x" alone is refused (glibc and WHATWG disagree on it); int() would also take "_" and "+".
+    if not digits or not set(digits) <= _DIGITS[base]:
+        return None
+    return int(digits, base)
+
+
+def _inet_aton(name: str) -> ipaddress.IPv4Address | None:
+    """Every IPv4 spelling inet_aton(3) accepts: 1-4 parts, decimal/octal/hex, the last fills the rest."""
+    parts = name.split(".")
+    if len(parts) > 4:
+        return None
+    values = []
+    for part in parts:
+        value = _inet_number(part)
+        if value is None:
+            return None
+        values.append(value)
+    *head, last = values
+    if any(v > 255 for v in head) or last >= 1 << (8 * (4 - len(head))):
+        return None
+    number = last
+    for i, value in enumerate(head):
+        number |= value << (8 * (3 - i))
+    return ipaddress.IPv4Address(number)
+
+
+def _ipv6(text: str) -> ipaddress.IPv6Address | None:
+    if not text.isascii() or "%" in text:  # Python accepts scope ids; a zone id is never dialed as written
+        return None
+    try:
+        return ipaddress.IPv6Address(text)
+    except ValueError:
+        return None
+
+
+def normalize_host(text: str) -> Host:
+    """Normalise a host a client sent (CONNECT target, Host header, SNI) or raise PatternError.
+
+    Accepts a host name (IDN allowed, underscores allowed) or an IP literal in any spelling; the
+    caller strips the port first. `Host.name` is what must be dialed.
+    """
+    if not text:
+        raise PatternError("The host is empty; the client must name a destination.")
+    if len(text) > _MAX_NAME + 2:  # cheap bound before any parsing of hostile input
+        raise PatternError(f"Host {_show(text)} is longer than {_MAX_NAME} characters; no such name exists.")
+    _check_chars(text, "Host")
+    if text.startswith("["):
+        addr = _ipv6(text[1:-1]) if text.endswith("]") else None
+        if addr is None:
+            raise PatternError(f"Host {_show(text)} is bracketed but is not an IPv6 address.")
+        return _host_for_ip(addr)
+    if ":" in text:
+        addr = _ipv6(text)
+        if addr is None:
+            raise PatternError(
+                f"Host {_show(text)} contains ':' but is not an IPv6 address; pass the port separately."
+            )
+        return _host_for_ip(addr)
+    if "/" in text or "?" in text or "#" in text:
+        raise PatternError(f"Host {_show(text)} contains a path, query or fragment; send only the host.")
+    name = _normalize_name(text, "Host")
+    if _ends_in_number(name):
+        addr4 = _inet_aton(name)
+        if addr4 is None:
+            raise PatternError(f"Host {_show(text)} ends in a number but is not a valid IPv4 address.")
+        return _host_for_ip(addr4)
+    return Host(name, None)
+
+
+# --------------------------------------------------------------------------------------------------------
+# Patterns
+# --------------------------------------------------------------------------------------------------------
+
+PatternKind = Literal["exact", "wildcard", "ip", "cidr", "any"]
+
+
+@dataclass(frozen=True, slots=True)
+class Pattern:
+    """One allow/deny entry. Build it with `parse_pattern`; the derived fields make `matches` cheap."""
+
+    source: str  # the entry exactly as written in the settings, used as `rule` in records
+    kind: PatternKind  # "any" = "*" (only legal in deny lists)
+    host: str  # exact/wildcard: punycode, no "*."; ip/cidr: canonical address/network text; any: "*"
+    port: int | None  # None = every port
+    _suffix: str = field(init=False, repr=False, compare=False)
+    _network: IPNetwork | None = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_suffix", "." + self.host)
+        network = ipaddress.ip_network(self.host) if self.kind in ("ip", "cidr") else None
+        object.__setattr__(self, "_network", network)
+
+    def matches(self, host: Host, port: int) -> bool:
+        if self.port is not None and port != self.port:
+            return False
+        if self.kind == "exact":
+            return host.ip is None and host.name == self.host
+        if self.kind == "wildcard":
+            return host.ip is None and host.name.endswith(self._suffix)
+        if self.kind == "any":
+            return True
+        # A name never matches an IP rule, even one that would resolve there: names are judged by name.
+        return host.ip is not None and self._network is not None and host.ip in self._network
+
+
+def _parse_port(text: str, source: str) -> int:
+    # srt's rule: 1-65535, decimal, no leading zero, so "x:0443" cannot smuggle a second meaning.
+    if text.isascii() and text.isdigit() and text[0] != "0" and len(text) <= 5 and int(text) <= 65535:
+        return int(text)
+    raise PatternError(
+        f"Pattern {_show(source)} has the port {_show(text)}; a port must be a number from 1 to 65535 "
+        "without leading zeros, e.g. 'example.com:443'."
+    )
+
+
+def _split_port(text: str) -> tuple[str, int | None, bool]:
+    """Split `host[:port]` / `[v6][:port]`; returns (host, port, bracketed)."""
+    if text.startswith("["):
+        close = text.find("]")
+        if close == -1:
+            raise PatternError(
+                f"Pattern {_show(text)} opens '[' without ']'; write e.g. '[2001:db8::1]:443'."
+            )
+        rest = text[close + 1 :]
+        if rest and not rest.startswith(":"):
+            raise PatternError(
+                f"Pattern {_show(text)} has {_show(rest)} after ']'; only ':port' may follow, "
+                "e.g. '[2001:db8::1]:443'."
+            )
+        return text[1:close], (_parse_port(rest[1:], text) if rest else None), True
+    if text.count(":") == 1:
+        host, port = text.split(":")
+        return host, _parse_port(port, text), False
+    # Two or more colons: an unbracketed IPv6 literal, never split (`::1:443` is itself an address).
+    return text, None, False
+
+
+def _ip_pattern(source: str, addr: IPAddress, port: int | None) -> Pattern:
+    return Pattern(source, "ip", str(_unmap(addr)), port)
+
+
+def _cidr_pattern(source: str, text: str, port: int | None, allow_any: bool) -> Pattern:
+    address, _, prefix = text.partition("/")
+    addr: IPAddress | None = _ipv6(address) if ":" in address else _strict_ipv4(address)
+    if addr is None or not prefix.isascii() or not prefix.isdigit() or (prefix != "0" and prefix[0] == "0"):
+        raise PatternError(
+            f"Pattern {_show(source)} is not a valid CIDR range; write a network such as '10.0.0.0/8' "
+            "or 'fc00::/7'."
+        )
+    try:
+        network = ipaddress.ip_network(f"{addr}/{prefix}")
+    except ValueError:
+        try:
+            hint = f"; did you mean {_show(str(ipaddress.ip_network(f'{addr}/{prefix}', strict=False)))}"
+        except ValueError:
+            hint = ""
+        raise PatternError(
+            f"Pattern {_show(source)} is not a valid CIDR range (prefix too long or host bits set){hint}?"
+        ) from None
+    if isinstance(network, ipaddress.IPv6Network) and network.prefixlen >= 96:
+        mapped = network.network_address.ipv4_mapped
+        if mapped is not None:  # `::ffff:10.0.0.0/104` is the IPv4 rule 10.0.0.0/8
+            network = ipaddress.IPv4Network((mapped, network.prefixlen - 96))
+    if network.prefixlen == 0 and not allow_any:
+        raise PatternError(
+            f"Pattern {_show(source)} covers every address; list the networks you need "
+            "(a /0 range is accepted only in a deny list)."
+        )
+    return Pattern(source, "cidr", str(network), port)
+
+
+def _strict_ipv4(text: str) -> ipaddress.IPv4Address | None:
+    try:
+        return ipaddress.IPv4Address(text)
+    except ValueError:
+        return None
+
+
+def _wildcard_pattern(source: str, host: str, port: int | None) -> Pattern:
+    if host.startswith("**"):
+        raise PatternError(
+            f"Pattern {_show(source)} repeats '*'; write a single leading '*.' as in '*.example.com'."
+        )
+    if not host.startswith("*."):
+        where = (
+            "a leading '*' must be followed by '.'" if host.startswith("*") else "'*' appears inside a name"
+        )
+        raise PatternError(
+            f"Pattern {_show(source)} is not supported ({where}); the only wildcard is a whole leading "
+            "label, as in '*.example.com', which matches its subdomains "
+            "(add 'example.com' for the name itself)."
+        )
+    base_text = host[2:]
+    if "*" in base_text:
+        raise PatternError(f"Pattern {_show(source)} has more than one '*'; use one leading '*.' only.")
+    if not base_text:
+        raise PatternError(f"Pattern {_show(source)} has nothing after '*.'; write e.g. '*.example.com'.")
+    base = _normalize_name(base_text, "Pattern", source)
+    labels = base.split(".")
+    if _ends_in_number(base):
+        raise PatternError(
+            f"Pattern {_show(source)} puts a wildcard over an IP address; "
+            "write a CIDR range such as '10.0.0.0/8'."
+        )
+    if len(labels) < 2:
+        raise PatternError(
+            f"Pattern {_show(source)} would match every name under a top-level domain; "
+            f"use a registered domain as the base, e.g. '*.example.{labels[0]}'."
+        )
+    if len(labels) == 2 and labels[0] in _GENERIC_SECOND_LEVEL and len(labels[1]) == 2:
+        raise PatternError(
+            f"Pattern {_show(source)} would match every name under the public suffix {_show(base)}; "
+            f"use a registered domain as the base, e.g. '*.example.{base}'."
+        )
+    return Pattern(source, "wildcard", base, port)
+
+
+def parse_pattern(text: str, *, allow_any: bool = False) -> Pattern:
+    """Parse one allow/deny entry; `allow_any` admits `*` / `*:port` / `/0` (deny lists only)."""
+    if not text:
+        raise PatternError(
+            "A pattern is empty; write a host such as 'example.com', a wildcard such as '*.example.com', "
+            "or an IP address."
+        )
+    if "://" in text:
+        rest = text.split("://", 1)[1]
+        host = rest.split("/", 1)[0].split("?", 1)[0].split("#", 1)[0].rsplit("@", 1)[-1]
+        raise PatternError(
+            f"Pattern {_show(text)} is a URL; write only the host{' (and :port)' if ':' in host else ''}, "
+            f"e.g. {_show(host or 'example.com')}."
+        )
+    _check_chars(text, "Pattern")
+    if "?" in text or "#" in text:
+        raise PatternError(f"Pattern {_show(text)} contains a query or fragment; write only the host.")
+    if "/" in text:
+        head = text.partition("/")[0]
+        address = head.removeprefix("[")
+        if _strict_ipv4(address) is None and _ipv6(address) is None:
+            raise PatternError(
+                f"Pattern {_show(text)} contains a path; write only the host, e.g. {_show(head)}."
+            )
+    host, port, bracketed = _split_port(text)
+    if host == "*":
+        if not allow_any:
+            raise PatternError(
+                f"Pattern {_show(text)} would allow every host; list the domains you need "
+                "('*' is accepted only in a deny list)."
+            )
+        return Pattern(text, "any", "*", port)
+    if bracketed or ":" in host:
+        if "/" in host:
+            return _cidr_pattern(text, host, port, allow_any)
+        addr6 = _ipv6(host)
+        if addr6 is None:
+            if bracketed and _strict_ipv4(host) is not None:
+                raise PatternError(
+                    f"Pattern {_show(text)} brackets an IPv4 address; write it without brackets."
+                )
+            raise PatternError(
+                f"Pattern {_show(text)} is not a valid IPv6 address; with a port, IPv6 must be bracketed, "
+                "e.g. '[2001:db8::1]:443'."
+            )
+        return _ip_pattern(text, addr6, port)
+    if "/" in host:
+        return _cidr_pattern(text, host, port, allow_any)
+    if "*" in host:
+        return _wildcard_pattern(text, host, port)
+    name = _normalize_name(host, "Pattern", text)
+    if _ends_in_number(name):
+        addr4 = _strict_ipv4(name)
+        if addr4 is not None:
+            return _ip_pattern(text, addr4, port)
+        loose = _inet_aton(name)
+        if loose is not None:
+            raise PatternError(
+                f"Pattern {_show(text)} is an unusual IPv4 spelling; write it as {_show(str(loose))}."
+            )
+        raise PatternError(
+            f"Pattern {_show(text)} ends in a number but is not a valid IPv4 address; "
+            "write a dotted address such as '10.1.2.3' or a name whose last label is not numeric."
+        )
+    return Pattern(text, "exact", name, port)
+
+
+# --------------------------------------------------------------------------------------------------------
+# Decisions
+# --------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    verdict: Literal["allow", "deny"]
+    rule: str  # Pattern.source that decided, or "default-deny"
+    reason: Literal["allowed", "denied_by_rule", "not_allowed"]
+
+
+_DEFAULT_DENY = Match("deny", "default-deny", "not_allowed")
+
+
+def match_destination(host: Host, port: int, allowed: Sequence[Pattern], denied: Sequence[Pattern]) -> Match:
+    """Deny wins over allow; a destination no rule names is denied."""
+    for pattern in denied:
+        if pattern.matches(host, port):
+            return Match("deny", pattern.source, "denied_by_rule")
+    for pattern in allowed:
+        if pattern.matches(host, port):
+            return Match("allow", pattern.source, "allowed")
+    return _DEFAULT_DENY
+
+
+def address_explicitly_allowed(addr: IPAddress, port: int, allowed: Sequence[Pattern]) -> bool:
+    """True when an allowed IP/CIDR entry (port-compatible) names `addr` itself.
+
+    This is how a user lets an intranet name resolve into a guarded range. Only the address as dialed
+    counts: an address embedded in NAT64/6to4 form never earns the carve-out (srt's rule).
+    """
+    addr = _unmap(addr)
+    return any(
+        p._network is not None and (p.port is None or p.port == port) and addr in p._network for p in allowed
+    )
+
+
+# --------------------------------------------------------------------------------------------------------
+# Local-range guard
+# --------------------------------------------------------------------------------------------------------
+
+_V4 = ipaddress.IPv4Network
+_V6 = ipaddress.IPv6Network
+
+# Checked in order, so 169.254.169.254 reports "cloud-metadata" rather than "link-local".
+# The metadata set is srt's CLOUD_METADATA_ADDRESSES plus the link-local AWS/ECS/EKS endpoints.
+_GUARDED_V4: tuple[tuple[str, ipaddress.IPv4Network], ...] = (
+    ("cloud-metadata", _V4("169.254.169.254/32")),  # AWS, GCP, Azure, OCI, DigitalOcean, ...
+    ("cloud-metadata", _V4("169.254.170.2/32")),  # AWS ECS task metadata
+    ("cloud-metadata", _V4("169.254.170.23/32")),  # AWS EKS Pod Identity
+    ("cloud-metadata", _V4("100.100.100.200/32")),  # Alibaba Cloud
+    ("cloud-metadata", _V4("168.63.129.16/32")),  # Azure WireServer
+    ("cloud-metadata", _V4("192.0.0.192/32")),  # Oracle Cloud Classic
+    ("loopback", _V4("127.0.0.0/8")),
+    ("unspecified", _V4("0.0.0.0/8")),  # connects to the local host on common stacks
+    ("link-local", _V4("169.254.0.0/16")),
+    ("multicast", _V4("224.0.0.0/4")),
+    ("broadcast", _V4("255.255.255.255/32")),
+    ("private", _V4("10.0.0.0/8")),  # stricter than srt, which only denies these on request
+    ("private", _V4("172.16.0.0/12")),
+    ("private", _V4("192.168.0.0/16")),
+    ("carrier-grade-nat", _V4("100.64.0.0/10")),
+)
+_GUARDED_V6: tuple[tuple[str, ipaddress.IPv6Network], ...] = (
+    ("cloud-metadata", _V6("fd00:ec2::/32")),  # AWS: IMDS ::254, EKS Pod Identity ::23, DNS, NTP
+    ("cloud-metadata", _V6("fd20:ce::254/128")),  # Google Cloud, IPv6-only instances
+    ("cloud-metadata", _V6("fd00:c1::a9fe:a9fe/128")),  # Oracle Cloud
+    ("cloud-metadata", _V6("fd00:42::42/128")),  # Scaleway
+    ("cloud-metadata", _V6("fd00:a9fe:a9fe::1/128")),  # Akamai / Linode
+    ("cloud-metadata", _V6("fd00:100::100:200/128")),  # Alibaba Cloud
+    ("loopback", _V6("::1/128")),
+    ("unspecified", _V6("::/128")),
+    ("link-local", _V6("fe80::/10")),
+    ("multicast", _V6("ff00::/8")),
+    ("unique-local", _V6("fc00::/7")),
+)
+
+_NAT64_PREFIX = int(ipaddress.IPv6Address("64:ff9b::")) >> 32
+_TRANSLATED_PREFIX = 0xFFFF_0000  # ::ffff:0:a.b.c.d (SIIT), top 96 bits
+
+
+def _embedded_ipv4(addr: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address is delivered to, if it carries one (mapped, compatible,
+    translated, NAT64 well-known prefix, 6to4, Teredo client)."""
+    top = int(addr) >> 32
+    if top in (0, 0xFFFF, _TRANSLATED_PREFIX, _NAT64_PREFIX):
+        return ipaddress.IPv4Address(int(addr) & 0xFFFF_FFFF)
+    if addr.sixtofour is not None:
+        return addr.sixtofour
+    if addr.teredo is not None:
+        return addr.teredo[1]
+    return None
+
+
+def _guarded_name(addr: IPAddress) -> str | None:
+    ranges = _GUARDED_V4 if isinstance(addr, ipaddress.IPv4Address) else _GUARDED_V6
+    for name, network in ranges:
+        if addr in network:
+            return name
+    return None
+
+
+def local_range_of(
+    addr: IPAddress,
+    *,
+    extra_denied: Sequence[IPNetwork] = (),
+    host_addresses: Collection[IPAddress] = (),
+) -> str | None:
+    """The guarded range `addr` falls in (a short stable name), or None when it may be dialed.
+
+    IPv4 ranges also bind the IPv6 forms that deliver to an IPv4 address: an embedded address can only
+    add a denial, never remove one. Documentation and benchmark ranges are deliberately not guarded.
+    """
+    addr = _unmap(addr)
+    v4 = _embedded_ipv4(addr) if isinstance(addr, ipaddress.IPv6Address) else None
+    candidates = (addr,) if v4 is None else (addr, v4)
+    for candidate in candidates:
+        name = _guarded_name(candidate)
+        if name is not None:
+            return name
+    if any(candidate in network for candidate in candidates for network in extra_denied):
+        return "denied-resolved-address"
+    if any(candidate in host_addresses for candidate in candidates):
+        return "this-host"  # a service bound to 0.0.0.0 answers on these exactly as on loopback
+    return None
+
+
+def _ipv4_from_fib_trie(path: str = "/proc/net/fib_trie") -> set[IPAddress]:
+    """Linux: every `/32 host LOCAL` leaf of the routing trie is an address of this host."""
+    found: set[IPAddress] = set()
+    with open(path, encoding="ascii") as f:
+        last = ""
+        for line in f:
+            stripped = line.strip()
+            if stripped.startswith("|--"):
+                last = stripped[3:].strip()
+            elif stripped == "/32 host LOCAL" and last:
+                found.add(ipaddress.IPv4Address(last))
+    return found
+
+
+def _ipv4_from_ioctl() -> set[IPAddress]:
+    """Fallback: the primary IPv4 address of each interface (SIOCGIFADDR)."""
+    found: set[IPAddress] = set()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        for _, name in socket.if_nameindex():
+            try:
+                ifreq = fcntl.ioctl(s.fileno(), 0x8915, struct.pack("256s", name.encode()[:15]))
+            except OSError:  # interface without an IPv4 address
+                continue
+            found.add(ipaddress.IPv4Address(ifreq[20:24]))
+    return found
+
+
+def _ipv6_from_if_inet6(path: str = "/proc/net/if_inet6") -> set[IPAddress]:
+    found: set[IPAddress] = set()
+    with open(path, encoding="ascii") as f:
+        for line in f:
+            fields = line.split()
+            if fields:
+                found.add(ipaddress.IPv6Address(bytes.fromhex(fields[0])))
+    return found
+
+
+def host_interface_addresses() -> frozenset[IPAddress]:
+    """This machine's own interface addresses, best effort: never raises, returns what it can read.
+
+    A missing source only narrows the "this-host" check; the fixed ranges above still apply.
+    """
+    found: set[IPAddress] = set()
+    for source in ((_ipv4_from_fib_trie, _ipv4_from_ioctl), (_ipv6_from_if_inet6,)):
+        for reader in source:  # within a family, stop at the first source that yields addresses
+            try:
+                addresses = reader()
+            except (OSError, ValueError, struct.error):
+                continue
+            if addresses:
+                found |= addresses
+                break
+    return frozenset(found)

@@ -1,0 +1,228 @@
+"""The platform interface: what every jail backend is given and must provide.
+
+The runner builds one `JailSpec` from the validated settings and hands it to the platform's `Jail`; it never
+branches on the platform itself. Path rules (which host paths are writable, masked, protected) are resolved
+here once, so the Linux bwrap backend and the macOS seatbelt backend apply the same policy.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import signal
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from netjail.ca import RunCA
+    from netjail.settings import Settings
+
+# Files and folders that run code or redirect tools the next time the user works: never writable, as in srt.
+DANGEROUS_FILES = (
+    ".gitconfig",
+    ".gitmodules",
+    ".bashrc",
+    ".bash_profile",
+    ".bash_login",
+    ".bash_logout",
+    ".zshrc",
+    ".zprofile",
+    ".zshenv",
+    ".zlogin",
+    ".profile",
+    ".ripgreprc",
+    ".mcp.json",
+    ".npmrc",
+    ".pypirc",
+)
+DANGEROUS_DIRECTORIES = (".vscode", ".idea", ".claude/commands", ".claude/agents", ".devcontainer")
+GIT_DIR_DENIES = ("hooks", "config")
+
+PROXY_PORT = 3128  # inside the jail's own network namespace, so it never collides with the host
+
+
+class JailError(Exception):
+    """The jail cannot be set up: the command must not run."""
+
+
+@dataclass(frozen=True)
+class PathRules:
+    """Absolute, symlink-resolved host paths, in the order the backends apply them."""
+
+    writable: tuple[Path, ...]
+    read_only: tuple[Path, ...]  # denyWrite and the mandatory denies inside writable paths
+    hidden: tuple[Path, ...]  # denyRead
+    reallowed: tuple[Path, ...]  # allowRead inside a denyRead region
+
+
+@dataclass(frozen=True)
+class JailSpec:
+    argv: tuple[str, ...]
+    cwd: Path
+    env: dict[str, str]
+    rules: PathRules
+    ca: RunCA
+    allow_pty: bool
+    private_state: tuple[Path, ...]  # netjail's own settings, state and CA: masked inside
+    debug: bool = False
+
+
+@dataclass
+class Launched:
+    """A started sandbox: the supervisor waits on `pid` and reads `status_fd`."""
+
+    pid: int
+    reaped: bool = False
+    listeners: list[socket.socket] = field(default_factory=list)  # the proxy's entrance, inside the jail
+    status_fd: int = -1
+
+
+class Jail(Protocol):
+    name: str
+
+    def check(self) -> None:
+        """Raise JailError when the platform lacks what the jail needs (before anything starts)."""
+
+    def describe(self, spec: JailSpec) -> list[str]:
+        """What will be applied, for `-d` and `netjail explain`."""
+
+    def environment(self, base: dict[str, str], ca: RunCA) -> dict[str, str]:
+        """The command's environment: proxy and CA variables as seen from inside this platform's jail."""
+
+    def launch(self, spec: JailSpec) -> Launched:
+        """Start the command inside the jail. Raise JailError if it cannot be set up."""
+
+    def child_exit_status(self, launched: Launched, wait_status: int) -> int | None:
+        """The command's exit status, or None when the jail itself failed before the command ran."""
+
+    def signal(self, launched: Launched, signum: signal.Signals) -> None:
+        """Forward a signal to the command (not to the jail's own machinery)."""
+
+    def cleanup(self, launched: Launched) -> None:
+        """Kill whatever is left and release what launch created."""
+
+
+def current_jail() -> Jail:
+    import sys
+
+    if sys.platform.startswith("linux"):
+        from netjail.linux import BwrapJail
+
+        return BwrapJail()
+    if sys.platform == "darwin":
+        from netjail.macos import SeatbeltJail  # type: ignore[import-not-found]
+
+        return SeatbeltJail()
+    raise JailError(f"netjail has no jail for platform {sys.platform!r}")
+
+
+# -- path rules -----------------------------------------------------------------------------------------------
+
+
+def _expand(entry: str, cwd: Path) -> list[Path]:
+    """One settings path -> the host paths it names: `~` expanded, relative to cwd, globs matched."""
+    expanded = os.path.expanduser(entry)
+    absolute = expanded if os.path.isabs(expanded) else os.path.join(cwd, expanded)
+    if glob.has_magic(absolute):
+        return [Path(os.path.realpath(p)) for p in sorted(glob.glob(absolute, recursive=True))]
+    return [Path(os.path.realpath(absolute))]
+
+
+def _existing(paths: list[Path]) -> list[Path]:
+    return [p for p in paths if os.path.lexists(p)]
+
+
+def _unique(paths: list[Path]) -> tuple[Path, ...]:
+    return tuple(dict.fromkeys(paths))
+
+
+def mandatory_denies(root: Path, depth: int, allow_git_config: bool) -> list[Path]:
+    """Dangerous files under a writable root, found to `depth` levels (node_modules skipped, as srt does)."""
+    found: list[Path] = []
+    git_denies = tuple(d for d in GIT_DIR_DENIES if not (allow_git_config and d == "config"))
+    start_depth = len(root.parts)
+    for dirpath, dirnames, filenames in os.walk(root):
+        here = Path(dirpath)
+        level = len(here.parts) - start_depth
+        dirnames[:] = [d for d in dirnames if d != "node_modules"] if level < depth else []
+        for name in DANGEROUS_FILES:
+            if name in filenames or name in dirnames:
+                found.append(here / name)
+        for name in DANGEROUS_DIRECTORIES:
+            if (here / name).is_dir():
+                found.append(here / name)
+        if ".git" in dirnames or (here / ".git").is_dir():
+            found.extend(here / ".git" / d for d in git_denies if os.path.lexists(here / ".git" / d))
+    return found
+
+
+def path_rules(settings: Settings, cwd: Path, extra_read_only: tuple[Path, ...] = ()) -> PathRules:
+    fs = settings.filesystem
+    writable = _unique(_existing([p for e in fs.allow_write for p in _expand(e, cwd)]))
+    mandatory = [
+        p for root in writable for p in mandatory_denies(root, settings.mandatory_deny_search_depth, fs.allow_git_config)
+    ]
+    read_only = _unique(
+        _existing([p for e in fs.deny_write for p in _expand(e, cwd)]) + mandatory + list(extra_read_only)
+    )
+    hidden = _unique(_existing([p for e in fs.deny_read for p in _expand(e, cwd)]))
+    reallowed = _unique(
+        [p for p in _existing([p for e in fs.allow_read for p in _expand(e, cwd)]) if _under_any(p, hidden)]
+    )
+    return PathRules(writable=writable, read_only=read_only, hidden=hidden, reallowed=reallowed)
+
+
+def _under_any(path: Path, roots: tuple[Path, ...]) -> bool:
+    return any(path == r or r in path.parents for r in roots)
+
+
+# -- environment ----------------------------------------------------------------------------------------------
+
+CA_REPLACING_VARS = (
+    "SSL_CERT_FILE",
+    "REQUESTS_CA_BUNDLE",
+    "CURL_CA_BUNDLE",
+    "PIP_CERT",
+    "GIT_SSL_CAINFO",
+    "AWS_CA_BUNDLE",
+    "CARGO_HTTP_CAINFO",
+    "HEX_CACERTS_PATH",
+)
+CA_ADDITIVE_VARS = ("NODE_EXTRA_CA_CERTS", "DENO_CERT")
+
+
+def jail_environment(
+    base: dict[str, str], proxy_url: str, jail_bundle: str, ca_cert: str
+) -> dict[str, str]:
+    """The command's environment: the host's, plus the variables that route clients through the proxy and
+    make them trust the run's CA (the same set srt sets, and the CA variables it does not)."""
+    env = dict(base)
+    host, _, port = proxy_url.removeprefix("http://").rpartition(":")
+    no_proxy = "localhost,127.0.0.1,::1"
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "GRPC_PROXY"):
+        env[name] = env[name.lower()] = proxy_url
+    env["NO_PROXY"] = env["no_proxy"] = no_proxy
+    env["NODE_USE_ENV_PROXY"] = "1"  # Node's built-in fetch ignores the variables without it
+    env["JAVA_TOOL_OPTIONS"] = " ".join(
+        filter(
+            None,
+            [
+                base.get("JAVA_TOOL_OPTIONS", ""),
+                f"-Dhttp.proxyHost={host} -Dhttp.proxyPort={port}",
+                f"-Dhttps.proxyHost={host} -Dhttps.proxyPort={port}",
+                "-Dhttp.nonProxyHosts=localhost|127.0.0.1",
+            ],
+        )
+    )
+    env["GIT_SSH_COMMAND"] = (
+        f"ssh -o ControlMaster=no -o ControlPath=none -o ProxyCommand='socat - PROXY:{host}:%h:%p,proxyport={port}'"
+    )
+    for name in CA_REPLACING_VARS:
+        env[name] = jail_bundle
+    for name in CA_ADDITIVE_VARS:
+        env[name] = ca_cert
+    env["NETJAIL"] = "1"
+    env["SANDBOX_RUNTIME"] = "1"  # tools that detect srt's sandbox behave the same here
+    return env

@@ -1,0 +1,250 @@
+"""The Linux jail: a network namespace netjail prepares itself, and bubblewrap for everything else.
+
+Process tree:  netjail ─┬─ bwrap ── bwrap (pid 1 inside) ── the command
+                        └─ proxy process (host network namespace)
+
+Before bwrap starts, a forked child of netjail enters a new user + network namespace, brings up loopback and
+opens the proxy's listening sockets there, hands them to netjail over a Unix socket pair, and then becomes
+bwrap. bwrap runs without `--unshare-net`, so the command shares that namespace: it holds only loopback, and
+the only thing listening is a socket served by the proxy, which itself runs in the host namespace. Nothing
+of netjail's listens outside the jail, so no other local process or user can use the run's proxy.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import signal
+import socket
+import struct
+from pathlib import Path
+
+from netjail.ca import SYSTEM_BUNDLE_PATHS, RunCA
+from netjail.jail import PROXY_PORT, JailError, JailSpec, Launched, jail_environment
+
+JAIL_FILES_DIR = "/run/netjail"  # inside the jail: a tmpfs holding the trust bundle and the CA certificate
+JAIL_BUNDLE = f"{JAIL_FILES_DIR}/ca-bundle.pem"
+JAIL_CA_CERT = f"{JAIL_FILES_DIR}/ca.pem"
+
+SIOCGIFFLAGS = 0x8913
+SIOCSIFFLAGS = 0x8914
+IFF_UP = 0x1
+
+
+def bwrap_args(spec: JailSpec, bwrap: str = "bwrap", status_fd: int | None = None) -> list[str]:
+    """The whole filesystem and process policy, in one list, in a fixed order:
+    namespaces → base mounts → allowWrite → denyWrite and mandatory denies → denyRead masks → allowRead →
+    netjail's own state → trust bundle → `--` → command."""
+    rules = spec.rules
+    args = [bwrap, "--die-with-parent", "--unshare-user", "--unshare-pid", "--unshare-ipc", "--unshare-uts"]
+    args += ["--unshare-cgroup-try", "--cap-drop", "ALL", "--hostname", "netjail"]
+    if not spec.allow_pty:
+        args.append("--new-session")  # no controlling terminal: TIOCSTI cannot type into the user's shell
+
+    args += ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
+    tmp_writable = any(p == Path("/tmp") for p in rules.writable)
+    if not tmp_writable:
+        args += ["--tmpfs", "/tmp"]
+    # /run holds host sockets (D-Bus, agents, nscd, the container runtime): none of them belong inside.
+    args += ["--tmpfs", "/run"]
+    if not any(spec.cwd == p or p in spec.cwd.parents for p in rules.writable) and _hidden_by_base(spec.cwd):
+        args += ["--ro-bind", str(spec.cwd), str(spec.cwd)]
+
+    for path in rules.writable:
+        if path == Path("/tmp") and tmp_writable:
+            args += ["--bind", "/tmp", "/tmp"]
+        else:
+            args += ["--bind", str(path), str(path)]
+    for path in rules.read_only:
+        args += ["--ro-bind", str(path), str(path)]
+    for path in rules.hidden:
+        args += _mask(path)
+    for path in rules.reallowed:
+        args += ["--ro-bind", str(path), str(path)]
+    for path in spec.private_state:
+        if os.path.lexists(path):
+            args += _mask(path)
+
+    bundle = str(spec.ca.jail_bundle)
+    for system_bundle in SYSTEM_BUNDLE_PATHS:
+        if os.path.isfile(system_bundle):
+            args += ["--ro-bind", bundle, os.path.realpath(system_bundle)]
+    args += ["--ro-bind", bundle, JAIL_BUNDLE, "--ro-bind", str(spec.ca.cert_path), JAIL_CA_CERT]
+
+    args += ["--chdir", str(spec.cwd)]
+    if status_fd is not None:
+        args += ["--json-status-fd", str(status_fd)]
+    args.append("--")
+    args += spec.argv
+    return args
+
+
+def _hidden_by_base(path: Path) -> bool:
+    return any(path == Path(p) or Path(p) in path.parents for p in ("/tmp", "/run"))
+
+
+def _mask(path: Path) -> list[str]:
+    if path.is_dir() and not path.is_symlink():
+        return ["--tmpfs", str(path), "--remount-ro", str(path)]
+    return ["--ro-bind", "/dev/null", str(path)]
+
+
+class BwrapJail:
+    name = "linux-bwrap"
+
+    def __init__(self) -> None:
+        self.bwrap = shutil.which("bwrap") or ""
+
+    def check(self) -> None:
+        if not self.bwrap:
+            raise JailError(
+                "bubblewrap (bwrap) is not installed. Fix: install it (Debian/Ubuntu: `apt-get install bubblewrap`)"
+            )
+
+    def describe(self, spec: JailSpec) -> list[str]:
+        return bwrap_args(spec, self.bwrap or "bwrap", status_fd=None)
+
+    def environment(self, base: dict[str, str], ca: RunCA) -> dict[str, str]:
+        return jail_environment(base, f"http://127.0.0.1:{PROXY_PORT}", JAIL_BUNDLE, JAIL_CA_CERT)
+
+    def launch(self, spec: JailSpec) -> Launched:
+        parent_end, child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        status_read, status_write = os.pipe()
+        args = bwrap_args(spec, self.bwrap, status_fd=status_write)
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - runs in the child, which becomes bwrap or exits
+            parent_end.close()
+            os.close(status_read)
+            _become_bwrap(child_end, status_write, args, spec.env)
+        child_end.close()
+        os.close(status_write)
+        try:
+            parent_end.settimeout(10)
+            message, fds, _flags, _addr = socket.recv_fds(parent_end, 4096, 4)
+        except OSError as e:
+            message, fds = f"no answer from the namespace helper: {e}".encode(), []
+        finally:
+            parent_end.close()
+        if message != b"ok" or not fds:
+            for fd in fds:
+                os.close(fd)
+            os.close(status_read)
+            _reap(pid)
+            raise JailError(f"cannot prepare the jail's network namespace: {message.decode(errors='replace')}")
+        listeners = [socket.socket(fileno=fd) for fd in fds]
+        return Launched(pid=pid, listeners=listeners, status_fd=status_read)
+
+    def child_exit_status(self, launched: Launched, wait_status: int) -> int | None:
+        status = _read_status(launched.status_fd)
+        if "exit-code" in status:
+            return int(status["exit-code"])
+        if "child-pid" in status and os.WIFSIGNALED(wait_status):
+            return 128 + os.WTERMSIG(wait_status)  # bwrap was killed before it could report the command's end
+        return None  # bwrap failed while setting the jail up
+
+    def signal(self, launched: Launched, signum: signal.Signals) -> None:
+        # bwrap does not forward signals. The command runs in bwrap's new session, whose process group id is
+        # the pid of bwrap's init; init ignores signals from outside its namespace, the command does not.
+        group = _child_pid(launched.status_fd)
+        target = -group if group else launched.pid
+        try:
+            os.kill(target, signum)
+        except ProcessLookupError:
+            pass
+
+    def cleanup(self, launched: Launched) -> None:
+        if not launched.reaped:
+            _reap(launched.pid)  # killing bwrap takes the whole sandbox down (--die-with-parent)
+            launched.reaped = True
+        for listener in launched.listeners:
+            listener.close()
+        if launched.status_fd >= 0:
+            os.close(launched.status_fd)
+            launched.status_fd = -1
+
+
+_status_cache: dict[int, dict] = {}
+
+
+def _read_status(fd: int) -> dict:
+    """bwrap writes one JSON object per line: `{"child-pid": N, …}` when the command starts, `{"exit-code": N}`
+    when it ends. Reads what is there without blocking and merges it."""
+    merged = _status_cache.setdefault(fd, {})
+    if fd < 0:
+        return merged
+    os.set_blocking(fd, False)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(fd, 65536)
+        except BlockingIOError:
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    for line in b"".join(chunks).splitlines():
+        try:
+            merged.update(json.loads(line))
+        except ValueError:
+            continue
+    return merged
+
+
+def _child_pid(fd: int) -> int | None:
+    value = _read_status(fd).get("child-pid")
+    return int(value) if value else None
+
+
+def _reap(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    except (ProcessLookupError, ChildProcessError):
+        pass
+
+
+def _become_bwrap(channel: socket.socket, status_fd: int, args: list[str], env: dict[str, str]) -> None:  # pragma: no cover
+    """In the forked child: build the network namespace, hand out the listeners, exec bwrap. Never returns."""
+    try:
+        for signum in (signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGHUP, signal.SIGPIPE):
+            signal.signal(signum, signal.SIG_DFL)
+        uid, gid = os.getuid(), os.getgid()
+        os.unshare(os.CLONE_NEWUSER | os.CLONE_NEWNET)
+        Path("/proc/self/setgroups").write_text("deny")
+        Path("/proc/self/uid_map").write_text(f"{uid} {uid} 1")
+        Path("/proc/self/gid_map").write_text(f"{gid} {gid} 1")
+        _loopback_up()
+        listeners = [_listen(socket.AF_INET, "127.0.0.1")]
+        try:
+            listeners.append(_listen(socket.AF_INET6, "::1"))
+        except OSError:
+            pass  # IPv6 disabled on this host: the IPv4 entrance is enough
+        socket.send_fds(channel, [b"ok"], [s.fileno() for s in listeners])
+        for s in listeners:
+            s.close()
+        channel.close()
+        os.set_inheritable(status_fd, True)
+        os.execve(args[0], args, env)
+    except BaseException as e:  # noqa: BLE001 - anything here means the jail must not start
+        try:
+            channel.sendall(f"{type(e).__name__}: {e}".encode())
+        finally:
+            os._exit(125)
+
+
+def _loopback_up() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        request = struct.pack("16sH14x", b"lo", 0)
+        flags = struct.unpack("16sH14x", fcntl.ioctl(s, SIOCGIFFLAGS, request))[1]
+        fcntl.ioctl(s, SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", flags | IFF_UP))
+
+
+def _listen(family: socket.AddressFamily, host: str) -> socket.socket:
+    s = socket.socket(family, socket.SOCK_STREAM)
+    if family == socket.AF_INET6:
+        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+    s.bind((host, PROXY_PORT))
+    s.listen(1024)
+    return s

@@ -1,0 +1,178 @@
+"""The network policy as pure functions: names, ports and addresses in, a `Verdict` out.
+
+The proxy addon asks these questions at every point a name appears (CONNECT target, Host / :authority, TLS
+SNI, the address actually dialed); nothing here touches a socket, so the whole table is tested without a proxy.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import asdict, dataclass
+from typing import Collection, Literal
+
+from netjail.domains import (
+    Host,
+    IPAddress,
+    Pattern,
+    PatternError,
+    address_explicitly_allowed,
+    local_range_of,
+    match_destination,
+    normalize_host,
+)
+from netjail.settings import NetworkSettings
+
+Reason = Literal[
+    "allowed",
+    "not_allowed",
+    "denied_by_rule",
+    "host_mismatch",
+    "sni_mismatch",
+    "private_destination",
+    "ip_literal",
+    "invalid_host",
+    "policy_error",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    verdict: Literal["allow", "deny"]
+    reason: Reason
+    rule: str  # the pattern that decided, the guard's name, or "default-deny"
+    detail: str = ""  # for a person: why, and how to allow it
+
+    @property
+    def allowed(self) -> bool:
+        return self.verdict == "allow"
+
+    def as_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+
+def allow(rule: str) -> Verdict:
+    return Verdict("allow", "allowed", rule)
+
+
+def deny(reason: Reason, rule: str, detail: str) -> Verdict:
+    return Verdict("deny", reason, rule, detail)
+
+
+def failed_closed(error: BaseException) -> Verdict:
+    """What a hook answers when judging itself raised: never allow."""
+    return deny("policy_error", "policy-error", f"netjail could not judge this request ({type(error).__name__}); denied")
+
+
+class Policy:
+    """The compiled network settings."""
+
+    def __init__(self, network: NetworkSettings, host_addresses: Collection[IPAddress] = ()):
+        self.allowed: tuple[Pattern, ...] = tuple(network.allowed_domains)
+        self.denied: tuple[Pattern, ...] = tuple(network.denied_domains)
+        self.denied_reasons = dict(network.denied_domain_reasons)
+        self.excluded_from_tls: tuple[Pattern, ...] = tuple(network.tls_terminate.exclude_domains)
+        self.pinned: dict[str, IPAddress] = {normalize_host(k).name: v for k, v in network.hosts.items()}
+        self.denied_ranges = tuple(network.denied_resolved_addresses)
+        self.host_addresses = frozenset(host_addresses)
+        self.audit_mode = network.mode == "audit"
+
+    # -- names ------------------------------------------------------------------------------------------------
+
+    def parse(self, text: str) -> Host | Verdict:
+        """A host as a client sent it: normalised, or a deny for a name no resolver should ever see."""
+        try:
+            return normalize_host(text)
+        except PatternError as e:
+            return deny("invalid_host", "invalid-host", f"{e}")
+
+    def judge_destination(self, host: Host, port: int) -> Verdict:
+        match = match_destination(host, port, self.allowed, self.denied)
+        if match.verdict == "allow":
+            return allow(match.rule)
+        target = f"{host.name}:{port}"
+        if match.reason == "denied_by_rule":
+            why = self.denied_reasons.get(match.rule)
+            detail = f"{target} is denied by deniedDomains entry {match.rule!r}" + (f": {why}" if why else "")
+            return deny("denied_by_rule", match.rule, detail + ". Remove that entry to allow it.")
+        if host.ip is not None:
+            return deny(
+                "ip_literal",
+                "default-deny",
+                f"{target} is an IP address, and domain rules never match addresses. "
+                f"To allow it, add {self.suggested_entry(host)!r} to network.allowedDomains.",
+            )
+        return deny(
+            "not_allowed",
+            "default-deny",
+            f"{host.name} is not in network.allowedDomains. "
+            f"To allow it, add {self.suggested_entry(host)!r} to network.allowedDomains.",
+        )
+
+    def judge_named(self, target: Host, named: str | None, what: Literal["host", "sni"]) -> Verdict | None:
+        """Domain fronting: inside a tunnel to `target`, the Host header / :authority and the TLS SNI must name
+        the same host. Returns a deny, or None when they agree (or the name is absent)."""
+        if not named:
+            return None
+        name = named
+        if what == "host":
+            name = _strip_port(named)
+        parsed = self.parse(name)
+        if isinstance(parsed, Verdict):
+            return parsed
+        if parsed.name == target.name:
+            return None
+        reason: Reason = "host_mismatch" if what == "host" else "sni_mismatch"
+        label = "Host header" if what == "host" else "TLS SNI"
+        return deny(
+            reason,
+            "fronting-guard",
+            f"the {label} names {parsed.name} but the connection is to {target.name} (domain fronting); "
+            "a client must name the host it connects to",
+        )
+
+    def tls_excluded(self, host: Host, port: int) -> bool:
+        return any(p.matches(host, port) for p in self.excluded_from_tls)
+
+    # -- addresses --------------------------------------------------------------------------------------------
+
+    def pinned_address(self, host: Host) -> IPAddress | None:
+        return self.pinned.get(host.name)
+
+    def judge_address(self, host: Host, address: IPAddress, port: int) -> Verdict:
+        """The address actually dialed: local ranges are denied unless the settings name them explicitly (an IP
+        or CIDR entry in allowedDomains), or the name is pinned in network.hosts (the operator's choice)."""
+        if host.ip is None and self.pinned_address(host) == address:
+            return allow(f"hosts:{host.name}")
+        if address_explicitly_allowed(address, port, self.allowed):
+            return allow(str(address))
+        guarded = local_range_of(address, extra_denied=self.denied_ranges, host_addresses=self.host_addresses)
+        if guarded is None:
+            return allow("public-address")
+        subject = host.name if host.ip is None else "the address"
+        return deny(
+            "private_destination",
+            f"local-range:{guarded}",
+            f"{subject} resolves to {address} ({guarded}); netjail never dials local ranges unless allowed. "
+            f"To allow it, add {_address_entry(address)!r} to network.allowedDomains"
+            + (f" or pin it with network.hosts {{{host.name!r}: {str(address)!r}}}" if host.ip is None else ""),
+        )
+
+    def suggested_entry(self, host: Host) -> str:
+        if host.ip is not None:
+            return _address_entry(host.ip)
+        return host.name
+
+
+def _address_entry(address: IPAddress) -> str:
+    return f"[{address}]" if isinstance(address, ipaddress.IPv6Address) else str(address)
+
+
+def _strip_port(authority: str) -> str:
+    """`host`, `host:port`, `[v6]`, `[v6]:port` -> the host part (brackets kept for normalize_host)."""
+    if authority.startswith("["):
+        end = authority.find("]")
+        return authority[: end + 1] if end != -1 else authority
+    host, sep, port = authority.rpartition(":")
+    if sep and port.isdigit() and ":" not in host:
+        return host
+    return authority

@@ -1,0 +1,308 @@
+"""One run: settings → run directory and log → CA → jail + proxy → supervise → run_end → summary.
+
+The supervisor never imports mitmproxy: the proxy is a child process that imports it while the jail starts.
+Order matters for failing closed: the log is open and `run_start` written before anything starts; the
+listeners exist before the command does, so an early connection waits for the proxy; if the proxy cannot
+start or dies, the sandbox is killed and netjail exits 125.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import structlog
+
+from netjail import __version__
+from netjail.ca import create_run_ca
+from netjail.jail import Jail, JailError, JailSpec, Launched, current_jail, path_rules
+from netjail.rundir import RecordLog, RunDir, state_dir, utc_timestamp
+from netjail.settings import LoadedSettings, Settings
+
+log = structlog.get_logger("netjail")
+
+EXIT_NETJAIL_FAILED = 125
+FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+GRACE_SECONDS = 5.0
+PROXY_STOP_SECONDS = 10.0
+PROXY_EXIT_LOG_FAILED = 4  # netjail.proxyd.EXIT_LOG_FAILED, without importing the proxy module
+
+
+class RunFailed(Exception):
+    """netjail itself failed: the message is for the user, the reason goes into run_end."""
+
+    def __init__(self, message: str, reason: str = "setup_failed"):
+        super().__init__(message)
+        self.reason = reason
+
+
+@dataclass
+class Outcome:
+    exit_status: int
+    reason: str  # exited | signaled | interrupted | proxy_failed | log_failed | setup_failed
+    message: str = ""
+    signal_received: int | None = None
+    counts: dict[str, int] = field(default_factory=dict)
+    run_dir: Path | None = None
+
+
+def command_argv(command: str | None, argv: tuple[str, ...]) -> tuple[str, ...]:
+    """`-c CMD` runs through bash as srt does; `-- PROG ARG…` runs as given, through `sh -c 'exec "$@"'` so that
+    a missing or non-executable program gives 127 / 126 (bwrap itself exits 1 when exec fails)."""
+    if command is not None:
+        shell = shutil.which("bash") or "/bin/sh"
+        return (shell, "-c", command)
+    return ("/bin/sh", "-c", 'exec "$@"', "netjail", *argv)
+
+
+def run(loaded: LoadedSettings, argv: tuple[str, ...], *, debug: bool = False, display_command: str = "") -> Outcome:
+    settings = loaded.settings
+    jail = current_jail()
+    jail.check()
+    cwd = Path.cwd().resolve()
+    runs = RunDir.create()
+    records = RecordLog(runs.flows_jsonl)
+    runs.flows_mitm.touch(mode=0o600)
+    runs.settings_json.write_text(loaded.effective_json())
+    runs.point_latest()
+    records.write(
+        {
+            "event": "run_start",
+            "ts": utc_timestamp(),
+            "run_id": runs.run_id,
+            "command": display_command,
+            "argv": list(argv),
+            "cwd": str(cwd),
+            "settings_file": str(loaded.path.resolve()),
+            "settings_origin": loaded.origin,
+            "netjail_version": __version__,
+            "platform": jail.name,
+            "capture_mode": "proxy-variables",
+            "network_mode": settings.network.mode,
+            "pid": os.getpid(),
+        }
+    )
+    log.debug("run.start", run_dir=str(runs.path), settings=str(loaded.path), origin=loaded.origin)
+    for preset, hosts in loaded.expansions.items():
+        log.debug("settings.preset", preset=preset, hosts=hosts)
+
+    outcome = Outcome(EXIT_NETJAIL_FAILED, "setup_failed")
+    try:
+        outcome = _supervise(jail, loaded, runs, argv, cwd, debug)
+    except (JailError, RunFailed, OSError) as e:
+        reason = getattr(e, "reason", "setup_failed")
+        outcome = Outcome(EXIT_NETJAIL_FAILED, reason, message=str(e))
+    finally:
+        runs.remove_secrets()
+        outcome.counts = count_verdicts(runs.flows_jsonl)
+        try:
+            records.write(
+                {
+                    "event": "run_end",
+                    "ts": utc_timestamp(),
+                    "run_id": runs.run_id,
+                    "exit_status": outcome.exit_status,
+                    "reason": outcome.reason,
+                    "message": outcome.message or None,
+                    "signal": outcome.signal_received,
+                    "counts": outcome.counts,
+                }
+            )
+        except OSError as e:
+            outcome = Outcome(EXIT_NETJAIL_FAILED, "log_failed", message=f"cannot write the flow log: {e}")
+        records.close()
+    outcome.run_dir = runs.path
+    return outcome
+
+
+def count_verdicts(path: Path) -> dict[str, int]:
+    counts = {"flows": 0, "allowed": 0, "denied": 0, "failed": 0}
+    try:
+        with path.open() as f:
+            for line in f:
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    continue
+                if record.get("event") != "flow":
+                    continue
+                counts["flows"] += 1
+                if record.get("verdict") == "allow":
+                    counts["allowed"] += 1
+                else:
+                    counts["denied"] += 1
+                if record.get("reason") in ("upstream_error", "client_tls_failed"):
+                    counts["failed"] += 1
+    except OSError:
+        pass
+    return counts
+
+
+def _private_state(loaded: LoadedSettings) -> tuple[Path, ...]:
+    config_home = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
+    return (state_dir(), config_home / "netjail")
+
+
+def _supervise(
+    jail: Jail, loaded: LoadedSettings, runs: RunDir, argv: tuple[str, ...], cwd: Path, debug: bool
+) -> Outcome:
+    settings: Settings = loaded.settings
+    ca = create_run_ca(runs.proxy_dir, settings.network.tls_terminate.extra_ca_cert_paths)
+    rules = path_rules(settings, cwd, extra_read_only=(loaded.path.resolve(),))
+    spec = JailSpec(
+        argv=argv,
+        cwd=cwd,
+        env=jail.environment(dict(os.environ), ca),
+        rules=rules,
+        ca=ca,
+        allow_pty=settings.allow_pty,
+        private_state=_private_state(loaded),
+        debug=debug,
+    )
+    log.debug("jail.args", platform=jail.name, args=jail.describe(spec))
+
+    status_read, status_write = os.pipe()
+    launched: Launched | None = None
+    proxy: subprocess.Popen | None = None
+    try:
+        launched = jail.launch(spec)
+        proxy = _start_proxy(runs, ca.confdir, ca.host_bundle, launched, status_write, debug)
+        os.close(status_write)
+        status_write = -1
+        for listener in launched.listeners:  # the proxy holds them now: if it dies, connections are refused
+            listener.close()
+        launched.listeners.clear()
+        outcome = _wait(jail, launched, proxy, status_read)
+        jail.cleanup(launched)
+        if _stop_proxy(proxy) == PROXY_EXIT_LOG_FAILED and outcome.reason != "log_failed":
+            outcome = Outcome(EXIT_NETJAIL_FAILED, "log_failed", message="the flow log could not be written")
+        return outcome
+    finally:
+        if status_write >= 0:
+            os.close(status_write)
+        os.close(status_read)
+        if launched is not None:
+            jail.cleanup(launched)
+        if proxy is not None:
+            _stop_proxy(proxy)
+
+
+def _start_proxy(
+    runs: RunDir, confdir: Path, upstream_trust: Path, launched: Launched, status_fd: int, debug: bool
+) -> subprocess.Popen:
+    fds = [s.fileno() for s in launched.listeners]
+    args = [
+        sys.executable,
+        "-I",  # isolated: nothing in the working directory or the environment can shadow the proxy's modules
+        "-m",
+        "netjail.proxyd",
+        "--settings", str(runs.settings_json),
+        "--record-dir", str(runs.path),
+        "--confdir", str(confdir),
+        "--upstream-trust", str(upstream_trust),
+        "--listen-fds", ",".join(map(str, fds)),
+        "--status-fd", str(status_fd),
+        "--parent", str(os.getpid()),
+        "--log-file", str(runs.path / "proxy.log"),
+    ]  # fmt: skip
+    if debug:
+        args.append("--debug")
+    return subprocess.Popen(
+        args,
+        pass_fds=[*fds, status_fd],
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,  # a Ctrl-C for the command must not reach the proxy
+        close_fds=True,
+    )
+
+
+def _wait(jail: Jail, launched: Launched, proxy: subprocess.Popen, proxy_status: int) -> Outcome:
+    selector = selectors.DefaultSelector()
+    jail_fd = os.pidfd_open(launched.pid)
+    proxy_fd = os.pidfd_open(proxy.pid)
+    wake_read, wake_write = socket.socketpair()
+    wake_read.setblocking(False)
+    wake_write.setblocking(False)
+    previous = {s: signal.signal(s, lambda *_: None) for s in FORWARDED_SIGNALS}
+    old_wakeup = signal.set_wakeup_fd(wake_write.fileno(), warn_on_full_buffer=False)
+    selector.register(jail_fd, selectors.EVENT_READ, "jail")
+    selector.register(proxy_fd, selectors.EVENT_READ, "proxy")
+    selector.register(proxy_status, selectors.EVENT_READ, "proxy_status")
+    selector.register(wake_read, selectors.EVENT_READ, "signal")
+    received: int | None = None
+    deadline: float | None = None
+    started = time.monotonic()
+    try:
+        while True:
+            timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+            events = selector.select(timeout)
+            if not events and deadline is not None:
+                log.warning("run.grace_expired", seconds=GRACE_SECONDS)
+                jail.cleanup(launched)
+                deadline = None
+                continue
+            for key, _ in events:
+                match key.data:
+                    case "proxy_status":
+                        line = os.read(proxy_status, 64)
+                        if not line:
+                            selector.unregister(proxy_status)
+                        elif b"ready" in line:
+                            log.debug("proxy.ready", after_ms=round((time.monotonic() - started) * 1000))
+                    case "signal":
+                        for signum in wake_read.recv(64):
+                            received = signum
+                            log.debug("run.signal", signal=signal.Signals(signum).name)
+                            jail.signal(launched, signal.Signals(signum))
+                        deadline = deadline or time.monotonic() + GRACE_SECONDS
+                    case "proxy":
+                        code = proxy.wait()
+                        reason = "log_failed" if code == PROXY_EXIT_LOG_FAILED else "proxy_failed"
+                        message = (
+                            "the flow log could not be written; the sandbox was stopped"
+                            if reason == "log_failed"
+                            else f"the proxy stopped unexpectedly (exit {code}); the sandbox was stopped"
+                        )
+                        jail.cleanup(launched)
+                        return Outcome(EXIT_NETJAIL_FAILED, reason, message=message, signal_received=received)
+                    case "jail":
+                        _, wait_status = os.waitpid(launched.pid, 0)
+                        launched.reaped = True
+                        status = jail.child_exit_status(launched, wait_status)
+                        if status is None:
+                            return Outcome(
+                                EXIT_NETJAIL_FAILED, "setup_failed", message="the jail could not be set up (bwrap failed)"
+                            )
+                        if received is not None:
+                            return Outcome(status, "interrupted", signal_received=received)
+                        return Outcome(status, "signaled" if status > 128 else "exited")
+    finally:
+        signal.set_wakeup_fd(old_wakeup)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        selector.close()
+        os.close(jail_fd)
+        os.close(proxy_fd)
+        wake_read.close()
+        wake_write.close()
+
+
+def _stop_proxy(proxy: subprocess.Popen) -> int:
+    """Let the proxy finish its records (mitmproxy's `done` hook), then make sure it is gone."""
+    if proxy.poll() is None:
+        proxy.send_signal(signal.SIGTERM)
+        try:
+            proxy.wait(PROXY_STOP_SECONDS)
+        except subprocess.TimeoutExpired:
+            proxy.kill()
+            proxy.wait()
+    return proxy.returncode

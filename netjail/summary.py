@@ -1,0 +1,53 @@
+"""The short report printed after a run in which something was blocked or failed upstream."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Iterator
+
+from netjail.records import iter_records, safe_text
+
+TOP_HOSTS = 5
+
+
+def _blocked(records: Iterator[dict]) -> tuple[Counter[str], Counter[str], dict[str, str]]:
+    denied: Counter[str] = Counter()
+    failed: Counter[str] = Counter()
+    suggestions: dict[str, str] = {}
+    for record in records:
+        if record.get("event") != "flow":
+            continue
+        host = str(record.get("host") or "?")
+        if record.get("verdict") == "deny":
+            denied[host] += 1
+            if record.get("reason") in ("not_allowed", "ip_literal"):
+                suggestions.setdefault(host, _entry(host))
+        elif record.get("reason") in ("upstream_error", "client_tls_failed"):
+            failed[host] += 1
+    return denied, failed, suggestions
+
+
+def _entry(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def render(flows_jsonl: Path, run_dir: Path) -> str | None:
+    denied, failed, suggestions = _blocked(iter_records(flows_jsonl))
+    if not denied and not failed:
+        return None
+    lines: list[str] = []
+    if denied:
+        total = sum(denied.values())
+        top = ", ".join(f"{safe_text(h)} ({n})" for h, n in denied.most_common(TOP_HOSTS))
+        lines.append(f"netjail: blocked {total} request{'s' if total != 1 else ''} to {len(denied)} host(s): {top}")
+        if suggestions:
+            snippet = json.dumps({"network": {"allowedDomains": sorted(suggestions.values())}})
+            lines.append(f"netjail: to allow them, add to your settings: {safe_text(snippet)}")
+    if failed:
+        total = sum(failed.values())
+        top = ", ".join(f"{safe_text(h)} ({n})" for h, n in failed.most_common(TOP_HOSTS))
+        lines.append(f"netjail: {total} allowed request{'s' if total != 1 else ''} failed upstream: {top}")
+    lines.append(f"netjail: flows recorded in {safe_text(str(run_dir))}  (netjail flows, netjail why)")
+    return "\n".join(lines)
