@@ -86,8 +86,9 @@ class NetjailPolicy:
         self.policy: Policy | None = None
         # client connection id -> (host, port) of its CONNECT tunnel, as judged
         self.tunnels: dict[str, tuple[Host, int]] = {}
-        # server connection id -> the verdict of server_connect, for the flow that used it
-        self.dial_verdicts: dict[str, Verdict] = {}
+        # client connection id -> (name, port) -> the verdict of its last dial there, for the flows that used it
+        # (a flow's server_conn is not always the Server object that server_connect saw)
+        self.dial_verdicts: dict[str, dict[tuple[str, int], Verdict]] = {}
 
     def load(self, loader) -> None:
         loader.add_option("netjail_settings", str, "", "Path of a netjail (or srt) settings file.")
@@ -130,8 +131,12 @@ class NetjailPolicy:
     def _on_flow_error(self, flow: http.HTTPFlow, verdict: Verdict) -> None:
         self._deny_flow(flow, verdict)
 
+    def _remember_dial(self, data: server_hooks.ServerConnectionHookData, name: str, port: int, verdict: Verdict) -> None:
+        self.dial_verdicts.setdefault(data.client.id, {})[(name.lower(), port)] = verdict
+
     def _on_server_error(self, data: server_hooks.ServerConnectionHookData, verdict: Verdict) -> None:
-        self.dial_verdicts[data.server.id] = verdict
+        if data.server.address is not None:
+            self._remember_dial(data, str(data.server.address[0]), int(data.server.address[1]), verdict)
         data.server.error = f"netjail: {verdict.detail}"
 
     def _on_clienthello_error(self, data: tls.ClientHelloData, verdict: Verdict) -> None:
@@ -208,10 +213,10 @@ class NetjailPolicy:
             self._on_server_error(data, verdict)
             return
         # Dial exactly the address that was judged; the name stays the TLS server name.
+        self._remember_dial(data, name, port, verdict)
         data.server.address = (str(address), port)
         if host.ip is None:
             data.server.sni = host.name
-        self.dial_verdicts[data.server.id] = verdict
 
     async def _resolve_and_judge(self, policy: Policy, host: Host, port: int) -> tuple[IPAddress | None, Verdict]:
         if host.ip is not None:
@@ -258,7 +263,7 @@ class NetjailPolicy:
 
     def _attach_dial_verdict(self, flow: http.HTTPFlow) -> None:
         """A deny in server_connect has no flow to mark: carry it over to the flow whose dial it refused."""
-        dial = self.dial_verdicts.get(flow.server_conn.id)
+        dial = self.dial_verdicts.get(flow.client_conn.id, {}).get((flow.request.host.lower(), flow.request.port))
         if dial is None:
             return
         current = flow.metadata.get(METADATA_KEY, {})
@@ -269,9 +274,7 @@ class NetjailPolicy:
 
     def client_disconnected(self, client: Client) -> None:
         self.tunnels.pop(client.id, None)
-
-    def server_disconnected(self, data: server_hooks.ServerConnectionHookData) -> None:
-        self.dial_verdicts.pop(data.server.id, None)
+        self.dial_verdicts.pop(client.id, None)
 
 
 async def resolve(name: str, port: int) -> list[IPAddress]:

@@ -62,7 +62,7 @@ def classify_error(message: str) -> str:
         return "dns"
     if "certificate" in text or "verify" in text:
         return "tls_verify"
-    if "refused" in text:
+    if "refused" in text or "errno 111" in text or "connect call failed" in text:
         return "refused"
     if "timed out" in text or "timeout" in text:
         return "timeout"

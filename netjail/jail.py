@@ -104,13 +104,13 @@ class Jail(Protocol):
         """Kill whatever is left and release what launch created."""
 
 
-def current_jail() -> Jail:
+def current_jail(settings: Settings | None = None) -> Jail:
     import sys
 
     if sys.platform.startswith("linux"):
         from netjail.linux import BwrapJail
 
-        return BwrapJail()
+        return BwrapJail(settings.bwrap_path if settings else None)
     if sys.platform == "darwin":
         from netjail.macos import SeatbeltJail  # type: ignore[import-not-found]
 

@@ -59,10 +59,13 @@ def bwrap_args(spec: JailSpec, bwrap: str = "bwrap", status_fd: int | None = Non
             args += ["--bind", str(path), str(path)]
     for path in rules.read_only:
         args += ["--ro-bind", str(path), str(path)]
+    masked_dirs = [path for path in rules.hidden if _is_real_dir(path)]
     for path in rules.hidden:
-        args += _mask(path)
-    for path in rules.reallowed:
+        args += ["--tmpfs", str(path)] if path in masked_dirs else ["--ro-bind", "/dev/null", str(path)]
+    for path in rules.reallowed:  # mounted before the masks turn read-only: their mount points live there
         args += ["--ro-bind", str(path), str(path)]
+    for path in masked_dirs:
+        args += ["--remount-ro", str(path)]
     for path in spec.private_state:
         if os.path.lexists(path):
             args += _mask(path)
@@ -85,8 +88,12 @@ def _hidden_by_base(path: Path) -> bool:
     return any(path == Path(p) or Path(p) in path.parents for p in ("/tmp", "/run"))
 
 
+def _is_real_dir(path: Path) -> bool:
+    return path.is_dir() and not path.is_symlink()
+
+
 def _mask(path: Path) -> list[str]:
-    if path.is_dir() and not path.is_symlink():
+    if _is_real_dir(path):
         return ["--tmpfs", str(path), "--remount-ro", str(path)]
     return ["--ro-bind", "/dev/null", str(path)]
 
@@ -94,11 +101,11 @@ def _mask(path: Path) -> list[str]:
 class BwrapJail:
     name = "linux-bwrap"
 
-    def __init__(self) -> None:
-        self.bwrap = shutil.which("bwrap") or ""
+    def __init__(self, bwrap_path: str | Path | None = None) -> None:
+        self.bwrap = str(bwrap_path) if bwrap_path else (shutil.which("bwrap") or "")
 
     def check(self) -> None:
-        if not self.bwrap:
+        if not self.bwrap or not os.access(self.bwrap, os.X_OK):
             raise JailError(
                 "bubblewrap (bwrap) is not installed. Fix: install it (Debian/Ubuntu: `apt-get install bubblewrap`)"
             )

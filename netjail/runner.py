@@ -66,7 +66,7 @@ def command_argv(command: str | None, argv: tuple[str, ...]) -> tuple[str, ...]:
 
 def run(loaded: LoadedSettings, argv: tuple[str, ...], *, debug: bool = False, display_command: str = "") -> Outcome:
     settings = loaded.settings
-    jail = current_jail()
+    jail = current_jail(settings)
     jail.check()
     cwd = Path.cwd().resolve()
     runs = RunDir.create()
@@ -239,6 +239,7 @@ def _wait(jail: Jail, launched: Launched, proxy: subprocess.Popen, proxy_status:
     selector.register(proxy_status, selectors.EVENT_READ, "proxy_status")
     selector.register(wake_read, selectors.EVENT_READ, "signal")
     received: int | None = None
+    forced = False
     deadline: float | None = None
     started = time.monotonic()
     try:
@@ -247,7 +248,8 @@ def _wait(jail: Jail, launched: Launched, proxy: subprocess.Popen, proxy_status:
             events = selector.select(timeout)
             if not events and deadline is not None:
                 log.warning("run.grace_expired", seconds=GRACE_SECONDS)
-                jail.cleanup(launched)
+                os.kill(launched.pid, signal.SIGKILL)  # bwrap's death takes the whole sandbox with it
+                forced = True
                 deadline = None
                 continue
             for key, _ in events:
@@ -283,6 +285,8 @@ def _wait(jail: Jail, launched: Launched, proxy: subprocess.Popen, proxy_status:
                                 EXIT_NETJAIL_FAILED, "setup_failed", message="the jail could not be set up (bwrap failed)"
                             )
                         if received is not None:
+                            # killed after the grace period: report the signal netjail itself was sent
+                            status = 128 + received if forced else status
                             return Outcome(status, "interrupted", signal_received=received)
                         return Outcome(status, "signaled" if status > 128 else "exited")
     finally:

@@ -145,6 +145,9 @@ class Netjail:
         self.work.mkdir()
         self.tmp_path = tmp_path
         self.test_ca_path = test_ca_path
+        # the jail has a private /tmp: a copy in the working directory is what a client inside can read
+        self.jail_test_ca = self.work / "test-ca.pem"
+        shutil.copy(test_ca_path, self.jail_test_ca)
         self.env = {**os.environ, "NETJAIL_STATE_DIR": str(self.state)}
 
     def settings(self, network: dict | None = None, filesystem: dict | None = None, **top: Any) -> Path:

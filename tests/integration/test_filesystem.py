@@ -1,0 +1,138 @@
+"""The filesystem jail: writes only where allowed, denyRead masked, mandatory denies, private /tmp, own state."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Netjail
+
+pytestmark = pytest.mark.nonroot
+
+
+def test_writes_inside_allow_write_land_and_outside_fail(netjail: Netjail, tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    cfg = netjail.settings(filesystem={"allowWrite": ["."]})
+    result = netjail.run(
+        "-s", str(cfg), "-c",
+        f"echo in > inside.txt; echo out > {outside}/x.txt; echo rc=$?; echo home > ~/netjail-test-$$ ; echo rc=$?",
+    )  # fmt: skip
+    assert (netjail.work / "inside.txt").read_text() == "in\n"
+    assert not (outside / "x.txt").exists()
+    assert result.stdout.count("rc=1") == 2, result.explain()
+    assert "Read-only file system" in result.stderr
+
+
+def test_deny_write_inside_allow_write(netjail: Netjail) -> None:
+    (netjail.work / "locked").mkdir()
+    (netjail.work / "locked" / "f").write_text("original")
+    cfg = netjail.settings(filesystem={"allowWrite": ["."], "denyWrite": ["locked"]})
+    result = netjail.run("-s", str(cfg), "-c", "echo changed > locked/f; echo rc=$?; echo ok > free.txt")
+    assert "rc=1" in result.stdout, result.explain()
+    assert (netjail.work / "locked" / "f").read_text() == "original"
+    assert (netjail.work / "free.txt").read_text() == "ok\n"
+
+
+def test_deny_read_masks_files_and_directories_allow_read_reopens(netjail: Netjail) -> None:
+    secrets = netjail.work / "secrets"
+    (secrets / "public").mkdir(parents=True)
+    (secrets / "key").write_text("TOPSECRET")
+    (secrets / "public" / "readme").write_text("fine")
+    (netjail.work / "token").write_text("TOKEN")
+    (netjail.work / "control").write_text("visible")
+    cfg = netjail.settings(
+        filesystem={"allowWrite": [], "denyRead": ["secrets", "token"], "allowRead": ["secrets/public"]}
+    )
+    result = netjail.run(
+        "-s", str(cfg), "-c",
+        "cat secrets/key; cat token; cat secrets/public/readme; echo; cat control; ls secrets",
+    )  # fmt: skip
+    assert "TOPSECRET" not in result.stdout and "TOKEN" not in result.stdout, result.explain()
+    assert "fine" in result.stdout and "visible" in result.stdout
+    assert (secrets / "key").read_text() == "TOPSECRET"
+
+
+def test_deny_read_holds_through_a_symlink(netjail: Netjail) -> None:
+    (netjail.work / "real").mkdir()
+    (netjail.work / "real" / "key").write_text("TOPSECRET")
+    (netjail.work / "link").symlink_to(netjail.work / "real")
+    cfg = netjail.settings(filesystem={"allowWrite": [], "denyRead": ["link"]})
+    result = netjail.run("-s", str(cfg), "-c", "cat real/key link/key")
+    assert "TOPSECRET" not in result.stdout, result.explain()
+
+
+@pytest.mark.parametrize("target", [".bashrc", ".git/hooks/pre-commit", ".git/config", ".gitmodules", ".vscode/tasks.json", "sub/.bashrc"])
+def test_mandatory_denies_protect_existing_files_in_writable_paths(netjail: Netjail, target: str) -> None:
+    subprocess.run(["git", "init", "-q", str(netjail.work)], check=True)
+    path = netjail.work / target
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("original\n")
+    cfg = netjail.settings(filesystem={"allowWrite": ["."]})
+    result = netjail.run("-s", str(cfg), "-c", f"echo pwned >> {target}; echo rc=$?; echo fine > control.txt")
+    assert path.read_text() == "original\n", result.explain()
+    assert "rc=1" in result.stdout
+    assert (netjail.work / "control.txt").read_text() == "fine\n"
+
+
+def test_settings_file_and_state_are_protected(netjail: Netjail) -> None:
+    cfg_in_work = netjail.work / "netjail.json"
+    cfg_in_work.write_text(netjail.settings(filesystem={"allowWrite": ["."]}).read_text())
+    result = netjail.run(
+        "-s", str(cfg_in_work), "-c",
+        f"echo '{{}}' > netjail.json; echo rc=$?; ls {netjail.state}/runs | wc -l; cat {netjail.state}/runs/*/flows.jsonl; echo end",
+    )  # fmt: skip
+    assert "rc=1" in result.stdout, result.explain()
+    assert json.loads(cfg_in_work.read_text())["filesystem"]["allowWrite"] == ["."]
+    lines = result.stdout.splitlines()
+    assert lines[1] == "0" and lines[2] == "end", "the state directory must look empty inside"
+
+
+def test_only_the_ca_certificate_is_visible_inside(netjail: Netjail) -> None:
+    result = netjail.run(
+        "-s", str(netjail.settings()), "-c",
+        "grep -c 'BEGIN CERTIFICATE' /run/netjail/ca.pem; grep -l 'PRIVATE KEY' /run/netjail/* /etc/ssl/certs/ca-certificates.crt; echo done",
+    )  # fmt: skip
+    assert result.stdout.splitlines() == ["1", "done"], result.explain()
+
+
+def test_private_tmp(netjail: Netjail) -> None:
+    host_file = Path(f"/tmp/netjail-host-only-{netjail.tmp_path.name}")
+    host_file.write_text("host")
+    try:
+        result = netjail.run(
+            "-s", str(netjail.settings()), "-c",
+            f"echo x > /tmp/netjail-private-tmp-test && ls /tmp; cat {host_file}; echo rc=$?",
+        )  # fmt: skip
+    finally:
+        host_file.unlink()
+    assert "netjail-private-tmp-test" in result.stdout.split(), result.explain()
+    assert "rc=1" in result.stdout and host_file.name not in result.stdout
+    assert not Path("/tmp/netjail-private-tmp-test").exists()
+
+
+def test_host_processes_are_invisible(netjail: Netjail) -> None:
+    result = netjail.run("-s", str(netjail.settings()), "-c", "ls /proc | grep -c '^[0-9]'")
+    assert int(result.stdout) <= 4, result.explain()
+
+
+def test_srt_settings_file_with_every_key_runs_with_warnings(netjail: Netjail, http_origin) -> None:
+    """srt's own example of every key, less the five keys netjail refuses (external proxies)."""
+    from tests.conftest import REPO
+
+    settings = json.loads((REPO / "tests" / "data" / "srt-every-key.json").read_text())
+    network = settings["network"]
+    for refused in ("httpProxyPort", "socksProxyPort", "mitmProxy"):
+        del network[refused]
+    network["parentProxy"].pop("http"), network["parentProxy"].pop("https")
+    settings["network"]["hosts"] = {"allowed.test": "127.0.0.1"}
+    settings["network"]["allowedDomains"] = [*settings["network"]["allowedDomains"], "allowed.test"]
+    path = netjail.tmp_path / "srt.json"
+    path.write_text(json.dumps(settings))
+    result = netjail.run("-s", str(path), "-c", f"curl -sS http://allowed.test:{http_origin.port}/")
+    assert result.returncode == 0, result.explain()
+    assert result.stdout == "hello from http-origin\n"
+    assert "warning:" in result.stderr
