@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import ipaddress
 import logging
-import socket
 from pathlib import Path
 from typing import Any, Callable
 
@@ -27,7 +25,8 @@ from mitmproxy.connection import Client, Server
 from mitmproxy.proxy import server_hooks
 
 from netjail.domains import Host, IPAddress, host_interface_addresses
-from netjail.policy import Policy, Verdict, allow, deny, failed_closed
+from netjail.policy import Policy, Verdict, deny, failed_closed
+from netjail.resolver import server_lookup, system_lookup
 from netjail.settings import SettingsError, load_settings
 
 log = logging.getLogger("netjail.policy")
@@ -208,7 +207,13 @@ class NetjailPolicy:
         if not verdict.allowed or host is None:
             self._on_server_error(data, verdict)
             return
-        address, verdict = await self._resolve_and_judge(policy, host, port)
+        try:
+            candidates = await self._addresses(policy, host, port)
+        except OSError as e:
+            # an allowed name that does not resolve is an upstream failure, not a policy decision
+            data.server.error = f"could not resolve {host.name}: {e}"
+            return
+        address, verdict = self._first_allowed(policy, host, port, candidates)
         if address is None:
             self._on_server_error(data, verdict)
             return
@@ -218,24 +223,27 @@ class NetjailPolicy:
         if host.ip is None:
             data.server.sni = host.name
 
-    async def _resolve_and_judge(self, policy: Policy, host: Host, port: int) -> tuple[IPAddress | None, Verdict]:
+    @staticmethod
+    async def _addresses(policy: Policy, host: Host, port: int) -> list[IPAddress]:
         if host.ip is not None:
-            candidates: list[IPAddress] = [host.ip]
-        elif (pinned := policy.pinned_address(host)) is not None:
-            candidates = [pinned]
-        else:
-            try:
-                candidates = await resolve(host.name, port)
-            except OSError as e:
-                return None, Verdict("deny", "not_allowed", "dns", f"could not resolve {host.name}: {e}")
+            return [host.ip]
+        if (pinned := policy.pinned_address(host)) is not None:
+            return [pinned]
+        if policy.resolver is not None:
+            return await server_lookup(host.name, policy.resolver)
+        return await system_lookup(host.name, port)
+
+    @staticmethod
+    def _first_allowed(
+        policy: Policy, host: Host, port: int, candidates: list[IPAddress]
+    ) -> tuple[IPAddress | None, Verdict]:
         first_denial: Verdict | None = None
         for address in candidates:
             verdict = policy.judge_address(host, address, port)
             if verdict.allowed:
                 return address, verdict
             first_denial = first_denial or verdict
-        assert first_denial is not None
-        return None, first_denial
+        return None, first_denial or deny("not_allowed", "dns", f"{host.name} has no address")
 
     def tcp_start(self, flow: tcp.TCPFlow) -> None:
         """Raw TCP inside a tunnel (not TLS, not HTTP): judged as the tunnel's host and port, and recorded."""
@@ -275,16 +283,6 @@ class NetjailPolicy:
     def client_disconnected(self, client: Client) -> None:
         self.tunnels.pop(client.id, None)
         self.dial_verdicts.pop(client.id, None)
-
-
-async def resolve(name: str, port: int) -> list[IPAddress]:
-    loop = asyncio.get_running_loop()
-    infos = await loop.getaddrinfo(name, port, type=socket.SOCK_STREAM)
-    seen: dict[IPAddress, None] = {}
-    for family, *_rest, sockaddr in infos:
-        if family in (socket.AF_INET, socket.AF_INET6):
-            seen[ipaddress.ip_address(sockaddr[0])] = None
-    return list(seen)
 
 
 addons = [NetjailPolicy()]

@@ -32,6 +32,7 @@ Reason = Literal[
     "ip_literal",
     "invalid_host",
     "policy_error",
+    "would_deny",
 ]
 
 
@@ -75,6 +76,7 @@ class Policy:
         self.denied_ranges = tuple(network.denied_resolved_addresses)
         self.host_addresses = frozenset(host_addresses)
         self.audit_mode = network.mode == "audit"
+        self.resolver: tuple[str, int] | None = network.resolver_address
 
     # -- names ------------------------------------------------------------------------------------------------
 
@@ -94,6 +96,14 @@ class Policy:
             why = self.denied_reasons.get(match.rule)
             detail = f"{target} is denied by deniedDomains entry {match.rule!r}" + (f": {why}" if why else "")
             return deny("denied_by_rule", match.rule, detail + ". Remove that entry to allow it.")
+        if host.ip is None and self.audit_mode:
+            # network.mode "audit" (netjail learn): only what the allow list alone would refuse goes through
+            return Verdict(
+                "allow",
+                "would_deny",
+                "default-deny",
+                f"{host.name} is not in network.allowedDomains; allowed because network.mode is \"audit\"",
+            )
         if host.ip is not None:
             return deny(
                 "ip_literal",
@@ -143,12 +153,19 @@ class Policy:
         or CIDR entry in allowedDomains), or the name is pinned in network.hosts (the operator's choice)."""
         if host.ip is None and self.pinned_address(host) == address:
             return allow(f"hosts:{host.name}")
+        as_host = Host(str(address), address)
+        if (denied := match_destination(as_host, port, (), self.denied)).reason == "denied_by_rule":
+            return deny(
+                "denied_by_rule",
+                denied.rule,
+                f"{subject_of(host)} resolves to {address}, which deniedDomains entry {denied.rule!r} denies",
+            )
         if address_explicitly_allowed(address, port, self.allowed):
             return allow(str(address))
         guarded = local_range_of(address, extra_denied=self.denied_ranges, host_addresses=self.host_addresses)
         if guarded is None:
             return allow("public-address")
-        subject = host.name if host.ip is None else "the address"
+        subject = subject_of(host)
         return deny(
             "private_destination",
             f"local-range:{guarded}",
@@ -161,6 +178,10 @@ class Policy:
         if host.ip is not None:
             return _address_entry(host.ip)
         return host.name
+
+
+def subject_of(host: Host) -> str:
+    return host.name if host.ip is None else "the address"
 
 
 def _address_entry(address: IPAddress) -> str:

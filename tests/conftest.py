@@ -195,3 +195,89 @@ class Netjail:
 @pytest.fixture
 def netjail(tmp_path: Path, test_ca: tuple[trustme.CA, Path]) -> Netjail:
     return Netjail(tmp_path, test_ca[1])
+
+
+class DnsServer:
+    """A UDP DNS server on 127.0.0.1 answering every A query with 127.0.0.1 and remembering every question."""
+
+    def __init__(self) -> None:
+        import socket
+
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.questions: list[tuple[str, int]] = []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        import ipaddress
+
+        from mitmproxy import dns
+
+        while True:
+            try:
+                data, peer = self.sock.recvfrom(4096)
+            except OSError:
+                return
+            query = dns.DNSMessage.unpack(data)
+            question = query.questions[0]
+            self.questions.append((question.name, question.type))
+            answers = [dns.ResourceRecord.A(question.name, ipaddress.IPv4Address("127.0.0.1"))] if question.type == 1 else []
+            self.sock.sendto(query.succeed(answers).packed, peer)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.fixture
+def dns_server() -> DnsServer:
+    server = DnsServer()
+    yield server
+    server.close()
+
+
+class WebSocketEcho:
+    """A WebSocket echo origin (plain ws://) on 127.0.0.1, built on wsproto."""
+
+    def __init__(self) -> None:
+        import socket
+
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    @staticmethod
+    def _serve(conn) -> None:
+        from wsproto import ConnectionType, WSConnection
+        from wsproto.events import AcceptConnection, CloseConnection, Message, Request
+
+        ws = WSConnection(ConnectionType.SERVER)
+        with conn:
+            while data := conn.recv(65536):
+                ws.receive_data(data)
+                for event in ws.events():
+                    if isinstance(event, Request):
+                        conn.sendall(ws.send(AcceptConnection()))
+                    elif isinstance(event, Message):
+                        conn.sendall(ws.send(Message(data=event.data)))
+                    elif isinstance(event, CloseConnection):
+                        conn.sendall(ws.send(event.response()))
+                        return
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.fixture
+def ws_origin() -> WebSocketEcho:
+    server = WebSocketEcho()
+    yield server
+    server.close()
