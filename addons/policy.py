@@ -16,15 +16,17 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import ipaddress
 import logging
 from pathlib import Path
 from typing import Any, Callable
 
 from mitmproxy import ctx, exceptions, http, tcp, tls
 from mitmproxy.connection import Client, Server
-from mitmproxy.proxy import server_hooks
+from mitmproxy.proxy import mode_specs, server_hooks
 
 from netjail.domains import Host, IPAddress, host_interface_addresses
+from netjail.capture import SyntheticAddresses
 from netjail.policy import Policy, Verdict, deny, failed_closed
 from netjail.resolver import server_lookup, system_lookup
 from netjail.settings import SettingsError, load_settings
@@ -81,8 +83,10 @@ def _guarded(on_error: Callable[..., None]):
 
 
 class NetjailPolicy:
-    def __init__(self) -> None:
+    def __init__(self, synthetic: SyntheticAddresses | None = None) -> None:
         self.policy: Policy | None = None
+        # the jail resolver's name <-> synthetic address map (transparent capture); None under stock mitmdump
+        self.synthetic = synthetic
         # client connection id -> (host, port) of its CONNECT tunnel, as judged
         self.tunnels: dict[str, tuple[Host, int]] = {}
         # client connection id -> (name, port) -> the verdict of its last dial there, for the flows that used it
@@ -111,9 +115,9 @@ class NetjailPolicy:
             raise RuntimeError("netjail_settings is not set: every flow is denied")
         return self.policy
 
-    def _deny_flow(self, flow: http.HTTPFlow, verdict: Verdict) -> None:
-        self._mark(flow, verdict)
-        flow.response = denial_response(verdict, flow.request.host)
+    def _deny_flow(self, flow: http.HTTPFlow, verdict: Verdict, host: Host | None = None) -> None:
+        self._mark(flow, verdict, **({"judged_host": host.name} if host else {}))
+        flow.response = denial_response(verdict, host.name if host else flow.request.host)
 
     def _mark(self, flow: http.HTTPFlow, verdict: Verdict, **extra: Any) -> None:
         flow.metadata[METADATA_KEY] = verdict.as_dict() | extra
@@ -141,7 +145,42 @@ class NetjailPolicy:
     def _on_clienthello_error(self, data: tls.ClientHelloData, verdict: Verdict) -> None:
         data.ignore_connection = False  # intercept, so the request inside is judged (and denied) normally
 
+    def _named(self, address: str) -> str:
+        """A destination address as the policy must see it: a synthetic address goes back to its name."""
+        if self.synthetic is None:
+            return address
+        try:
+            name = self.synthetic.name_for(ipaddress.ip_address(address))
+        except ValueError:
+            return address
+        return name or address
+
+    def connection_verdict(self, client: Client) -> dict[str, Any] | None:
+        """For the recorder: the verdict on a captured connection that carried no flow at all."""
+        tunnel = self.tunnels.get(client.id)
+        if tunnel is None or self.policy is None:
+            return None
+        host, port = tunnel
+        return self.policy.judge_destination(host, port).as_dict() | {"judged_host": host.name}
+
     # -- hooks ------------------------------------------------------------------------------------------------
+
+    def client_connected(self, client: Client) -> None:
+        """A transparently captured connection: its original destination is the tunnel target. Judged again at
+        every later point (request, TLS, dial); nothing is dialed here."""
+        if not isinstance(client.proxy_mode, mode_specs.TransparentMode) or not client.sockname:
+            return
+        try:
+            address, port = str(client.sockname[0]), int(client.sockname[1])
+            host = self._policy().parse(self._named(address))
+        except Exception:  # noqa: BLE001 - fail closed: no tunnel entry means every later hook denies
+            log.exception("cannot judge a captured connection")
+            client.error = "netjail: cannot judge this connection"
+            return
+        if isinstance(host, Verdict):
+            client.error = f"netjail: {host.detail}"
+            return
+        self.tunnels[client.id] = (host, port)
 
     @_guarded(_on_flow_error)
     def http_connect(self, flow: http.HTTPFlow) -> None:
@@ -149,7 +188,7 @@ class NetjailPolicy:
             return
         host, verdict = self._judge_target(flow.request.host, flow.request.port)
         if not verdict.allowed or host is None:
-            self._deny_flow(flow, verdict)
+            self._deny_flow(flow, verdict, host)
             return
         self.tunnels[flow.client_conn.id] = (host, flow.request.port)
         self._mark(flow, verdict, judged_host=host.name)
@@ -162,7 +201,7 @@ class NetjailPolicy:
         tunnel = self.tunnels.get(flow.client_conn.id)
         if tunnel is not None:
             host, port = tunnel
-            verdict = policy.judge_destination(host, port)  # a keep-alive tunnel outlives nothing: re-check is cheap
+            verdict = policy.judge_destination(host, port)  # every request carries its own verdict
         else:
             parsed, verdict = self._judge_target(flow.request.host, flow.request.port)
             if parsed is None:
@@ -176,7 +215,7 @@ class NetjailPolicy:
                 or verdict
             )
         if not verdict.allowed:
-            self._deny_flow(flow, verdict)
+            self._deny_flow(flow, verdict, host)
             return
         self._mark(flow, verdict, judged_host=host.name)
 
@@ -196,7 +235,7 @@ class NetjailPolicy:
         if data.server.error:
             return
         assert data.server.address is not None
-        name, port = str(data.server.address[0]), int(data.server.address[1])
+        name, port = self._named(str(data.server.address[0])), int(data.server.address[1])
         tunnel = self.tunnels.get(data.client.id)
         policy = self._policy()
         host, verdict = self._judge_target(name, port)
@@ -271,7 +310,9 @@ class NetjailPolicy:
 
     def _attach_dial_verdict(self, flow: http.HTTPFlow) -> None:
         """A deny in server_connect has no flow to mark: carry it over to the flow whose dial it refused."""
-        dial = self.dial_verdicts.get(flow.client_conn.id, {}).get((flow.request.host.lower(), flow.request.port))
+        dial = self.dial_verdicts.get(flow.client_conn.id, {}).get(
+            (self._named(flow.request.host).lower(), flow.request.port)
+        )
         if dial is None:
             return
         current = flow.metadata.get(METADATA_KEY, {})

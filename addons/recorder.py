@@ -23,9 +23,12 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from mitmproxy import ctx, exceptions, http, io, tcp, tls, websocket
-from mitmproxy.connection import Client
+from mitmproxy.connection import Client, Server
+from mitmproxy.proxy import mode_specs
 from mitmproxy.flow import Flow
 
+from netjail import audit
+from netjail.audit_mitm import annotate, redact_flow
 from netjail.rundir import RecordLog, utc_timestamp
 from netjail.settings import SettingsError, load_settings
 
@@ -36,19 +39,23 @@ DEFAULT_REDACT = ("authorization", "cookie", "proxy-authorization")
 
 
 class BodyTap:
-    """A `stream` callable: passes chunks through unchanged, counting and hashing them, keeping a prefix."""
+    """A `stream` callable: passes chunks through unchanged, counting and hashing them, keeping a prefix, and
+    feeding them to the audit detector if it has one (netjail/audit.py: secrets, encoded data, entropy)."""
 
-    def __init__(self, keep: int):
+    def __init__(self, keep: int, scanner: audit.BodyScanner | None = None):
         self.keep = keep
         self.size = 0
         self.digest = hashlib.sha256()
         self.prefix = bytearray()
+        self.scanner = scanner
 
     def __call__(self, chunk: bytes) -> bytes:
         self.size += len(chunk)
         self.digest.update(chunk)
         if len(self.prefix) < self.keep:
             self.prefix += chunk[: self.keep - len(self.prefix)]
+        if self.scanner is not None:
+            self.scanner.feed(chunk)
         return chunk
 
     @property
@@ -82,6 +89,7 @@ class NetjailRecorder:
         self.writer: io.FlowWriter | None = None
         self.body_cap = 1_048_576
         self.redact: frozenset[str] = frozenset(DEFAULT_REDACT)
+        self.secrets = audit.Secrets()  # settings audit.secretEnv / audit.secretFiles, held in memory only
         self.recorded: set[str] = set()
         self.taps: dict[str, dict[str, BodyTap]] = {}  # flow id -> taps of its live bodies
         self.tunnels: dict[str, tuple[http.HTTPFlow, int]] = {}  # client id -> (CONNECT flow, inner records)
@@ -95,11 +103,14 @@ class NetjailRecorder:
     def configure(self, updated: set[str]) -> None:
         if "netjail_settings" in updated and ctx.options.netjail_settings:
             try:
-                record = load_settings(Path(ctx.options.netjail_settings)).settings.record
+                settings = load_settings(Path(ctx.options.netjail_settings)).settings
             except SettingsError as e:
                 raise exceptions.OptionsError(str(e)) from e
-            self.body_cap = record.body_cap
-            self.redact = frozenset(h.lower() for h in record.redact_headers)
+            self.body_cap = settings.record.body_cap
+            self.redact = frozenset(h.lower() for h in settings.record.redact_headers)
+            self.secrets, problems = audit.Secrets.load(settings.audit.secret_env, settings.audit.secret_files, os.environ)
+            for problem in problems:
+                log.warning("%s", problem)
         if "netjail_record_dir" in updated and ctx.options.netjail_record_dir:
             self._open(Path(ctx.options.netjail_record_dir))
 
@@ -128,12 +139,14 @@ class NetjailRecorder:
     def requestheaders(self, flow: http.HTTPFlow) -> None:
         if flow.response or flow.error or flow.request.method == "CONNECT":
             return  # denied (or answered) already: nothing will be streamed upstream
-        tap = BodyTap(self.body_cap)
+        tap = BodyTap(self.body_cap, audit.BodyScanner(self.secrets))
         self._taps(flow)["request"] = tap
         flow.request.stream = tap
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         assert flow.response
+        if flow.response.raw_content is not None:
+            return  # made here (a denial), not streamed from upstream: its body is already whole
         tap = BodyTap(self.body_cap)
         self._taps(flow)["response"] = tap
         flow.response.stream = tap
@@ -170,6 +183,26 @@ class NetjailRecorder:
                 f"client pins certificates, add {connect_flow.request.host!r} to network.tlsTerminate.excludeDomains"
             ),
         }
+
+    def client_connected(self, client: Client) -> None:
+        """A transparently captured connection may carry no flow at all (nothing sent, or a server-first protocol
+        that was never dialed): hold a placeholder so it still gets its one record."""
+        if not isinstance(client.proxy_mode, mode_specs.TransparentMode) or client.error:
+            return
+        policy = ctx.master.addons.get("netjailpolicy")
+        verdict = policy.connection_verdict(client) if policy is not None else None
+        placeholder = tcp.TCPFlow(client, Server(address=client.sockname))
+        placeholder.metadata[METADATA_KEY] = verdict or {"verdict": "deny", "reason": "policy_error", "rule": "policy-error"}
+        self.tunnels[client.id] = (placeholder, 0)
+
+    def record_event(self, record: dict[str, Any]) -> None:
+        """A record that is not a flow (the jail resolver's `dns` records)."""
+        if self.log is None:
+            return
+        try:
+            self.log.write(record)
+        except Exception as e:  # noqa: BLE001 - unrecorded traffic stops the run
+            self._fail(e)
 
     def client_disconnected(self, client: Client) -> None:
         tunnel = self.tunnels.pop(client.id, None)
@@ -209,7 +242,7 @@ class NetjailRecorder:
             self.tunnels[flow.client_conn.id] = (tunnel[0], tunnel[1] + 1)
         taps = self.taps.pop(flow.id, {})
         try:
-            record = flow_record(flow, taps, self.redact)
+            record = flow_record(flow, taps, self.redact, self.secrets)
             self.log.write(record)
             if self.writer is not None:
                 self.writer.add(self._stored_copy(flow, taps))
@@ -219,6 +252,7 @@ class NetjailRecorder:
     def _stored_copy(self, flow: Flow, taps: dict[str, BodyTap]) -> Flow:
         """The flow as kept in flows.mitm: credentials redacted, bodies cut to the cap."""
         copy = flow.copy()
+        copy.id = flow.id  # the record's id (docs/records.md); copy() draws a new one
         copy.metadata.pop("netjail.tcp", None)
         if isinstance(copy, http.HTTPFlow):
             for part in ("request", "response"):
@@ -233,6 +267,7 @@ class NetjailRecorder:
                     message.raw_content = bytes(tap.prefix)
                 elif message.raw_content and len(message.raw_content) > self.body_cap:
                     message.raw_content = message.raw_content[: self.body_cap]
+        redact_flow(copy, self.secrets)
         return copy
 
     def _fail(self, error: Exception) -> None:
@@ -244,16 +279,25 @@ class NetjailRecorder:
 
 
 def flow_record(
-    flow: Flow, taps: dict[str, BodyTap] | None = None, redact: frozenset[str] = frozenset(DEFAULT_REDACT)
+    flow: Flow,
+    taps: dict[str, BodyTap] | None = None,
+    redact: frozenset[str] = frozenset(DEFAULT_REDACT),
+    secrets: audit.Secrets | None = None,
 ) -> dict[str, Any]:
-    """The flows.jsonl record of one flow (schema: docs/records.md)."""
+    """The flows.jsonl record of one flow (schema: docs/records.md), with its audit `flags`."""
+    record = _flow_record(flow, taps or {}, redact)
+    tap = (taps or {}).get("request")
+    annotate(record, flow, tap.scanner if tap is not None else None, secrets)
+    return record
+
+
+def _flow_record(flow: Flow, taps: dict[str, BodyTap], redact: frozenset[str]) -> dict[str, Any]:
     meta: dict[str, Any] = flow.metadata.get(METADATA_KEY, {})
     start = flow.timestamp_created
     if isinstance(flow, tcp.TCPFlow):
         return _tcp_record(flow, meta)
     assert isinstance(flow, http.HTTPFlow)
     request, response = flow.request, flow.response
-    taps = taps or {}
     end = (response.timestamp_end if response and response.timestamp_end else None) or (
         flow.error.timestamp if flow.error else None
     )
@@ -301,6 +345,7 @@ def flow_record(
         "detail": meta.get("detail") or None,
         "address": meta.get("address"),
         "tunnel": bool(is_connect),
+        "user_agent": request.headers.get("user-agent"),
     }
     if "request" in taps:
         record["sha256_out"] = taps["request"].digest.hexdigest() if taps["request"].size else None

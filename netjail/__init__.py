@@ -1,3 +1,21 @@
 """netjail: run a command in a jail whose every byte of egress is judged and recorded by mitmproxy."""
 
+import sys as _sys
+
 __version__ = "0.1.0"
+
+
+def _import_structlog_without_rich() -> None:
+    """structlog imports rich (~120 ms) only to pretty-print tracebacks; netjail's supervisor starts on every
+    command's critical path and renders its own messages, so it takes structlog without it. rich stays
+    importable for the commands that draw tables."""
+    if "structlog" in _sys.modules or "rich" in _sys.modules:
+        return
+    _sys.modules["rich"] = None  # type: ignore[assignment]  # makes `import rich` fail inside structlog only
+    try:
+        import structlog  # noqa: F401
+    finally:
+        del _sys.modules["rich"]
+
+
+_import_structlog_without_rich()

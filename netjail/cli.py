@@ -85,7 +85,13 @@ def run(settings_path: Path | None, command: str | None, debug: bool, argv: tupl
     full_argv = command_argv(command, argv)
     display = command if command is not None else " ".join(argv)
     try:
-        outcome = run_jailed(loaded, full_argv, debug=debug, display_command=display)
+        outcome = run_jailed(
+            loaded,
+            full_argv,
+            debug=debug,
+            display_command=display,
+            warn=lambda message: click.echo(f"netjail: warning: {message}", err=True),
+        )
     except (JailError, OSError) as e:
         _fail(str(e))
     if outcome.message:
@@ -95,6 +101,18 @@ def run(settings_path: Path | None, command: str | None, debug: bool, argv: tupl
         if summary:
             click.echo(summary, err=True)
     sys.exit(outcome.exit_status)
+
+
+from netjail.cli_flows import COMMANDS as _FLOW_COMMANDS  # noqa: E402
+
+for _command in _FLOW_COMMANDS:
+    main.add_command(_command)
+
+
+from netjail.cli_explain import COMMANDS as _EXPLAIN_COMMANDS  # noqa: E402
+
+for _command in _EXPLAIN_COMMANDS:
+    main.add_command(_command)
 
 
 if __name__ == "__main__":

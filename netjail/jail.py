@@ -13,7 +13,7 @@ import signal
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Iterable, Mapping, Protocol
 
 if TYPE_CHECKING:
     from netjail.ca import RunCA
@@ -66,17 +66,24 @@ class JailSpec:
     ca: RunCA
     allow_pty: bool
     private_state: tuple[Path, ...]  # netjail's own settings, state and CA: masked inside
+    files_dir: Path  # private directory for files the backend generates for the jail (resolv.conf, …)
+    capture: str = "auto"  # network.capture
+    allow_unix_sockets: bool = False  # network.allowAllUnixSockets: no seccomp rule against socket(AF_UNIX)
     debug: bool = False
 
 
 @dataclass
 class Launched:
-    """A started sandbox: the supervisor waits on `pid` and reads `status_fd`."""
+    """A sandbox whose command is ready to start: the supervisor waits on `pid` and reads `status_fd`."""
 
     pid: int
     reaped: bool = False
-    listeners: list[socket.socket] = field(default_factory=list)  # the proxy's entrance, inside the jail
+    # role -> sockets the proxy serves: "proxy" (explicit HTTP proxy), "transparent", "dns"
+    sockets: dict[str, list[socket.socket]] = field(default_factory=dict)
     status_fd: int = -1
+    capture_mode: str = "proxy-variables"
+    capture_warning: str | None = None
+    gate: socket.socket | None = None  # the backend's hold on the command until `start`
 
 
 class Jail(Protocol):
@@ -92,7 +99,10 @@ class Jail(Protocol):
         """The command's environment: proxy and CA variables as seen from inside this platform's jail."""
 
     def launch(self, spec: JailSpec) -> Launched:
-        """Start the command inside the jail. Raise JailError if it cannot be set up."""
+        """Set the jail up with the command held back. Raise JailError if it cannot be set up."""
+
+    def start(self, launched: Launched) -> None:
+        """Let the command run."""
 
     def child_exit_status(self, launched: Launched, wait_status: int) -> int | None:
         """The command's exit status, or None when the jail itself failed before the command ran."""
@@ -112,22 +122,39 @@ def current_jail(settings: Settings | None = None) -> Jail:
 
         return BwrapJail(settings.bwrap_path if settings else None)
     if sys.platform == "darwin":
-        from netjail.macos import SeatbeltJail  # type: ignore[import-not-found]
+        from netjail.macos import SeatbeltJail
 
-        return SeatbeltJail()
+        return SeatbeltJail(settings)
     raise JailError(f"netjail has no jail for platform {sys.platform!r}")
 
 
 # -- path rules -----------------------------------------------------------------------------------------------
 
 
-def _expand(entry: str, cwd: Path) -> list[Path]:
-    """One settings path -> the host paths it names: `~` expanded, relative to cwd, globs matched."""
+def _expand(entry: str, cwd: Path, *, deny: bool = False) -> list[Path]:
+    """One settings path -> the host paths it names: `~` expanded, relative to cwd, globs matched.
+
+    Only what the user wrote is a pattern: the home or working directory put in front of it is matched as the name
+    it is (a working directory such as `proj[1]` would otherwise turn every relative entry into a pattern that
+    matches nothing, and silently drop its deny). A deny entry spelt like a pattern also names the path spelt
+    literally, when that exists: a deny may name more than meant, never less."""
     expanded = os.path.expanduser(entry)
-    absolute = expanded if os.path.isabs(expanded) else os.path.join(cwd, expanded)
-    if glob.has_magic(absolute):
-        return [Path(os.path.realpath(p)) for p in sorted(glob.glob(absolute, recursive=True))]
-    return [Path(os.path.realpath(absolute))]
+    if entry.startswith("~") and expanded != entry:
+        head = entry.split("/", 1)[0]
+        base, written = os.path.expanduser(head), entry[len(head) :].lstrip("/")
+        literal = os.path.join(base, written) if written else base
+        pattern = os.path.join(glob.escape(base), written) if written else glob.escape(base)
+    elif os.path.isabs(expanded):
+        written = literal = pattern = expanded
+    else:
+        written = expanded
+        literal, pattern = os.path.join(cwd, expanded), os.path.join(glob.escape(str(cwd)), expanded)
+    if glob.has_magic(written):
+        found = sorted(glob.glob(pattern, recursive=True))
+        if deny and os.path.lexists(literal):
+            found.append(literal)
+        return [Path(os.path.realpath(p)) for p in found]
+    return [Path(os.path.realpath(literal))]
 
 
 def _existing(paths: list[Path]) -> list[Path]:
@@ -164,10 +191,9 @@ def path_rules(settings: Settings, cwd: Path, extra_read_only: tuple[Path, ...] 
     mandatory = [
         p for root in writable for p in mandatory_denies(root, settings.mandatory_deny_search_depth, fs.allow_git_config)
     ]
-    read_only = _unique(
-        _existing([p for e in fs.deny_write for p in _expand(e, cwd)]) + mandatory + list(extra_read_only)
-    )
-    hidden = _unique(_existing([p for e in fs.deny_read for p in _expand(e, cwd)]))
+    denied_writes = _existing([p for e in fs.deny_write for p in _expand(e, cwd, deny=True)])
+    read_only = _unique(denied_writes + mandatory + list(extra_read_only))
+    hidden = _unique(_existing([p for e in fs.deny_read for p in _expand(e, cwd, deny=True)]))
     reallowed = _unique(
         [p for p in _existing([p for e in fs.allow_read for p in _expand(e, cwd)]) if _under_any(p, hidden)]
     )
@@ -179,6 +205,30 @@ def _under_any(path: Path, roots: tuple[Path, ...]) -> bool:
 
 
 # -- environment ----------------------------------------------------------------------------------------------
+
+# What the command inherits from netjail's environment without being asked: what shells, terminals, locales and
+# toolchains need to work, and nothing that commonly holds a credential (tokens, keys, agent sockets, DISPLAY).
+# Anything else passes only when named in the settings' envPassthrough.
+INHERITED_VARIABLES = frozenset(
+    {
+        "PATH", "HOME", "USER", "LOGNAME", "SHELL", "PWD", "TERM", "COLORTERM", "TZ", "TMPDIR",
+        "LANG", "LANGUAGE", "EDITOR", "VISUAL", "PAGER", "LESS", "NO_COLOR", "FORCE_COLOR", "CLICOLOR",
+        "COLUMNS", "LINES", "CI", "DEBIAN_FRONTEND", "LD_LIBRARY_PATH",
+        "XDG_CONFIG_HOME", "XDG_CACHE_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME",
+        "VIRTUAL_ENV", "CONDA_PREFIX", "PYENV_ROOT", "PYENV_VERSION", "PYTHONPATH", "PYTHONUTF8",
+        "PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS", "PIP_CONFIG_FILE",
+        "NVM_DIR", "NODE_PATH", "NPM_CONFIG_REGISTRY", "npm_config_registry", "npm_config_cache",
+        "GOPATH", "GOROOT", "GOMODCACHE", "GOFLAGS", "GOPROXY", "CARGO_HOME", "RUSTUP_HOME", "RUSTUP_TOOLCHAIN",
+        "JAVA_HOME", "MAVEN_HOME", "GRADLE_USER_HOME", "GEM_HOME", "GEM_PATH", "BUNDLE_PATH",
+    }
+)  # fmt: skip
+INHERITED_PREFIXES = ("LC_",)
+
+
+def inherited_environment(environ: Mapping[str, str], passthrough: Iterable[str] = ()) -> dict[str, str]:
+    keep = INHERITED_VARIABLES | set(passthrough)
+    return {k: v for k, v in environ.items() if k in keep or k.startswith(INHERITED_PREFIXES)}
+
 
 CA_REPLACING_VARS = (
     "SSL_CERT_FILE",

@@ -22,18 +22,23 @@ import struct
 from pathlib import Path
 
 from netjail.ca import SYSTEM_BUNDLE_PATHS, RunCA
-from netjail.jail import PROXY_PORT, JailError, JailSpec, Launched, jail_environment
+from netjail.capture import DNS_PORT, TRANSPARENT_PORT, CaptureError, install_capture
+from netjail.jail import PROXY_PORT, JailError, JailSpec, Launched, PathRules, jail_environment
+from netjail.seccomp import SeccompUnavailable, build_filter
 
 JAIL_FILES_DIR = "/run/netjail"  # inside the jail: a tmpfs holding the trust bundle and the CA certificate
 JAIL_BUNDLE = f"{JAIL_FILES_DIR}/ca-bundle.pem"
 JAIL_CA_CERT = f"{JAIL_FILES_DIR}/ca.pem"
+RESOLV_CONF = "# netjail: the jail's own resolver (denied names get NXDOMAIN)\nnameserver 127.0.0.1\noptions edns0\n"
 
 SIOCGIFFLAGS = 0x8913
 SIOCSIFFLAGS = 0x8914
 IFF_UP = 0x1
 
 
-def bwrap_args(spec: JailSpec, bwrap: str = "bwrap", status_fd: int | None = None) -> list[str]:
+def bwrap_args(
+    spec: JailSpec, bwrap: str = "bwrap", status_fd: int | None = None, seccomp_fd: int | str | None = None
+) -> list[str]:
     """The whole filesystem and process policy, in one list, in a fixed order:
     namespaces → base mounts → allowWrite → denyWrite and mandatory denies → denyRead masks → allowRead →
     netjail's own state → trust bundle → `--` → command."""
@@ -57,6 +62,8 @@ def bwrap_args(spec: JailSpec, bwrap: str = "bwrap", status_fd: int | None = Non
             args += ["--bind", "/tmp", "/tmp"]
         else:
             args += ["--bind", str(path), str(path)]
+    for ancestor in _ancestors_to_pin(rules):
+        args += ["--bind", str(ancestor), str(ancestor)]
     for path in rules.read_only:
         args += ["--ro-bind", str(path), str(path)]
     masked_dirs = [path for path in rules.hidden if _is_real_dir(path)]
@@ -75,13 +82,32 @@ def bwrap_args(spec: JailSpec, bwrap: str = "bwrap", status_fd: int | None = Non
         if os.path.isfile(system_bundle):
             args += ["--ro-bind", bundle, os.path.realpath(system_bundle)]
     args += ["--ro-bind", bundle, JAIL_BUNDLE, "--ro-bind", str(spec.ca.cert_path), JAIL_CA_CERT]
+    if os.path.lexists("/etc/resolv.conf"):  # may be a link into /run (systemd-resolved): bind where it points
+        args += ["--ro-bind", str(spec.files_dir / "resolv.conf"), os.path.realpath("/etc/resolv.conf")]
 
     args += ["--chdir", str(spec.cwd)]
+    if seccomp_fd is not None:
+        args += ["--seccomp", str(seccomp_fd)]
     if status_fd is not None:
         args += ["--json-status-fd", str(status_fd)]
     args.append("--")
     args += spec.argv
     return args
+
+
+def _ancestors_to_pin(rules: PathRules) -> list[Path]:
+    """Every directory between a writable root and a protected path inside it, bound onto itself: a mount point
+    cannot be renamed (EBUSY), so `mv .git x; mkdir -p .git/hooks` cannot sidestep a read-only .git/hooks."""
+    pinned: dict[Path, None] = {}
+    for protected in (*rules.read_only, *rules.hidden):
+        roots = [r for r in rules.writable if r in protected.parents]
+        if not roots:
+            continue
+        root = max(roots, key=lambda r: len(r.parts))
+        for ancestor in reversed(protected.parents):
+            if root in ancestor.parents:
+                pinned[ancestor] = None
+    return list(pinned)
 
 
 def _hidden_by_base(path: Path) -> bool:
@@ -111,37 +137,57 @@ class BwrapJail:
             )
 
     def describe(self, spec: JailSpec) -> list[str]:
-        return bwrap_args(spec, self.bwrap or "bwrap", status_fd=None)
+        return bwrap_args(spec, self.bwrap or "bwrap", status_fd=None, seccomp_fd="FD")
 
     def environment(self, base: dict[str, str], ca: RunCA) -> dict[str, str]:
         return jail_environment(base, f"http://127.0.0.1:{PROXY_PORT}", JAIL_BUNDLE, JAIL_CA_CERT)
 
     def launch(self, spec: JailSpec) -> Launched:
+        spec.files_dir.joinpath("resolv.conf").write_text(RESOLV_CONF)
+        try:
+            program = build_filter(spec.allow_unix_sockets)
+        except SeccompUnavailable as e:
+            raise JailError(str(e)) from e
+        seccomp_fd = os.memfd_create("netjail-seccomp")
+        os.write(seccomp_fd, program)
+        os.lseek(seccomp_fd, 0, os.SEEK_SET)
         parent_end, child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         status_read, status_write = os.pipe()
-        args = bwrap_args(spec, self.bwrap, status_fd=status_write)
+        args = bwrap_args(spec, self.bwrap, status_fd=status_write, seccomp_fd=seccomp_fd)
         pid = os.fork()
         if pid == 0:  # pragma: no cover - runs in the child, which becomes bwrap or exits
             parent_end.close()
             os.close(status_read)
-            _become_bwrap(child_end, status_write, args, spec.env)
+            _become_bwrap(child_end, (status_write, seccomp_fd), args, spec.env, spec.capture)
         child_end.close()
         os.close(status_write)
+        os.close(seccomp_fd)
+        launched = Launched(pid=pid, status_fd=status_read)
         try:
             parent_end.settimeout(10)
-            message, fds, _flags, _addr = socket.recv_fds(parent_end, 4096, 4)
-        except OSError as e:
-            message, fds = f"no answer from the namespace helper: {e}".encode(), []
-        finally:
-            parent_end.close()
-        if message != b"ok" or not fds:
+            message, fds, _flags, _addr = socket.recv_fds(parent_end, 65536, 16)
+            report = json.loads(message) if message.startswith(b"{") else None
+        except (OSError, ValueError) as e:
+            message, fds, report = f"no answer from the namespace helper: {e}".encode(), [], None
+        if report is None or len(fds) != len(report["roles"]):
             for fd in fds:
                 os.close(fd)
-            os.close(status_read)
-            _reap(pid)
+            parent_end.close()
+            self.cleanup(launched)
             raise JailError(f"cannot prepare the jail's network namespace: {message.decode(errors='replace')}")
-        listeners = [socket.socket(fileno=fd) for fd in fds]
-        return Launched(pid=pid, listeners=listeners, status_fd=status_read)
+        for role, fd in zip(report["roles"], fds):
+            launched.sockets.setdefault(role, []).append(socket.socket(fileno=fd))
+        launched.capture_mode = report["capture"]
+        launched.capture_warning = report.get("warning")
+        launched.gate = parent_end
+        return launched
+
+    def start(self, launched: Launched) -> None:
+        """Let the command run: until now the helper waits, so that nothing runs before run_start is written."""
+        if launched.gate is not None:
+            launched.gate.sendall(b"go")
+            launched.gate.close()
+            launched.gate = None
 
     def child_exit_status(self, launched: Launched, wait_status: int) -> int | None:
         status = _read_status(launched.status_fd)
@@ -165,8 +211,13 @@ class BwrapJail:
         if not launched.reaped:
             _reap(launched.pid)  # killing bwrap takes the whole sandbox down (--die-with-parent)
             launched.reaped = True
-        for listener in launched.listeners:
-            listener.close()
+        for sockets in launched.sockets.values():
+            for sock in sockets:
+                sock.close()
+        launched.sockets.clear()
+        if launched.gate is not None:
+            launched.gate.close()
+            launched.gate = None
         if launched.status_fd >= 0:
             os.close(launched.status_fd)
             launched.status_fd = -1
@@ -212,10 +263,13 @@ def _reap(pid: int) -> None:
         pass
 
 
-def _become_bwrap(channel: socket.socket, status_fd: int, args: list[str], env: dict[str, str]) -> None:  # pragma: no cover
-    """In the forked child: build the network namespace, hand out the listeners, exec bwrap. Never returns."""
+def _become_bwrap(  # pragma: no cover - runs in the forked child
+    channel: socket.socket, bwrap_fds: tuple[int, ...], args: list[str], env: dict[str, str], capture: str
+) -> None:
+    """In the forked child: build the network namespace, hand its sockets to netjail, wait for the go, exec bwrap.
+    Never returns."""
     try:
-        for signum in (signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGHUP, signal.SIGPIPE):
+        for signum in (signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(signum, signal.SIG_DFL)
         uid, gid = os.getuid(), os.getgid()
         os.unshare(os.CLONE_NEWUSER | os.CLONE_NEWNET)
@@ -223,22 +277,76 @@ def _become_bwrap(channel: socket.socket, status_fd: int, args: list[str], env: 
         Path("/proc/self/uid_map").write_text(f"{uid} {uid} 1")
         Path("/proc/self/gid_map").write_text(f"{gid} {gid} 1")
         _loopback_up()
-        listeners = [_listen(socket.AF_INET, "127.0.0.1")]
-        try:
-            listeners.append(_listen(socket.AF_INET6, "::1"))
-        except OSError:
-            pass  # IPv6 disabled on this host: the IPv4 entrance is enough
-        socket.send_fds(channel, [b"ok"], [s.fileno() for s in listeners])
-        for s in listeners:
+        report, sockets = _namespace_sockets(capture)
+        socket.send_fds(channel, [json.dumps(report).encode()], [s.fileno() for s in sockets])
+        for s in sockets:
             s.close()
+        if channel.recv(2) != b"go":
+            os._exit(125)  # netjail gave up before the command was allowed to start
         channel.close()
-        os.set_inheritable(status_fd, True)
+        _only_inherit(bwrap_fds)
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # Python ignores it; the command must not inherit that
         os.execve(args[0], args, env)
     except BaseException as e:  # noqa: BLE001 - anything here means the jail must not start
         try:
-            channel.sendall(f"{type(e).__name__}: {e}".encode())
+            channel.sendall(str(e).encode() if isinstance(e, CaptureError) else f"{type(e).__name__}: {e}".encode())
         finally:
             os._exit(125)
+
+
+def _only_inherit(keep: tuple[int, ...]) -> None:  # pragma: no cover - forked child
+    """Descriptors netjail itself inherited must not reach the command: only 0-2 and bwrap's own survive exec."""
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd > 2:
+            try:
+                os.set_inheritable(fd, fd in keep)
+            except OSError:
+                pass  # the descriptor listdir itself used, now closed
+
+
+def _namespace_sockets(capture: str) -> tuple[dict, list[socket.socket]]:  # pragma: no cover - forked child
+    """The proxy's listeners, the transparent listeners and the resolver's sockets, all inside the namespace."""
+    roles: list[str] = []
+    sockets: list[socket.socket] = []
+
+    def add(role: str, family: socket.AddressFamily, kind: socket.SocketKind, host: str, port: int) -> bool:
+        try:
+            sock = _bind(family, kind, host, port)
+        except OSError:
+            if family == socket.AF_INET6:
+                return False  # IPv6 disabled on this host: IPv4 alone is enough
+            raise
+        roles.append(role)
+        sockets.append(sock)
+        return True
+
+    add("proxy", socket.AF_INET, socket.SOCK_STREAM, "127.0.0.1", PROXY_PORT)
+    ipv6 = add("proxy", socket.AF_INET6, socket.SOCK_STREAM, "::1", PROXY_PORT)
+    add("dns", socket.AF_INET, socket.SOCK_DGRAM, "127.0.0.1", DNS_PORT)
+    if ipv6:
+        add("dns", socket.AF_INET6, socket.SOCK_DGRAM, "::1", DNS_PORT)
+    report: dict = {"capture": "proxy-variables", "warning": None, "roles": roles}
+    if capture == "proxy-variables":
+        return report, sockets
+    try:
+        install_capture(ipv6)
+    except CaptureError as e:
+        if capture == "transparent":
+            raise CaptureError(
+                f'network.capture is "transparent" but capture is not available: {e}. Fix: install nftables and '
+                'iproute2 (and allow user namespaces netfilter), or set network.capture to "auto"'
+            ) from e
+        report["warning"] = (
+            f"transparent capture is not available ({e}); only programs that honour HTTP_PROXY reach the network. "
+            'Set network.capture to "transparent" to make this an error, or "proxy-variables" to silence it.'
+        )
+        return report, sockets
+    add("transparent", socket.AF_INET, socket.SOCK_STREAM, "127.0.0.1", TRANSPARENT_PORT)
+    if ipv6:
+        add("transparent", socket.AF_INET6, socket.SOCK_STREAM, "::1", TRANSPARENT_PORT)
+    report["capture"] = "transparent"
+    return report, sockets
 
 
 def _loopback_up() -> None:
@@ -248,10 +356,11 @@ def _loopback_up() -> None:
         fcntl.ioctl(s, SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", flags | IFF_UP))
 
 
-def _listen(family: socket.AddressFamily, host: str) -> socket.socket:
-    s = socket.socket(family, socket.SOCK_STREAM)
+def _bind(family: socket.AddressFamily, kind: socket.SocketKind, host: str, port: int) -> socket.socket:
+    s = socket.socket(family, kind)
     if family == socket.AF_INET6:
         s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-    s.bind((host, PROXY_PORT))
-    s.listen(1024)
+    s.bind((host, port))
+    if kind == socket.SOCK_STREAM:
+        s.listen(1024)
     return s

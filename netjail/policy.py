@@ -118,6 +118,19 @@ class Policy:
             f"To allow it, add {self.suggested_entry(host)!r} to network.allowedDomains.",
         )
 
+    def judge_name(self, host: Host) -> Verdict:
+        """A name on its own, as in a DNS query: the port is not known yet, so a rule with a port neither denies
+        nor allows the name outright (the connection is judged again with its port)."""
+        if host.ip is not None:
+            return deny("ip_literal", "default-deny", f"{host.name} is an address, not a name")
+        for pattern in self.denied:
+            if pattern.port is None and pattern.matches(host, 0):
+                return self.judge_destination(host, 0)
+        for pattern in self.allowed:
+            if pattern.matches(host, pattern.port or 0):
+                return allow(pattern.source)
+        return self.judge_destination(host, 0)
+
     def judge_named(self, target: Host, named: str | None, what: Literal["host", "sni"]) -> Verdict | None:
         """Domain fronting: inside a tunnel to `target`, the Host header / :authority and the TLS SNI must name
         the same host. Returns a deny, or None when they agree (or the name is absent)."""

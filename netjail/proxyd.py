@@ -41,11 +41,15 @@ async def serve(args: argparse.Namespace, status: int) -> int:
 
     from addons.policy import NetjailPolicy
     from addons.recorder import NetjailRecorder
+    from netjail.capture import SyntheticAddresses
+    from netjail.jaildns import JailResolverProtocol
 
     opts = options.Options(mode=[], confdir=args.confdir)
     master = Master(opts)
+    synthetic = SyntheticAddresses()
+    policy = NetjailPolicy(synthetic)
     recorder = NetjailRecorder()
-    master.addons.add(NetjailPolicy(), recorder, *default_addons())
+    master.addons.add(policy, recorder, *default_addons())
     # Addon-owned options exist only once their addon is added.
     opts.update(
         netjail_settings=args.settings,
@@ -64,12 +68,20 @@ async def serve(args: argparse.Namespace, status: int) -> int:
             return EXIT_START_FAILED
         await asyncio.sleep(0.002)
 
-    instance = ServerInstance.make("regular", master.addons.get("proxyserver"))
-    listeners = [socket.socket(fileno=fd) for fd in args.listen_fds]
-    servers = [await asyncio.start_server(instance.handle_stream, sock=s) for s in listeners]
+    proxyserver = master.addons.get("proxyserver")
+    servers = []
+    for mode, fds in (("regular", args.proxy_fds), ("transparent", args.transparent_fds)):
+        instance = ServerInstance.make(mode, proxyserver)
+        for fd in fds:
+            servers.append(await asyncio.start_server(instance.handle_stream, sock=socket.socket(fileno=fd)))
+    loop = asyncio.get_running_loop()
+    for fd in args.dns_fds:
+        captured = synthetic if args.capture_mode == "transparent" else None
+        resolver = JailResolverProtocol(lambda: policy.policy, captured, recorder.record_event)
+        transport, _ = await loop.create_datagram_endpoint(lambda r=resolver: r, sock=socket.socket(fileno=fd))
+        servers.append(transport)
     os.write(status, b"ready\n")
 
-    loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, master.shutdown)
     loop.add_signal_handler(signal.SIGINT, lambda: None)  # the supervisor decides when the proxy stops
     await run
@@ -96,7 +108,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--record-dir", required=True)
     parser.add_argument("--confdir", required=True)
     parser.add_argument("--upstream-trust", required=True)
-    parser.add_argument("--listen-fds", required=True, type=lambda s: [int(x) for x in s.split(",")])
+    fd_list = lambda text: [int(x) for x in text.split(",") if x]  # noqa: E731
+    parser.add_argument("--proxy-fds", required=True, type=fd_list)
+    parser.add_argument("--transparent-fds", default=[], type=fd_list)
+    parser.add_argument("--dns-fds", default=[], type=fd_list)
+    parser.add_argument("--capture-mode", default="proxy-variables")
     parser.add_argument("--status-fd", required=True, type=int)
     parser.add_argument("--parent", required=True, type=int)
     parser.add_argument("--log-file", required=True)

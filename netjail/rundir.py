@@ -12,6 +12,7 @@ import json
 import os
 import secrets
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -72,6 +73,7 @@ class RunDir:
         root = runs_dir(environ)
         root.mkdir(parents=True, exist_ok=True, mode=0o700)
         os.chmod(root.parent, 0o700)
+        sweep_abandoned(root)
         path = root / new_run_id()
         path.mkdir(mode=0o700)
         (path / "proxy").mkdir(mode=0o700)
@@ -113,3 +115,47 @@ class RecordLog:
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
+
+
+def sweep_abandoned(root: Path) -> list[Path]:
+    """Runs whose netjail was killed (SIGKILL, power loss) still hold their CA key and have no run_end: remove
+    the key and close their record. A run is live while the process named in its run_start exists."""
+    swept = []
+    for proxy_dir in root.glob("*/proxy"):
+        run = RunDir(proxy_dir.parent)
+        try:
+            with run.flows_jsonl.open() as f:
+                start = json.loads(f.readline() or "{}")
+        except (OSError, ValueError):
+            start = {}
+        pid = start.get("pid")
+        if pid and _alive(int(pid)):
+            continue
+        if not pid and time.time() - proxy_dir.stat().st_mtime < 60:
+            continue  # being set up right now by another netjail
+        run.remove_secrets()
+        try:
+            RecordLog(run.flows_jsonl).write(
+                {
+                    "event": "run_end",
+                    "ts": utc_timestamp(),
+                    "run_id": run.run_id,
+                    "exit_status": None,
+                    "reason": "interrupted",
+                    "message": "netjail was killed; a later run removed the run's CA key and closed this record",
+                    "signal": None,
+                    "counts": None,
+                }
+            )
+        except OSError:
+            pass
+        swept.append(run.path)
+    return swept
+
+
+def _alive(pid: int) -> bool:
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return b"netjail" in cmdline

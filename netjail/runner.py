@@ -19,12 +19,13 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import structlog
 
 from netjail import __version__
 from netjail.ca import create_run_ca
-from netjail.jail import Jail, JailError, JailSpec, Launched, current_jail, path_rules
+from netjail.jail import Jail, JailError, JailSpec, Launched, current_jail, inherited_environment, path_rules
 from netjail.rundir import RecordLog, RunDir, state_dir, utc_timestamp
 from netjail.settings import LoadedSettings, Settings
 
@@ -64,7 +65,14 @@ def command_argv(command: str | None, argv: tuple[str, ...]) -> tuple[str, ...]:
     return ("/bin/sh", "-c", 'exec "$@"', "netjail", *argv)
 
 
-def run(loaded: LoadedSettings, argv: tuple[str, ...], *, debug: bool = False, display_command: str = "") -> Outcome:
+def run(
+    loaded: LoadedSettings,
+    argv: tuple[str, ...],
+    *,
+    debug: bool = False,
+    display_command: str = "",
+    warn: Callable[[str], None] = lambda message: None,
+) -> Outcome:
     settings = loaded.settings
     jail = current_jail(settings)
     jail.check()
@@ -74,37 +82,46 @@ def run(loaded: LoadedSettings, argv: tuple[str, ...], *, debug: bool = False, d
     runs.flows_mitm.touch(mode=0o600)
     runs.settings_json.write_text(loaded.effective_json())
     runs.point_latest()
-    records.write(
-        {
-            "event": "run_start",
-            "ts": utc_timestamp(),
-            "run_id": runs.run_id,
-            "command": display_command,
-            "argv": list(argv),
-            "cwd": str(cwd),
-            "settings_file": str(loaded.path.resolve()),
-            "settings_origin": loaded.origin,
-            "netjail_version": __version__,
-            "platform": jail.name,
-            "capture_mode": "proxy-variables",
-            "network_mode": settings.network.mode,
-            "pid": os.getpid(),
-        }
-    )
     log.debug("run.start", run_dir=str(runs.path), settings=str(loaded.path), origin=loaded.origin)
     for preset, hosts in loaded.expansions.items():
         log.debug("settings.preset", preset=preset, hosts=hosts)
 
+    started = False
+
+    def announce(capture_mode: str | None) -> None:
+        """run_start: written once the jail exists (so it can say how traffic is captured) and before the
+        command may run."""
+        nonlocal started
+        records.write(
+            {
+                "event": "run_start",
+                "ts": utc_timestamp(),
+                "run_id": runs.run_id,
+                "command": display_command,
+                "argv": list(argv),
+                "cwd": str(cwd),
+                "settings_file": str(loaded.path.resolve()),
+                "settings_origin": loaded.origin,
+                "netjail_version": __version__,
+                "platform": jail.name,
+                "capture_mode": capture_mode,
+                "network_mode": settings.network.mode,
+                "pid": os.getpid(),
+            }
+        )
+        started = True
+
     outcome = Outcome(EXIT_NETJAIL_FAILED, "setup_failed")
     try:
-        outcome = _supervise(jail, loaded, runs, argv, cwd, debug)
+        outcome = _supervise(jail, loaded, runs, argv, cwd, debug, announce, warn)
     except (JailError, RunFailed, OSError) as e:
-        reason = getattr(e, "reason", "setup_failed")
-        outcome = Outcome(EXIT_NETJAIL_FAILED, reason, message=str(e))
+        outcome = Outcome(EXIT_NETJAIL_FAILED, getattr(e, "reason", "setup_failed"), message=str(e))
     finally:
         runs.remove_secrets()
         outcome.counts = count_verdicts(runs.flows_jsonl)
         try:
+            if not started:
+                announce(None)
             records.write(
                 {
                     "event": "run_end",
@@ -153,7 +170,14 @@ def _private_state(loaded: LoadedSettings) -> tuple[Path, ...]:
 
 
 def _supervise(
-    jail: Jail, loaded: LoadedSettings, runs: RunDir, argv: tuple[str, ...], cwd: Path, debug: bool
+    jail: Jail,
+    loaded: LoadedSettings,
+    runs: RunDir,
+    argv: tuple[str, ...],
+    cwd: Path,
+    debug: bool,
+    announce: Callable[[str | None], None],
+    warn: Callable[[str], None],
 ) -> Outcome:
     settings: Settings = loaded.settings
     ca = create_run_ca(runs.proxy_dir, settings.network.tls_terminate.extra_ca_cert_paths)
@@ -161,26 +185,43 @@ def _supervise(
     spec = JailSpec(
         argv=argv,
         cwd=cwd,
-        env=jail.environment(dict(os.environ), ca),
+        env=jail.environment(inherited_environment(os.environ, settings.env_passthrough), ca),
         rules=rules,
         ca=ca,
         allow_pty=settings.allow_pty,
         private_state=_private_state(loaded),
+        files_dir=runs.proxy_dir,
+        capture=settings.network.capture,
+        allow_unix_sockets=settings.network.allow_all_unix_sockets,
         debug=debug,
     )
     log.debug("jail.args", platform=jail.name, args=jail.describe(spec))
+    if debug:
+        from netjail.seccomp import describe as seccomp_rules
+
+        log.debug("jail.seccomp", rules=seccomp_rules(spec.allow_unix_sockets))
 
     status_read, status_write = os.pipe()
     launched: Launched | None = None
     proxy: subprocess.Popen | None = None
     try:
         launched = jail.launch(spec)
+        if launched.capture_warning:
+            warn(launched.capture_warning)
+        log.debug("jail.capture", mode=launched.capture_mode)
+        if launched.capture_mode == "transparent":
+            from netjail.capture import NFT_RULES
+
+            log.debug("jail.capture_rules", nft=NFT_RULES)
+        announce(launched.capture_mode)
         proxy = _start_proxy(runs, ca.confdir, ca.host_bundle, launched, status_write, debug)
         os.close(status_write)
         status_write = -1
-        for listener in launched.listeners:  # the proxy holds them now: if it dies, connections are refused
-            listener.close()
-        launched.listeners.clear()
+        for sockets in launched.sockets.values():  # the proxy holds them now: if it dies, connections are refused
+            for sock in sockets:
+                sock.close()
+        launched.sockets.clear()
+        jail.start(launched)
         outcome = _wait(jail, launched, proxy, status_read)
         jail.cleanup(launched)
         if _stop_proxy(proxy) == PROXY_EXIT_LOG_FAILED and outcome.reason != "log_failed":
@@ -199,7 +240,7 @@ def _supervise(
 def _start_proxy(
     runs: RunDir, confdir: Path, upstream_trust: Path, launched: Launched, status_fd: int, debug: bool
 ) -> subprocess.Popen:
-    fds = [s.fileno() for s in launched.listeners]
+    fds = {role: [s.fileno() for s in sockets] for role, sockets in launched.sockets.items()}
     args = [
         sys.executable,
         "-I",  # isolated: nothing in the working directory or the environment can shadow the proxy's modules
@@ -209,16 +250,18 @@ def _start_proxy(
         "--record-dir", str(runs.path),
         "--confdir", str(confdir),
         "--upstream-trust", str(upstream_trust),
-        "--listen-fds", ",".join(map(str, fds)),
         "--status-fd", str(status_fd),
         "--parent", str(os.getpid()),
         "--log-file", str(runs.path / "proxy.log"),
+        "--capture-mode", launched.capture_mode,
     ]  # fmt: skip
+    for role, role_fds in fds.items():
+        args += [f"--{role}-fds", ",".join(map(str, role_fds))]
     if debug:
         args.append("--debug")
     return subprocess.Popen(
         args,
-        pass_fds=[*fds, status_fd],
+        pass_fds=[*(fd for role_fds in fds.values() for fd in role_fds), status_fd],
         stdin=subprocess.DEVNULL,
         start_new_session=True,  # a Ctrl-C for the command must not reach the proxy
         close_fds=True,

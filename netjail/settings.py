@@ -52,6 +52,7 @@ __all__ = [
     "LoadedSettings",
     "NetworkSettings",
     "RecordSettings",
+    "RetentionSettings",
     "Settings",
     "SettingsError",
     "TlsTerminate",
@@ -433,6 +434,14 @@ class NetworkSettings(_Model):
         default="enforce",
         description='"audit" records what would be denied and lets it through (learn mode).',
     )
+    capture: Literal["auto", "transparent", "proxy-variables"] = Field(
+        default="auto",
+        description=(
+            '"auto": capture every TCP connection and DNS query transparently where the kernel allows it, else '
+            'fall back to proxy variables with a warning; "transparent": refuse to run without capture; '
+            '"proxy-variables": only clients that honour HTTP_PROXY reach the network.'
+        ),
+    )
 
     _refuse_http_port = field_validator("http_proxy_port", mode="before")(
         _refuse_present(f"an external HTTP proxy is not supported: {_EXTERNAL_PROXY}", "remove httpProxyPort")
@@ -711,6 +720,19 @@ class RecordSettings(_Model):
     )
 
 
+class RetentionSettings(_Model):
+    """netjail addition: how long run directories are kept. Applied by `netjail runs --prune`."""
+
+    max_age_days: Annotated[int, Field(ge=1)] | None = Field(
+        default=None, description="Remove runs that started more than this many days ago."
+    )
+    max_total_mb: Annotated[int, Field(ge=1)] | None = Field(
+        default=None,
+        alias="maxTotalMB",
+        description="Then remove the oldest runs until all runs together take at most this many MB (10^6 bytes).",
+    )
+
+
 class Settings(_Model):
     schema_uri: str | None = Field(default=None, alias="$schema", description="Ignored; for editors.")
     network: NetworkSettings
@@ -736,6 +758,7 @@ class Settings(_Model):
     )
     audit: AuditSettings = Field(default_factory=AuditSettings)
     record: RecordSettings = Field(default_factory=RecordSettings)
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
 
     _refuse_nested = field_validator("enable_weaker_nested_sandbox")(
         _refuse_when_true(
@@ -795,10 +818,10 @@ network.deniedDomains                    | honoured | checked before allowedDoma
 network.deniedDomainReasons              | honoured | shown in the denial and the flow record; each key must be a deniedDomains entry
 network.strictAllowlist                  | honoured | netjail never asks: a host not allowed is denied, whatever the value
 network.deniedResolvedAddresses          | honoured | added to the ranges an allowed name may not resolve to
-network.allowUnixSockets                 | warned   | ignored: macOS only (srt ignores it on Linux too); Unix sockets stay blocked
-network.allowAllUnixSockets              | honoured | true lets the command create Unix sockets
-network.allowLocalBinding                | honoured | true lets the command listen on its own loopback
-network.allowMachLookup                  | warned   | ignored: macOS XPC services do not exist on Linux; nothing is opened
+network.allowUnixSockets                 | warned   | ignored on Linux (as by srt), where Unix sockets stay blocked; honoured on macOS: these socket paths may be bound and connected
+network.allowAllUnixSockets              | honoured | true lets the command create Unix sockets (on macOS: bind and connect any path but the system resolver's)
+network.allowLocalBinding                | honoured | true lets the command listen on its own loopback (on macOS, which has none of its own: the host's)
+network.allowMachLookup                  | warned   | ignored on Linux, which has no XPC services; honoured on macOS, except DNS and other egress services unless named exactly
 network.httpProxyPort                    | refused  | an external proxy would replace netjail's: nothing would be judged or recorded
 network.socksProxyPort                   | refused  | an external proxy would replace netjail's: nothing would be judged or recorded
 network.mitmProxy                        | refused  | traffic handed to another proxy would leave netjail's policy and recorder
@@ -864,7 +887,7 @@ seccomp.argv0                            | warned   | see seccomp
 bwrapPath                                | honoured | the bubblewrap binary netjail runs instead of the one on PATH
 socatPath                                | warned   | ignored: netjail does not bridge its proxy with socat
 javaAgentJarPath                         | warned   | ignored: netjail points JVMs at its proxy with JAVA_TOOL_OPTIONS properties
-windows                                  | warned   | ignored: Windows only; netjail runs on Linux
+windows                                  | warned   | ignored: Windows only; netjail runs on Linux and macOS
 windows.sandboxUser                      | warned   | see windows
 windows.sublayerGuid                     | warned   | see windows
 windows.wfpSublayerGuid                  | warned   | see windows
@@ -882,11 +905,14 @@ network.allowedDomains "@pip", "@npm" | presets: the index/registry hosts of thi
 network.hosts            | pin a name to an address, like curl --resolve; the name may point anywhere, private ranges included
 network.resolver         | upstream DNS server of netjail itself: "IP", "IP:port" or "[IPv6]:port"; default the system resolver
 network.mode             | "enforce" (default) or "audit": record what would be denied but let it through (learn mode)
+network.capture          | "auto" (default), "transparent" or "proxy-variables": how traffic that ignores proxy variables is handled
 envPassthrough           | host environment variables passed into the jail; no other variable is
 audit.secretEnv          | environment variables whose values the audit report looks for in recorded traffic
 audit.secretFiles        | files whose contents the audit report looks for in recorded traffic
 record.bodyCap           | bytes kept of each body in flows.mitm (default 1 MiB; 0 = none)
 record.redactHeaders     | headers whose values are replaced before a flow is written
+retention.maxAgeDays     | netjail runs --prune removes runs older than this many days
+retention.maxTotalMB     | netjail runs --prune then removes the oldest runs until the rest take at most this many MB
 """
 
 

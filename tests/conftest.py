@@ -198,9 +198,11 @@ def netjail(tmp_path: Path, test_ca: tuple[trustme.CA, Path]) -> Netjail:
 
 
 class DnsServer:
-    """A UDP DNS server on 127.0.0.1 answering every A query with 127.0.0.1 and remembering every question."""
+    """A UDP DNS server on 127.0.0.1 answering A queries from `answers` (127.0.0.1 for any other name) and
+    remembering every question."""
 
     def __init__(self) -> None:
+        self.answers: dict[str, str] = {}
         import socket
 
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -222,7 +224,8 @@ class DnsServer:
             query = dns.DNSMessage.unpack(data)
             question = query.questions[0]
             self.questions.append((question.name, question.type))
-            answers = [dns.ResourceRecord.A(question.name, ipaddress.IPv4Address("127.0.0.1"))] if question.type == 1 else []
+            address = ipaddress.IPv4Address(self.answers.get(question.name, "127.0.0.1"))
+            answers = [dns.ResourceRecord.A(question.name, address)] if question.type == 1 else []
             self.sock.sendto(query.succeed(answers).packed, peer)
 
     def close(self) -> None:

@@ -136,3 +136,32 @@ def test_srt_settings_file_with_every_key_runs_with_warnings(netjail: Netjail, h
     assert result.returncode == 0, result.explain()
     assert result.stdout == "hello from http-origin\n"
     assert "warning:" in result.stderr
+
+
+def test_host_secrets_in_the_environment_are_not_inherited(netjail: Netjail) -> None:
+    env = {**netjail.env, "AWS_SECRET_ACCESS_KEY": "hunter2", "GITHUB_TOKEN": "ghp_x", "SSH_AUTH_SOCK": "/x", "MY_FLAG": "on"}
+    script = "echo ${AWS_SECRET_ACCESS_KEY:-unset} ${GITHUB_TOKEN:-unset} ${SSH_AUTH_SOCK:-unset} ${MY_FLAG:-unset} ${HOME:+home}"
+    result = netjail.run("-s", str(netjail.settings()), "-c", script, env=env)
+    assert result.stdout.split() == ["unset", "unset", "unset", "unset", "home"], result.explain()
+
+    passing = netjail.settings(envPassthrough=["MY_FLAG"])
+    result = netjail.run("-s", str(passing), "-c", script, env=env)
+    assert result.stdout.split() == ["unset", "unset", "unset", "on", "home"], result.explain()
+
+
+@pytest.mark.parametrize("route", ["rename-parent", "rename-file", "replace-parent"])
+def test_protected_paths_survive_renaming_a_parent(netjail: Netjail, route: str) -> None:
+    """F3: `mv .git x; mkdir -p .git/hooks` must not give a writable .git/hooks on the host."""
+    subprocess.run(["git", "init", "-q", str(netjail.work)], check=True)
+    hook = netjail.work / ".git" / "hooks" / "pre-commit"
+    hook.write_text("original\n")
+    attack = {
+        "rename-parent": "mv .git moved; mkdir -p .git/hooks && echo pwned > .git/hooks/pre-commit",
+        "rename-file": "mv .git/hooks .git/old-hooks; mkdir .git/hooks && echo pwned > .git/hooks/pre-commit",
+        "replace-parent": "rm -rf .git; mkdir -p .git/hooks && echo pwned > .git/hooks/pre-commit",
+    }[route]
+    cfg = netjail.settings(filesystem={"allowWrite": ["."]})
+    result = netjail.run("-s", str(cfg), "-c", f"{attack}; echo control > control.txt")
+    assert hook.read_text() == "original\n", result.explain()
+    assert not (netjail.work / "moved").exists()
+    assert (netjail.work / "control.txt").read_text() == "control\n"

@@ -60,7 +60,7 @@ def test_run_start_and_end_records(netjail: Netjail) -> None:
     result = netjail.run("-s", str(cfg), "-c", "exit 3")
     start, end = result.records
     assert start["event"] == "run_start" and start["command"] == "exit 3"
-    assert start["settings_file"] == str(cfg) and start["capture_mode"] == "proxy-variables"
+    assert start["settings_file"] == str(cfg) and start["capture_mode"] == "transparent"
     assert start["netjail_version"] and start["run_id"] == result.run_dir.name
     assert end == end | {"event": "run_end", "exit_status": 3, "reason": "exited"}
     assert json.loads((result.run_dir / "settings.json").read_text())["network"]["allowedDomains"] == []
@@ -183,9 +183,16 @@ def test_sigkill_of_netjail_takes_the_sandbox_down(netjail: Netjail) -> None:
     proc = netjail.popen("-s", str(netjail.settings()), "-c", "touch started; sleep 300")
     _wait_for(lambda: (netjail.work / "started").exists())
     family = _descendants(proc.pid)
+    killed_run = netjail.latest_run()
+    assert (killed_run / "proxy").exists(), "the CA key exists while the run lasts"
     proc.kill()
     proc.wait(timeout=10)
     _wait_for(lambda: not [p for p in family if Path(f"/proc/{p}").exists()])
+    # the next run sweeps what the killed one left: its CA key, and its record is closed
+    assert netjail.run("-s", str(netjail.settings()), "-c", "true").returncode == 0
+    assert not (killed_run / "proxy").exists()
+    end = json.loads((killed_run / "flows.jsonl").read_text().splitlines()[-1])
+    assert end["event"] == "run_end" and end["reason"] == "interrupted"
 
 
 def test_proxy_killed_mid_run_stops_the_sandbox_with_125(netjail: Netjail, http_origin) -> None:

@@ -112,7 +112,7 @@ def test_denied_by_rule_with_reason_text(netjail: Netjail, http_origin: Origin, 
     assert len(flows) == 2, result.explain()
     denied, control = flows
     assert denied["verdict"] == "deny" and denied["reason"] == "denied_by_rule" and denied["rule"] == "denied.test"
-    assert denied["status"] == 403 and "uploads go elsewhere" in denied["detail"]
+    assert denied["status"] == 403 and "uploads go elsewhere" in denied["detail"] and denied["bytes_in"] > 0
     assert denied["method"] == ("CONNECT" if scheme == "https" else "GET")
     assert control["verdict"] == "allow" and control["status"] == 200
     assert result.stdout.splitlines()[-1] == "200"

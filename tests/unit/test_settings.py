@@ -265,9 +265,13 @@ def test_every_model_field_is_an_srt_key_or_a_netjail_addition() -> None:
         "record",
         "record.bodyCap",
         "record.redactHeaders",
+        "retention",
+        "retention.maxAgeDays",
+        "retention.maxTotalMB",
         "network.hosts",
         "network.resolver",
         "network.mode",
+        "network.capture",
     }
     schema = json_schema()
 

@@ -1,0 +1,341 @@
+"""`netjail audit`: what left the machine, per destination, and the flows worth a second look.
+
+One pass over the run's records in bounded memory: per-host totals, the flagged flows (at most
+MAX_FLAGGED kept in full, all counted), the distinct-name counter for DNS-tunnel bursts, and per-host
+timeline bins for the HTML report.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from netjail.audit import (
+    BurstCounter,
+    flags_for_record,
+    host_flags,
+    human_bytes,
+    record_bytes_out,
+    size_flags,
+)
+from netjail.records import iter_records, safe_text
+from netjail.rundir import RunDir
+from netjail.runs import configured_secrets, flow_records, run_info, run_secrets
+from netjail.tables import Column, Output
+
+MAX_FLAGGED = 1000
+TIMELINE_BINS = 120
+PATH_SHOWN = 200
+
+
+@dataclass
+class HostStats:
+    host: str
+    requests: int = 0
+    bytes_out: int = 0
+    bytes_in: int = 0
+    denied: int = 0
+    failed: int = 0
+    flagged: int = 0
+    bins: Counter[int] = field(default_factory=Counter)
+    denied_bins: Counter[int] = field(default_factory=Counter)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "host": self.host,
+            "requests": self.requests,
+            "bytes_out": self.bytes_out,
+            "bytes_in": self.bytes_in,
+            "denied": self.denied,
+            "failed": self.failed,
+            "flagged": self.flagged,
+        }
+
+
+def _parse_ts(text: Any) -> float | None:
+    if not isinstance(text, str):
+        return None
+    try:
+        return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def _short_path(path: Any) -> str:
+    text = str(path or "")
+    return text if len(text) <= PATH_SHOWN else text[: PATH_SHOWN - 3] + "..."
+
+
+def build_report(run: RunDir, *, large_upload: int | None = None) -> dict[str, Any]:
+    info = run_info(run.path, with_size=False)
+    start_record: dict[str, Any] = {}
+    for record in iter_records(run.flows_jsonl):
+        start_record = record if record.get("event") == "run_start" else {}
+        break
+    t0 = _parse_ts(start_record.get("ts")) or (info.started.timestamp() if info.started else None)
+    end_ts = info.ended.timestamp() if info.ended else None
+    if end_ts is None:  # still running, or ended without run_end
+        try:
+            end_ts = run.flows_jsonl.stat().st_mtime
+        except OSError:
+            pass
+    span = max((end_ts or 0) - (t0 or 0), 0.001) if t0 else 1.0
+    secrets = run_secrets(run)
+    hosts: dict[str, HostStats] = {}
+    flagged: list[dict[str, Any]] = []
+    flagged_total = 0
+    kinds: Counter[str] = Counter()
+    bursts = BurstCounter()
+    totals = Counter()
+    computed_flags = 0
+    for record in flow_records(run, secrets, events=("flow", "dns")):
+        if record.get("event") == "dns":
+            name = str(record.get("name") or "")
+            totals["dns_queries"] += 1
+            bursts.add(name)
+            if (label_flags := host_flags(name)) and len(flagged) < MAX_FLAGGED:
+                flagged_total += 1
+                kinds.update(f["kind"] for f in label_flags)
+                flagged.append(
+                    {"id": record.get("id"), "ts": record.get("ts"), "method": "DNS", "host": name, "port": None,
+                     "path": "", "verdict": record.get("verdict"), "reason": record.get("reason"), "status": None,
+                     "bytes_out": 0, "flags": label_flags}
+                )  # fmt: skip
+            continue
+        host = str(record.get("host") or "?")
+        stats = hosts.get(host)
+        if stats is None:
+            stats = hosts[host] = HostStats(host)
+        sent = record_bytes_out(record)
+        received = int(record.get("bytes_in") or 0) + int(
+            (record.get("websocket") or {}).get("bytes_in") or 0
+        )
+        denied = record.get("verdict") == "deny"
+        stats.requests += 1
+        totals["requests"] += 1
+        if denied:
+            stats.denied += 1
+            totals["denied"] += 1
+        else:
+            stats.bytes_out += sent
+            stats.bytes_in += received
+            totals["bytes_out"] += sent
+            totals["bytes_in"] += received
+        if record.get("reason") in ("upstream_error", "client_tls_failed"):
+            stats.failed += 1
+            totals["failed"] += 1
+        bursts.add(host)
+        if t0 is not None and (ts := _parse_ts(record.get("ts"))) is not None:
+            index = min(max(int((ts - t0) / span * TIMELINE_BINS), 0), TIMELINE_BINS - 1)
+            (stats.denied_bins if denied else stats.bins)[index] += 1
+        if "flags" in record and isinstance(record["flags"], list):
+            flags = [f for f in record["flags"] if isinstance(f, dict)]
+        else:
+            flags = flags_for_record(record)
+            computed_flags += 1
+        if large_upload is not None:
+            flags = [f for f in flags if f.get("kind") != "large_upload"] + size_flags(sent, large_upload)
+        if flags:
+            stats.flagged += 1
+            flagged_total += 1
+            kinds.update(str(f.get("kind")) for f in flags)
+            if len(flagged) < MAX_FLAGGED:
+                flagged.append(
+                    {
+                        "id": record.get("id"),
+                        "ts": record.get("ts"),
+                        "method": record.get("method"),
+                        "host": host,
+                        "port": record.get("port"),
+                        "path": _short_path(record.get("path")),
+                        "verdict": record.get("verdict"),
+                        "reason": record.get("reason"),
+                        "status": record.get("status"),
+                        "bytes_out": sent,
+                        "flags": flags,
+                    }
+                )
+    findings = list(bursts.findings())
+    kinds.update(f["kind"] for f in findings)
+    ordered = sorted(hosts.values(), key=lambda h: (-h.bytes_out, -h.requests, h.host))
+    return {
+        "run": {
+            "run_id": info.run_id,
+            "path": str(run.path),
+            "start": start_record.get("ts"),
+            "command": start_record.get("command"),
+            "exit_status": info.exit_status,
+            "network_mode": info.network_mode,
+        },
+        "secrets_checked": configured_secrets(run),
+        "secrets_not_checked": _secret_problems(run),
+        "totals": {
+            "requests": totals["requests"],
+            "hosts": len(hosts),
+            "bytes_out": totals["bytes_out"],
+            "bytes_in": totals["bytes_in"],
+            "denied": totals["denied"],
+            "failed": totals["failed"],
+            "dns_queries": totals["dns_queries"],
+            "flagged_flows": flagged_total,
+            "findings": len(findings),
+        },
+        "hosts": [h.as_json() for h in ordered],
+        "flagged": flagged,
+        "flagged_omitted": flagged_total - len(flagged),
+        "findings": findings,
+        "flag_kinds": dict(kinds),
+        "records_without_flags": computed_flags,
+        "_timeline": {
+            "span_seconds": span,
+            "bins": TIMELINE_BINS,
+            "hosts": {h.host: (dict(h.bins), dict(h.denied_bins)) for h in ordered},
+        },
+    }
+
+
+def _secret_problems(run: RunDir) -> list[str]:
+    """The proxy's warnings about configured secrets it could not read (it logs them to proxy.log)."""
+    try:
+        with (run.path / "proxy.log").open(encoding="utf-8", errors="replace") as f:
+            text = f.read(1_000_000)
+    except OSError:
+        return []
+    return [line.split(": ", 1)[1] for line in text.splitlines() if ": audit.secret" in line and ": " in line]
+
+
+def public(report: dict[str, Any]) -> dict[str, Any]:
+    """The report as `--json` prints it (without the HTML-only timeline bins)."""
+    return {k: v for k, v in report.items() if not k.startswith("_")}
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def what_left(report: dict[str, Any]) -> str:
+    totals = report["totals"]
+    hosts = sum(1 for h in report["hosts"] if h["requests"] > h["denied"])
+    denied = totals["denied"]
+    return (
+        f"What left: {human_bytes(totals['bytes_out'])} sent and {human_bytes(totals['bytes_in'])} received in "
+        f"{plural(totals['requests'] - denied, 'allowed request')} to {plural(hosts, 'host')}; "
+        f"{plural(denied, 'denied attempt')}" + (" (nothing of those was sent)." if denied else ".")
+    )
+
+
+KIND_MEANING = {
+    "secret": "a configured secret's value was in the request",
+    "large_upload": "a large amount of data was sent in one request",
+    "encoded_body": "the request body carries a long run of base64 or hex text",
+    "high_entropy_body": "the request body is compressed or encrypted binary",
+    "encoded_url": "the URL carries encoded data in a query value or path segment",
+    "encoded_header": "a request header carries encoded data",
+    "long_dns_label": "the host name has an unusually long label, as DNS tunnels use",
+    "subdomain_burst": "many distinct names under one domain: a DNS tunnelling pattern",
+}
+
+
+def render(report: dict[str, Any], out: Output, *, top_hosts: int = 50) -> None:
+    run = report["run"]
+    out.line(f"Audit of run {safe_text(run['run_id'])}", "bold")
+    if run.get("command") is not None:
+        command = str(run["command"])
+        out.line(f"  command: {safe_text(command if len(command) <= 240 else command[:239] + '…')}")
+    status = run.get("exit_status")
+    out.line(
+        f"  exit status: {status if status is not None else 'unknown (no run_end)'}"
+        + (
+            f"   network mode: {run['network_mode']}"
+            if run.get("network_mode") not in (None, "enforce")
+            else ""
+        )
+    )
+    out.line()
+    out.line(what_left(report), "bold")
+    rows = []
+    for h in report["hosts"][:top_hosts]:
+        rows.append(
+            [
+                h["host"],
+                str(h["requests"]),
+                human_bytes(h["bytes_out"]) if out.terminal else str(h["bytes_out"]),
+                human_bytes(h["bytes_in"]) if out.terminal else str(h["bytes_in"]),
+                (str(h["denied"]), "bold red" if h["denied"] else None),
+                (str(h["flagged"]), "bold yellow" if h["flagged"] else None),
+            ]
+        )
+    out.line()
+    out.table(
+        [
+            Column("host", max_width=50),
+            Column("requests", justify="right"),
+            Column("bytes out", justify="right"),
+            Column("bytes in", justify="right"),
+            Column("denied", justify="right"),
+            Column("flagged", justify="right"),
+        ],
+        rows,
+        title="Per destination host (most bytes sent first)",
+    )
+    if len(report["hosts"]) > top_hosts:
+        out.line(f"  ... and {len(report['hosts']) - top_hosts} more hosts (--json lists them all)")
+    out.line()
+    flagged, findings = report["flagged"], report["findings"]
+    if not flagged and not findings:
+        out.line(
+            "Flagged: nothing. No large upload, encoded data, DNS-tunnel pattern or secret was seen.", "green"
+        )
+    for finding in findings:
+        examples = ", ".join(safe_text(e) for e in finding["examples"])
+        out.line(f"FINDING {finding['kind']}: {safe_text(finding['detail'])}", "bold red")
+        out.line(f"  e.g. {examples}")
+    if flagged:
+        out.line(f"Flagged flows ({report['totals']['flagged_flows']}):", "bold")
+        for f in flagged:
+            where = f"{f['host']}" + (f":{f['port']}" if f.get("port") not in (None, 80, 443) else "")
+            path = "" if f.get("method") in ("CONNECT", "DNS") else f.get("path") or ""
+            out.styled(
+                [
+                    (f"  {str(f.get('ts') or '')[11:23]}  ", None),
+                    (f"{f.get('method') or '-'} {safe_text(where)}{safe_text(path)}", "bold"),
+                    (f"  [{f.get('verdict')}, {human_bytes(int(f.get('bytes_out') or 0))} out]", None),
+                ]
+            )
+            for fl in f["flags"]:
+                out.styled(
+                    [
+                        ("      ", None),
+                        (f"{safe_text(fl.get('kind'))}: ", "yellow"),
+                        (safe_text(fl.get("detail")), None),
+                    ]
+                )
+        if report["flagged_omitted"]:
+            out.line(
+                f"  ... {report['flagged_omitted']} more flagged flows (netjail flows --flagged lists them)"
+            )
+    if report["secrets_checked"]:
+        out.line()
+        out.line(
+            "Secrets looked for (values never shown): "
+            + ", ".join(safe_text(n) for n in report["secrets_checked"])
+        )
+    for problem in report.get("secrets_not_checked") or []:
+        out.line(f"Not looked for during the run: {safe_text(problem)}", "bold red")
+    if report["records_without_flags"]:
+        out.line(
+            f"Note: {report['records_without_flags']} records carry no proxy flags (written without netjail's "
+            "detectors); for those only the URL and the size were checked, not bodies or headers."
+        )
+    if flagged or findings:
+        out.line()
+        out.line("What the flags mean:", "bold")
+        for kind in sorted(report["flag_kinds"]):
+            out.line(f"  {kind}: {KIND_MEANING.get(kind, '')}")
+
+
+def to_json(report: dict[str, Any]) -> str:
+    return json.dumps(public(report), indent=2, ensure_ascii=True)

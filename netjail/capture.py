@@ -1,0 +1,175 @@
+"""Transparent capture inside the jail's network namespace, and the synthetic addresses its resolver hands out.
+
+The namespace has only loopback. A default route over loopback makes every destination reachable *inside* the
+namespace, and a netfilter `nat output` chain redirects every TCP connection (IPv4 and IPv6, any address, any
+port) to the proxy's transparent listener and every DNS query to the jail's resolver. A `filter output`
+chain drops everything else (other UDP, QUIC, ICMP). The rules are installed before bubblewrap starts, by
+the process that owns the namespace; the command runs in a nested user namespace without CAP_NET_ADMIN over
+it, so it can neither flush the rules nor change links or routes.
+
+The resolver answers an allowed name with a synthetic address from a block no real host uses — 240.0.0.0/4
+(reserved, "future use") and 100::/64 (RFC 6666 discard-only) — and the proxy maps the address back to the
+name when the connection arrives, so the policy judges the name, never an IP that only looks like one.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ipaddress
+import os
+import shutil
+import subprocess
+import threading
+
+from netjail.jail import PROXY_PORT
+
+TRANSPARENT_PORT = PROXY_PORT + 1
+DNS_PORT = 53
+LOOPBACK_V4_SOURCE = "240.0.0.1"  # the address replies return to; never leaves the namespace
+LOOPBACK_V6_SOURCE = "100::1"
+SYNTHETIC_V4 = ipaddress.ip_network("240.0.0.0/4")
+SYNTHETIC_V6 = ipaddress.ip_network("100::/64")
+
+IP_COMMANDS = f"""\
+address add {LOOPBACK_V4_SOURCE}/32 dev lo
+route add default dev lo src {LOOPBACK_V4_SOURCE}
+"""
+IP6_COMMANDS = f"""\
+address add {LOOPBACK_V6_SOURCE}/128 dev lo nodad
+route add ::/0 dev lo src {LOOPBACK_V6_SOURCE}
+"""
+UNDO_IP_COMMANDS = "route del default\nroute del ::/0\n"
+
+NFT_RULES = f"""\
+table inet netjail {{
+  chain capture {{
+    type nat hook output priority -100; policy accept;
+    ip daddr 127.0.0.0/8 return
+    ip6 daddr ::1 return
+    udp dport 53 redirect to :{DNS_PORT}
+    meta l4proto tcp redirect to :{TRANSPARENT_PORT}
+  }}
+  chain egress {{
+    type filter hook output priority 0; policy drop;
+    ct state established,related accept
+    ip daddr 127.0.0.0/8 accept
+    ip6 daddr ::1 accept
+    fib daddr type local accept
+  }}
+}}
+"""
+
+
+class CaptureError(Exception):
+    pass
+
+
+# -- installing the rules (runs in the forked namespace helper) ------------------------------------------------
+
+CAP_NET_ADMIN = 12
+PR_CAP_AMBIENT = 47
+PR_CAP_AMBIENT_RAISE = 2
+PR_CAP_AMBIENT_CLEAR_ALL = 4
+_LINUX_CAPABILITY_VERSION_3 = 0x20080522
+
+
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
+
+
+def _ambient_net_admin(libc: ctypes.CDLL, raise_it: bool) -> None:
+    """`ip` and `nft` are separate programs: an unprivileged user's capabilities in the new namespace do not
+    survive exec unless CAP_NET_ADMIN is made ambient for them (and cleared again before bwrap)."""
+    if not raise_it:
+        libc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
+        return
+    header = _CapHeader(_LINUX_CAPABILITY_VERSION_3, 0)
+    data = (_CapData * 2)()
+    if libc.capget(ctypes.byref(header), data) != 0:
+        raise CaptureError(f"capget failed: {os.strerror(ctypes.get_errno())}")
+    data[0].inheritable |= 1 << CAP_NET_ADMIN
+    if libc.capset(ctypes.byref(header), data) != 0:
+        raise CaptureError(f"capset failed: {os.strerror(ctypes.get_errno())}")
+    if libc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, CAP_NET_ADMIN, 0, 0) != 0:
+        raise CaptureError(f"cannot raise CAP_NET_ADMIN: {os.strerror(ctypes.get_errno())}")
+
+
+def install_capture(ipv6: bool) -> None:
+    """Routes and netfilter rules for transparent capture. Raises CaptureError when the kernel refuses."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    _ambient_net_admin(libc, True)
+    try:
+        # Rules first: a default route without them would send connections nowhere (hangs, not errors).
+        nft, ip = tool("nft"), tool("ip")
+        _run("nft", [nft, "-f", "-"], NFT_RULES)
+        try:
+            _run("ip", [ip, "-batch", "-"], IP_COMMANDS + (IP6_COMMANDS if ipv6 else ""))
+        except CaptureError:
+            subprocess.run([ip, "-force", "-batch", "-"], input=UNDO_IP_COMMANDS, capture_output=True, text=True)
+            raise
+    finally:
+        _ambient_net_admin(libc, False)
+
+
+def tool(name: str) -> str:
+    """`ip` and `nft` live in sbin, which an unprivileged user's PATH often lacks; NETJAIL_IP / NETJAIL_NFT
+    name them where they live elsewhere."""
+    if override := os.environ.get(f"NETJAIL_{name.upper()}"):
+        return override
+    search = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin", "/usr/bin", "/bin"])
+    found = shutil.which(name, path=search)
+    if found is None:
+        raise CaptureError(f"{name} is not installed (Debian/Ubuntu: apt-get install iproute2 nftables)")
+    return found
+
+
+def _run(name: str, argv: list[str], stdin: str) -> None:
+    try:
+        done = subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=10)
+    except OSError as e:
+        raise CaptureError(f"{name} ({argv[0]}) cannot run: {e}") from e
+    except subprocess.TimeoutExpired as e:
+        raise CaptureError(f"{name} ({argv[0]}) did not finish") from e
+    if done.returncode != 0:
+        detail = done.stderr.strip().splitlines()[0] if done.stderr.strip() else f"exit status {done.returncode}"
+        raise CaptureError(f"{name} ({argv[0]}) failed: {detail}")
+
+
+# -- synthetic addresses (used in the proxy process) -----------------------------------------------------------
+
+
+class SyntheticAddresses:
+    """Name <-> synthetic address, both ways, for the run. Allocation is sequential and never reuses an address,
+    so a connection always maps to the name its address was handed out for."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by_name: dict[str, tuple[ipaddress.IPv4Address, ipaddress.IPv6Address]] = {}
+        self._by_address: dict[ipaddress.IPv4Address | ipaddress.IPv6Address, str] = {}
+        self._next = 2  # .0 is the network, .1 is the namespace's own source address
+
+    def addresses_for(self, name: str) -> tuple[ipaddress.IPv4Address, ipaddress.IPv6Address]:
+        with self._lock:
+            if name in self._by_name:
+                return self._by_name[name]
+            if self._next >= SYNTHETIC_V4.num_addresses - 1:
+                raise CaptureError("the run used every synthetic address")
+            pair = (SYNTHETIC_V4[self._next], SYNTHETIC_V6[self._next])
+            self._next += 1
+            self._by_name[name] = pair
+            for address in pair:
+                self._by_address[address] = name
+            return pair
+
+    def name_for(self, address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        return self._by_address.get(address)
+
+    @staticmethod
+    def is_synthetic(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+        return address in SYNTHETIC_V4 or address in SYNTHETIC_V6

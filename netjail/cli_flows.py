@@ -1,0 +1,526 @@
+"""The commands that read runs: `flows`, `runs`, `audit`, `why`, `learn`, `export` (docs/flows.md).
+
+Imported by netjail/cli.py on every `netjail -c …`, so this module imports only click and the standard
+library; everything else is imported inside the command that needs it.
+
+[RUN] is a run id, a unique prefix of one, a path (the run directory or its flows.jsonl), or `latest`
+(the default). Output: rich tables on a terminal, plain text when piped, JSON with --json.
+Exit status: 0; 1 when the run cannot be found or read; 2 for a usage error; `audit --check` 3 when
+something is flagged; `learn` the command's own status (125 when netjail itself failed).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+EXIT_ERROR = 1
+EXIT_FLAGGED = 3
+EXIT_NETJAIL_FAILED = 125
+
+RUN_ARGUMENT = click.argument("run", required=False, metavar="[RUN]")
+JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Machine-readable output (JSON).")
+
+
+def _die(message: str, code: int = EXIT_ERROR) -> NoReturn:
+    from netjail.records import safe_text
+
+    click.echo(f"netjail: {safe_text(message)}", err=True)
+    sys.exit(code)
+
+
+def _run(spec: str | None) -> Any:
+    from netjail.runs import RunNotFound, resolve_run
+
+    try:
+        run = resolve_run(spec)
+    except RunNotFound as e:
+        _die(str(e))
+    if not run.flows_jsonl.is_file():
+        _die(f"{run.path} has no flows.jsonl; it is not a complete run directory")
+    return run
+
+
+def _size(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
+    if value is None:
+        return None
+    from netjail.flowview import parse_size
+
+    try:
+        return parse_size(value)
+    except ValueError as e:
+        raise click.BadParameter(str(e)) from None
+
+
+# ---------------------------------------------------------------------------------------------------------
+# flows
+# ---------------------------------------------------------------------------------------------------------
+
+
+@click.command()
+@RUN_ARGUMENT
+@click.option(
+    "--host",
+    "hosts",
+    multiple=True,
+    metavar="PATTERN",
+    help="Only these hosts: a glob (*.github.com) or a name (with its subdomains). Repeatable.",
+)
+@click.option("--denied", is_flag=True, help="Only flows netjail denied.")
+@click.option("--allowed", is_flag=True, help="Only flows netjail allowed.")
+@click.option(
+    "--failed",
+    is_flag=True,
+    help="Only upstream failures (DNS, TLS, refused, timeout) and HTTP 4xx/5xx answers.",
+)
+@click.option(
+    "--method",
+    "methods",
+    multiple=True,
+    metavar="METHOD",
+    help="Only this HTTP method (GET, POST, CONNECT…). Repeatable.",
+)
+@click.option(
+    "--min-bytes-out",
+    callback=_size,
+    metavar="SIZE",
+    help="Only requests that sent at least SIZE bytes (5000, 10k, 1.5MB).",
+)
+@click.option("--flagged", is_flag=True, help="Only flows the audit detectors flagged.")
+@click.option("--limit", type=click.IntRange(min=1), help="Stop after this many matching flows.")
+@JSON_OPTION
+def flows(
+    run: str | None,
+    hosts: tuple[str, ...],
+    denied: bool,
+    allowed: bool,
+    failed: bool,
+    methods: tuple[str, ...],
+    min_bytes_out: int | None,
+    flagged: bool,
+    limit: int | None,
+    as_json: bool,
+) -> None:
+    """The flows of RUN (default: the latest run), one row per request attempt.
+
+    \b
+    Examples:
+      netjail flows                          # the latest run
+      netjail flows --denied                 # what was blocked
+      netjail flows --failed --host '*.pypi.org'
+      netjail flows --min-bytes-out 1MB --method POST --method PUT
+      netjail flows 20261128T0746 --json | jq -r .url
+    """
+    from netjail.flowview import COLUMNS, FlowFilter, flow_row
+    from netjail.runs import flow_records, run_secrets
+    from netjail.tables import Output
+
+    chosen = _run(run)
+    verdicts = frozenset(v for v, on in (("deny", denied), ("allow", allowed)) if on)
+    keep = FlowFilter(
+        hosts=hosts,
+        verdicts=verdicts,
+        failed=failed,
+        methods=frozenset(m.upper() for m in methods),
+        min_bytes_out=min_bytes_out,
+        flagged=flagged,
+    )
+    records = (r for r in flow_records(chosen, run_secrets(chosen)) if keep(r))
+    shown = 0
+    if as_json:
+        write = sys.stdout.write
+        for record in records:
+            write(json.dumps(record, ensure_ascii=True, separators=(",", ":")) + "\n")
+            shown += 1
+            if limit and shown >= limit:
+                break
+        return
+    out = Output()
+    table = out.stream_table(COLUMNS)
+    for record in records:
+        table.add(flow_row(record, human=out.terminal))
+        shown += 1
+        if limit and shown >= limit:
+            break
+    table.close()
+    if out.terminal:
+        out.line(f"{shown} flow{'s' if shown != 1 else ''} · run {chosen.run_id} · {chosen.path}", "dim")
+    elif shown == 0:
+        click.echo("(no flows match)", err=True)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# runs
+# ---------------------------------------------------------------------------------------------------------
+
+
+@click.command()
+@click.option(
+    "--prune", is_flag=True, help="Remove the runs the retention settings say to remove, and list them."
+)
+@click.option("--dry-run", is_flag=True, help="With --prune: list what would be removed, remove nothing.")
+@click.option(
+    "-s",
+    "--settings",
+    "settings_path",
+    type=click.Path(path_type=Path),
+    help="Settings file with `retention` (default: as for a run).",
+)
+@click.option("--max-age-days", type=click.IntRange(min=1), help="Override retention.maxAgeDays.")
+@click.option("--max-total-mb", type=click.IntRange(min=1), help="Override retention.maxTotalMB.")
+@JSON_OPTION
+def runs(
+    prune: bool,
+    dry_run: bool,
+    settings_path: Path | None,
+    max_age_days: int | None,
+    max_total_mb: int | None,
+    as_json: bool,
+) -> None:
+    """The runs, oldest first: id, start, command, exit status, counts, size.
+
+    \b
+    Examples:
+      netjail runs
+      netjail runs --prune                   # apply settings "retention": {"maxAgeDays": 30, "maxTotalMB": 500}
+      netjail runs --prune --dry-run --max-age-days 7
+    """
+    from netjail.rundir import runs_dir
+    from netjail.runs import list_runs
+
+    infos = list(list_runs())
+    if prune:
+        _prune(infos, dry_run, settings_path, max_age_days, max_total_mb, as_json)
+        return
+    _list_runs(infos, as_json, runs_dir())
+
+
+def _redacted_command(info: Any) -> str:
+    from netjail.rundir import RunDir
+    from netjail.runs import run_secrets
+
+    command = info.command or ""
+    secrets = run_secrets(RunDir(info.path))
+    return secrets.redact_text(command)[0] if secrets else command
+
+
+def _shorten(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _list_runs(infos: list[Any], as_json: bool, root: Path) -> None:
+    from netjail.audit import human_bytes
+    from netjail.tables import Column, Output
+
+    if as_json:
+        for info in infos:
+            data = info.as_json()
+            data["command"] = _redacted_command(info) if info.command is not None else None
+            sys.stdout.write(json.dumps(data, ensure_ascii=True) + "\n")
+        return
+    out = Output()
+    if not infos:
+        out.line(f"no runs in {root}")
+        return
+    rows = []
+    for info in infos:
+        c = info.counts
+        status = (
+            "running" if info.in_progress else ("?" if info.exit_status is None else str(info.exit_status))
+        )
+        rows.append(
+            [
+                info.run_id,
+                info.started.strftime("%Y-%m-%d %H:%M") if info.started else "?",
+                _redacted_command(info),
+                (status, "green" if status == "0" else "red" if status not in ("running", "?") else None),
+                str(c.get("flows", "")),
+                str(c.get("allowed", "")),
+                (str(c.get("denied", "")), "bold red" if c.get("denied") else None),
+                str(c.get("failed", "")),
+                human_bytes(info.size) if out.terminal else str(info.size),
+            ]
+        )
+    if out.terminal:  # the command gets what the other columns leave of the terminal's width
+        others = [max(len(h), *(len(r[i] if isinstance(r[i], str) else r[i][0]) for r in rows)) for i, h in
+                  enumerate(["run", "start (UTC)", "command", "exit", "flows", "allowed", "denied", "failed", "size"]) if i != 2]  # fmt: skip
+        room = max(12, min(80, out.console.width - sum(others) - 3 * 9 - 2))
+        for row in rows:
+            row[2] = _shorten(row[2], room)
+    out.table(
+        [
+            Column("run", no_wrap=True),
+            Column("start (UTC)", no_wrap=True),
+            Column("command", no_wrap=True),
+            Column("exit", justify="right", no_wrap=True),
+            Column("flows", justify="right", no_wrap=True),
+            Column("allowed", justify="right", no_wrap=True),
+            Column("denied", justify="right", no_wrap=True),
+            Column("failed", justify="right", no_wrap=True),
+            Column("size", justify="right", no_wrap=True),
+        ],
+        rows,
+    )
+    if out.terminal:
+        out.line(
+            f"{len(infos)} run{'s' if len(infos) != 1 else ''} in {root} · netjail flows RUN · netjail runs --prune",
+            "dim",
+        )
+
+
+def _prune(
+    infos: list[Any],
+    dry_run: bool,
+    settings_path: Path | None,
+    max_age: int | None,
+    max_mb: int | None,
+    as_json: bool,
+) -> None:
+    from netjail.runs import plan_prune, remove_runs
+    from netjail.settings import SettingsError, find_settings_path, load_settings
+
+    source = "the command line"
+    if max_age is None or max_mb is None:
+        try:
+            path, _origin = find_settings_path(settings_path)
+            retention = load_settings(path).settings.retention
+        except SettingsError as e:
+            _die(str(e), EXIT_NETJAIL_FAILED)
+        max_age = max_age if max_age is not None else retention.max_age_days
+        max_mb = max_mb if max_mb is not None else retention.max_total_mb
+        source = str(path)
+    if max_age is None and max_mb is None:
+        _die(
+            f"no retention is set in {source}, so nothing is removed. Fix: add "
+            '{"retention": {"maxAgeDays": 30, "maxTotalMB": 1000}} to it, or pass --max-age-days / --max-total-mb'
+        )
+    removals = plan_prune(infos, max_age, max_mb)
+    if not dry_run:
+        remove_runs(removals)
+    freed = sum(r.info.size for r in removals)
+    if as_json:
+        print(
+            json.dumps(
+                {
+                    "dry_run": dry_run,
+                    "retention": {"maxAgeDays": max_age, "maxTotalMB": max_mb, "from": source},
+                    "removed": [
+                        {"run_id": r.info.run_id, "bytes": r.info.size, "why": r.why} for r in removals
+                    ],
+                    "kept": len(infos) - len(removals),
+                    "bytes_freed": freed,
+                },
+                ensure_ascii=True,
+            )
+        )
+        return
+    verb = "would remove" if dry_run else "removed"
+    limits = ", ".join(
+        part
+        for part in (f"maxAgeDays {max_age}" if max_age else "", f"maxTotalMB {max_mb}" if max_mb else "")
+        if part
+    )
+    click.echo(
+        f"retention ({limits}, from {source}): {verb} {len(removals)} of {len(infos)} runs, {freed / 1e6:.1f} MB"
+    )
+    for r in removals:
+        click.echo(f"  {verb} {r.info.run_id}  {r.info.size / 1e6:.1f} MB  {r.why}")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# audit
+# ---------------------------------------------------------------------------------------------------------
+
+
+@click.command()
+@RUN_ARGUMENT
+@click.option(
+    "--html",
+    "html_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Also write a self-contained HTML report (timeline, bytes-out chart).",
+)
+@click.option(
+    "--large-upload",
+    callback=_size,
+    metavar="SIZE",
+    help="Flag requests that sent at least SIZE (default 1MiB, as recorded).",
+)
+@click.option("--check", is_flag=True, help=f"Exit {EXIT_FLAGGED} when anything is flagged (for CI).")
+@JSON_OPTION
+def audit(
+    run: str | None, html_path: Path | None, large_upload: int | None, check: bool, as_json: bool
+) -> None:
+    """What left the machine in RUN: per destination host the requests, bytes sent and received, denied
+    attempts; then the flows flagged as possible exfiltration, and why.
+
+    \b
+    Flags: large uploads; request bodies, URLs or headers carrying high-entropy or encoded data; many
+    distinct subdomains under one domain or long DNS labels (DNS tunnelling); the value of a secret named
+    in settings audit.secretEnv / audit.secretFiles (never shown, only its name and a digest).
+    \b
+    Examples:
+      netjail audit
+      netjail audit --html report.html && xdg-open report.html
+      netjail audit --json | jq '.flagged[].flags'
+    """
+    from netjail.audit_report import build_report, render, to_json
+    from netjail.tables import Output
+
+    chosen = _run(run)
+    report = build_report(chosen, large_upload=large_upload)
+    if html_path is not None:
+        from netjail.report_html import render_html
+
+        try:
+            html_path.write_text(render_html(report), encoding="utf-8")
+        except OSError as e:
+            _die(f"cannot write {html_path}: {e.strerror or e}")
+    if as_json:
+        sys.stdout.write(to_json(report) + "\n")
+    else:
+        render(report, Output())
+        if html_path is not None:
+            click.echo(f"\nHTML report: {html_path}")
+    if check and (report["totals"]["flagged_flows"] or report["findings"]):
+        sys.exit(EXIT_FLAGGED)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# why
+# ---------------------------------------------------------------------------------------------------------
+
+
+@click.command()
+@RUN_ARGUMENT
+@JSON_OPTION
+def why(run: str | None, as_json: bool) -> None:
+    """Why a run's network use failed: the blocked hosts and upstream failures, grouped, with what each means
+    and the exact settings change that fixes it. Recognises pip, npm and git and says what they fetched.
+
+    \b
+    Examples:
+      netjail why
+      netjail why --json | jq '.blocked[].fix'
+    """
+    from netjail.tables import Output
+    from netjail.why import diagnose, render
+
+    chosen = _run(run)
+    diagnosis = diagnose(chosen)
+    if as_json:
+        sys.stdout.write(json.dumps(diagnosis, indent=2, ensure_ascii=True) + "\n")
+        return
+    render(diagnosis, Output())
+
+
+# ---------------------------------------------------------------------------------------------------------
+# learn
+# ---------------------------------------------------------------------------------------------------------
+
+
+@click.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.option(
+    "-s",
+    "--settings",
+    "settings_path",
+    type=click.Path(path_type=Path),
+    help="BASE settings (default: as for a run).",
+)
+@click.option(
+    "-o",
+    "--output",
+    "output",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Where to write the learned settings (default: learned-settings.json in the run directory).",
+)
+@click.option("-c", "--command", "command", help="Command line to run with bash -c.")
+@click.option("-d", "--debug", is_flag=True, help="Debug log on stderr, as for a run.")
+@click.option(
+    "--keep-unused", is_flag=True, help="Keep BASE's allowedDomains entries the command did not use."
+)
+@JSON_OPTION
+@click.argument("argv", nargs=-1, type=click.UNPROCESSED)
+def learn(
+    settings_path: Path | None,
+    output: Path | None,
+    command: str | None,
+    debug: bool,
+    keep_unused: bool,
+    as_json: bool,
+    argv: tuple[str, ...],
+) -> None:
+    """Run CMD with network.mode "audit" and write the settings that would have allowed exactly what it used.
+
+    Requests the allow list would refuse (not_allowed) go through and are recorded as would_deny; deniedDomains,
+    the local-range guard, the fronting checks and the jail still hold. The result keeps BASE's other settings,
+    lists exact hosts (a *.parent wildcard only for several subdomains of a parent that is not a shared
+    hosting domain), and the diff against BASE is printed.
+
+    \b
+    Examples:
+      netjail learn -s base.json -o project.json -c 'pip install -r requirements.txt'
+      netjail -s project.json -c 'pip install -r requirements.txt'
+    """
+    from netjail.learn import run_learn
+
+    if command is not None and argv:
+        _die("give either -c 'CMD' or -- PROG ARG…, not both", EXIT_NETJAIL_FAILED)
+    if command is None and not argv:
+        _die(
+            "nothing to run. Fix: netjail learn -c 'CMD'  or  netjail learn -- PROG ARG…", EXIT_NETJAIL_FAILED
+        )
+    sys.exit(
+        run_learn(settings_path, output, command, argv, debug=debug, keep_unused=keep_unused, as_json=as_json)
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# export
+# ---------------------------------------------------------------------------------------------------------
+
+
+@click.command()
+@RUN_ARGUMENT
+@click.option(
+    "--har",
+    "har_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    required=True,
+    help="Write HAR 1.2 here ('-' for stdout).",
+)
+@JSON_OPTION
+def export(run: str | None, har_path: Path, as_json: bool) -> None:
+    """Export RUN's flows as HAR 1.2 (browser devtools, HAR viewers). Credentials and configured secrets stay
+    redacted; each entry carries netjail's verdict in `_netjail`.
+
+    \b
+    Examples:
+      netjail export --har run.har
+      mitmweb -r ~/.local/state/netjail/runs/latest/flows.mitm     # the full flows, in mitmproxy's UI
+    """
+    from netjail.har import write_har
+
+    chosen = _run(run)
+    try:
+        if str(har_path) == "-":
+            summary = write_har(chosen, sys.stdout)
+        else:
+            with har_path.open("w", encoding="utf-8") as f:
+                summary = write_har(chosen, f)
+    except OSError as e:
+        _die(f"cannot write {har_path}: {e.strerror or e}")
+    if as_json:
+        click.echo(json.dumps(summary | {"file": str(har_path)}, ensure_ascii=True), err=str(har_path) == "-")
+    elif str(har_path) != "-":
+        click.echo(
+            f"wrote {summary['entries']} entries to {har_path} (HAR 1.2)"
+            + (f"; redacted: {', '.join(summary['redacted'])}" if summary["redacted"] else "")
+        )
+
+
+COMMANDS = [flows, runs, audit, why, learn, export]

@@ -1,0 +1,223 @@
+"""What a run with given settings would apply, computed without running anything (`netjail explain`).
+
+The jail is described by the very backend a run would use, given a JailSpec built as the runner builds it (the
+same path rules, argv, private state and trust files), with the per-run parts replaced by placeholders: the run
+directory is `<run-id>`, the macOS proxy port is 3128, its secret `<secret>`. On Linux the argument list is
+therefore exactly what `netjail -d` shows for a run in the same directory, with the run id in place of
+`<run-id>` (tests/integration/test_explain.py checks it).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from netjail.ca import RunCA
+from netjail.jail import PROXY_PORT, Jail, JailSpec, path_rules
+from netjail.rundir import runs_dir
+from netjail.settings import LoadedSettings
+
+RUN_ID = "<run-id>"
+SECRET = "<secret>"
+PLATFORMS = ("linux", "macos")
+
+
+def host_platform() -> str:
+    if sys.platform.startswith("linux"):
+        return "linux"
+    if sys.platform == "darwin":
+        return "macos"
+    return "linux"
+
+
+def placeholder_ca(proxy_dir: Path) -> RunCA:
+    """The paths `netjail.ca.create_run_ca` writes in a run's proxy directory (nothing is created here)."""
+    return RunCA(
+        confdir=proxy_dir / "confdir",
+        cert_path=proxy_dir / "netjail-ca.pem",
+        host_bundle=proxy_dir / "upstream-trust.pem",
+        jail_bundle=proxy_dir / "jail-trust.pem",
+    )
+
+
+def backend(loaded: LoadedSettings, platform: str) -> Jail:
+    settings = loaded.settings
+    if platform == "linux":
+        from netjail.linux import BwrapJail
+
+        return BwrapJail(settings.bwrap_path)
+    from netjail.macos import SeatbeltJail
+
+    return SeatbeltJail(
+        settings,
+        proxy_port=PROXY_PORT,
+        secret=SECRET,
+        run_dir=Path("/private/tmp") / f"netjail-{RUN_ID}",
+        log_tag=f"netjail-{RUN_ID}",
+    )
+
+
+def jail_spec(loaded: LoadedSettings, jail: Jail, argv: tuple[str, ...], cwd: Path) -> JailSpec:
+    """The JailSpec `netjail.runner` would build for a run in `cwd` (runner._supervise), with placeholders."""
+    from netjail.runner import _private_state
+
+    settings = loaded.settings
+    proxy_dir = runs_dir() / RUN_ID / "proxy"
+    ca = placeholder_ca(proxy_dir)
+    return JailSpec(
+        argv=argv,
+        cwd=cwd,
+        env=jail.environment(dict(os.environ), ca),
+        rules=path_rules(settings, cwd, extra_read_only=(loaded.path.resolve(),)),
+        ca=ca,
+        allow_pty=settings.allow_pty,
+        private_state=_private_state(loaded),
+        files_dir=proxy_dir,
+        capture=settings.network.capture,
+        debug=False,
+    )
+
+
+def explain(loaded: LoadedSettings, platform: str, argv: tuple[str, ...]) -> dict[str, Any]:
+    """The report: the policy in words (as data), and the backend's own description of the jail."""
+    settings = loaded.settings
+    jail = backend(loaded, platform)
+    cwd = Path.cwd().resolve()
+    spec = jail_spec(loaded, jail, argv, cwd)
+    net, fs, rules = settings.network, settings.filesystem, spec.rules
+    report: dict[str, Any] = {
+        "platform": platform,
+        "backend": jail.name,
+        "settings_file": str(loaded.path),
+        "settings_origin": loaded.origin,
+        "warnings": list(loaded.warnings),
+        "presets": loaded.expansions,
+        "cwd": str(cwd),
+        "argv": list(argv),
+        "network": {
+            "mode": net.mode,
+            "capture": net.capture,
+            "allowed": [p.source for p in net.allowed_domains],
+            "denied": [p.source for p in net.denied_domains],
+            "pinned": {name: str(addr) for name, addr in net.hosts.items()},
+            "tls_not_terminated": [p.source for p in net.tls_terminate.exclude_domains],
+            "allow_local_binding": net.allow_local_binding,
+            "allow_unix_sockets": list(net.allow_unix_sockets),
+            "allow_all_unix_sockets": net.allow_all_unix_sockets,
+            "allow_mach_lookup": list(net.allow_mach_lookup),
+        },
+        "filesystem": {
+            "hidden": [str(p) for p in rules.hidden],
+            "readable_again": [str(p) for p in rules.reallowed],
+            "writable": [str(p) for p in rules.writable],
+            "read_only": [str(p) for p in rules.read_only],
+            "netjail_state": [str(p) for p in spec.private_state],
+            "mandatory_deny_depth": settings.mandatory_deny_search_depth,
+            "allow_git_config": fs.allow_git_config,
+        },
+        "allow_pty": settings.allow_pty,
+        "environment": {k: spec.env[k] for k in _shown_variables(spec.env)},
+    }
+    if platform == "linux":
+        report["bwrap_args"] = jail.describe(spec)
+    else:
+        report["profile"] = "\n".join(jail.describe(spec)) + "\n"
+        report["proxy"] = {
+            "port": f"{PROXY_PORT} here; a free port on 127.0.0.1, chosen per run",
+            "secret": SECRET,
+        }
+    return report
+
+
+def _shown_variables(env: dict[str, str]) -> list[str]:
+    names = ["HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "SSL_CERT_FILE", "NODE_EXTRA_CA_CERTS", "TMPDIR"]
+    return [n for n in names if n in env]
+
+
+def render(report: dict[str, Any]) -> str:
+    """The report for a person: the policy in words, then the backend's exact rules."""
+    net, fs = report["network"], report["filesystem"]
+    out: list[str] = []
+
+    def say(text: str = "") -> None:
+        out.append(text)
+
+    def listing(title: str, items: list[str], empty: str) -> None:
+        say(f"  {title}:" + ("" if items else f" {empty}"))
+        for item in items:
+            say(f"    {item}")
+
+    name = {"linux": "Linux (bubblewrap)", "macos": "macOS (seatbelt, sandbox-exec)"}[report["platform"]]
+    say(f"netjail explain: {name}")
+    say(f"settings: {report['settings_file']} ({report['settings_origin']})")
+    for warning in report["warnings"]:
+        say(f"warning: {warning}")
+    for preset, hosts in report["presets"].items():
+        say(f"preset {preset}: {', '.join(hosts) or '(no hosts)'}")
+    say(f"working directory: {report['cwd']}")
+    say()
+    say("Network: every connection goes through netjail's proxy, which judges and records it")
+    say(
+        f"  mode: {net['mode']}"
+        + ("  (denials are recorded, not enforced)" if net["mode"] == "audit" else "")
+    )
+    if report["platform"] == "linux":
+        say(f"  capture: {net['capture']}")
+    listing("allowed", net["allowed"], "nothing (no host is reachable)")
+    listing("denied (checked first)", net["denied"], "-")
+    say("  anything else: denied")
+    if net["pinned"]:
+        listing("pinned names", [f"{k} -> {v}" for k, v in net["pinned"].items()], "")
+    if net["tls_not_terminated"]:
+        listing("tunnelled without TLS interception", net["tls_not_terminated"], "")
+    say(f"  listening on local ports: {'allowed' if net['allow_local_binding'] else 'no'}")
+    if report["platform"] == "macos":
+        sockets = "all" if net["allow_all_unix_sockets"] else ", ".join(net["allow_unix_sockets"]) or "none"
+        say(f"  Unix sockets: {sockets} (never the system resolver's, unless named)")
+        say(f"  extra Mach services: {', '.join(net['allow_mach_lookup']) or 'none'}")
+    say()
+    say("Files")
+    say("  readable: everything except the hidden paths")
+    listing("hidden (denyRead)", fs["hidden"], "none")
+    listing("readable again inside them (allowRead)", fs["readable_again"], "none")
+    listing("writable (allowWrite)", fs["writable"], "none")
+    listing("read-only inside them (denyWrite, dangerous files, the settings file)", fs["read_only"], "none")
+    listing("netjail's own state, hidden", fs["netjail_state"], "")
+    git = "writable" if fs["allow_git_config"] else "read-only"
+    say(f"  .git/config: {git}; .git/hooks: read-only")
+    if report["platform"] == "linux":
+        say("  /tmp: private to the run; /run: empty")
+    else:
+        say("  /tmp and your temporary directory: hidden; TMPDIR is the run's own directory")
+        say("  dangerous files (.bashrc, .git/hooks, …) cannot be created at any depth below a writable path")
+    say(f"  pseudo-terminal: {'yes' if report['allow_pty'] else 'no (new session)'}")
+    say()
+    say("Environment set for the command (besides your own):")
+    for key, value in report["environment"].items():
+        say(f"  {key}={value}")
+    say()
+    if report["platform"] == "linux":
+        say("bwrap arguments (what `netjail -d` prints as jail.args):")
+        args = report["bwrap_args"]
+        line = f"  {args[0]}"
+        for arg in args[1:]:
+            if arg.startswith("--"):
+                say(line)
+                line = f"    {arg}"
+            else:
+                line += f" {_quote(arg)}"
+        say(line)
+    else:
+        say(
+            f"seatbelt profile (sandbox-exec -p PROFILE; the proxy port is {PROXY_PORT} here, chosen per run):"
+        )
+        out.append(report["profile"].rstrip("\n"))
+    return "\n".join(out) + "\n"
+
+
+def _quote(arg: str) -> str:
+    import shlex
+
+    return shlex.quote(arg)

@@ -1,0 +1,137 @@
+"""`netjail flows`: the filters and the table row of one flow record."""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from netjail.audit import human_bytes
+from netjail.tables import Cell, Column
+
+FAILED_REASONS = frozenset({"upstream_error", "client_tls_failed"})
+_SIZE = re.compile(r"(?i)\s*(\d+(?:\.\d+)?)\s*(b|k|kb|kib|m|mb|mib|g|gb|gib)?\s*")
+_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "kib": 1024, "m": 10**6, "mb": 10**6, "mib": 1024**2,
+          "g": 10**9, "gb": 10**9, "gib": 1024**3}  # fmt: skip
+
+
+def parse_size(text: str) -> int:
+    """'5000', '10k', '1.5MB', '2MiB' -> bytes. Raises ValueError with a message a person can act on."""
+    match = _SIZE.fullmatch(text)
+    if not match:
+        raise ValueError(f"{text!r} is not a size; write bytes (5000) or with a unit (10k, 1.5MB, 2MiB)")
+    return int(float(match.group(1)) * _UNITS[(match.group(2) or "").lower()])
+
+
+def host_matches(pattern: str, host: str) -> bool:
+    """A shell glob (`*.github.com`, `pypi.*`), or a plain name, which also matches its subdomains."""
+    pattern, host = pattern.lower().rstrip("."), host.lower()
+    if any(c in pattern for c in "*?["):
+        return fnmatch.fnmatchcase(host, pattern)
+    return host == pattern or host.endswith("." + pattern)
+
+
+def is_failed(record: dict[str, Any]) -> bool:
+    """An upstream failure, or an HTTP error the server (not netjail) answered."""
+    if record.get("reason") in FAILED_REASONS:
+        return True
+    status = record.get("status")
+    return record.get("verdict") == "allow" and isinstance(status, int) and status >= 400
+
+
+@dataclass
+class FlowFilter:
+    hosts: tuple[str, ...] = ()
+    verdicts: frozenset[str] = frozenset()  # allow / deny; empty = both
+    failed: bool = False
+    methods: frozenset[str] = frozenset()
+    min_bytes_out: int | None = None
+    flagged: bool = False
+    reasons: frozenset[str] = field(default_factory=frozenset)
+
+    def __call__(self, record: dict[str, Any]) -> bool:
+        if self.verdicts and record.get("verdict") not in self.verdicts:
+            return False
+        if self.failed and not is_failed(record):
+            return False
+        if self.methods and str(record.get("method") or "").upper() not in self.methods:
+            return False
+        if self.min_bytes_out is not None and int(record.get("bytes_out") or 0) < self.min_bytes_out:
+            return False
+        if self.flagged and not record.get("flags"):
+            return False
+        if self.reasons and record.get("reason") not in self.reasons:
+            return False
+        if self.hosts:
+            host = str(record.get("host") or "")
+            if not any(host_matches(p, host) for p in self.hosts):
+                return False
+        return True
+
+
+COLUMNS = [
+    Column("time (UTC)", width=12),
+    Column("verdict", width=7),
+    Column("method", width=7),
+    Column("host", width=28, max_width=40),
+    Column("path", width=32, max_width=60),
+    Column("status", justify="right", width=6),
+    Column("out", justify="right", width=9),
+    Column("in", justify="right", width=9),
+    Column("reason", width=16, max_width=60),
+]
+
+
+def _hostport(record: dict[str, Any]) -> str:
+    host, port, scheme = str(record.get("host") or "?"), record.get("port"), record.get("scheme")
+    shown = f"[{host}]" if ":" in host else host
+    default = {"http": 80, "https": 443}.get(str(scheme))
+    return shown if port in (None, default) else f"{shown}:{port}"
+
+
+def _path(record: dict[str, Any]) -> str:
+    if record.get("scheme") == "tcp":
+        return "(raw tcp)"
+    if record.get("method") == "CONNECT":
+        return "(tunnel)"
+    return str(record.get("path") or "")
+
+
+def _reason(record: dict[str, Any]) -> str:
+    reason = str(record.get("reason") or "")
+    if record.get("error_kind") and reason in FAILED_REASONS:
+        reason += f" ({record['error_kind']})"
+    kinds = list(dict.fromkeys(str(f.get("kind")) for f in record.get("flags") or [] if isinstance(f, dict)))
+    if kinds:
+        reason += " !" + ",".join(kinds)
+    return reason
+
+
+def _size(value: Any, human: bool) -> str:
+    n = int(value or 0)
+    return human_bytes(n) if human else str(n)
+
+
+def flow_row(record: dict[str, Any], human: bool) -> list[Cell]:
+    verdict = str(record.get("verdict") or "")
+    reason = record.get("reason")
+    style = "green" if verdict == "allow" else "bold red"
+    if reason == "would_deny":
+        style = "yellow"
+    elif is_failed(record):
+        style = "magenta"
+    status = record.get("status")
+    flags = record.get("flags")
+    ts = str(record.get("ts") or "")
+    return [
+        ts[11:23] if len(ts) >= 23 else ts,
+        (verdict, style),
+        str(record.get("method") or "-"),
+        _hostport(record),
+        _path(record),
+        ("" if status is None else str(status), "red" if isinstance(status, int) and status >= 400 else None),
+        _size(record.get("bytes_out"), human),
+        _size(record.get("bytes_in"), human),
+        (_reason(record), "bold yellow" if flags else None),
+    ]

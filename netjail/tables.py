@@ -1,0 +1,202 @@
+"""Output for the flows commands: rich tables on a terminal, plain aligned text when piped.
+
+Every value that came from a record goes through `safe_text` before it is shown, and into rich only as
+`Text` (never as markup), so a host, path or header cannot drive the terminal or inject styling.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from typing import Any, Iterable, Sequence, TextIO
+
+from netjail.records import safe_text
+
+Cell = str | tuple[str, str | None]  # text, or (text, rich style)
+
+
+@dataclass(frozen=True)
+class Column:
+    header: str
+    justify: str = "left"  # "left" | "right"
+    width: int | None = None  # fixed width for streamed tables (values are padded, never cut in plain text)
+    max_width: int | None = None  # rich only: longer values wrap/fold
+    style: str | None = None
+    no_wrap: bool = False  # rich only: cut with an ellipsis rather than wrap
+
+
+def is_terminal(stream: TextIO | None = None) -> bool:
+    stream = stream or sys.stdout
+    try:
+        return stream.isatty() and os.environ.get("TERM") != "dumb"
+    except (AttributeError, ValueError):
+        return False
+
+
+def _safe(value: object) -> str:
+    text = str(value)
+    if text.isascii() and text.isprintable():  # the common case, checked at C speed
+        return text
+    return safe_text(text)
+
+
+def _text(cell: Cell) -> tuple[str, str | None]:
+    if isinstance(cell, tuple):
+        return _safe(cell[0]), cell[1]
+    return _safe(cell), None
+
+
+class Output:
+    """Where a command writes: `terminal` decides rich or plain; `--json` output bypasses both."""
+
+    def __init__(self, stream: TextIO | None = None, terminal: bool | None = None):
+        self.stream = stream or sys.stdout
+        self.terminal = is_terminal(self.stream) if terminal is None else terminal
+        self._console: Any = None
+
+    @property
+    def console(self) -> Any:
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(
+                file=self.stream, force_terminal=self.terminal, highlight=False, soft_wrap=False
+            )
+        return self._console
+
+    def line(self, text: str = "", style: str | None = None) -> None:
+        """A line netjail wrote itself (may embed record values already passed through safe_text)."""
+        if self.terminal:
+            from rich.text import Text
+
+            self.console.print(Text(text, style=style or ""))
+        else:
+            self.stream.write(text + "\n")
+
+    def styled(self, parts: Iterable[tuple[str, str | None]]) -> None:
+        """One line from pieces with their own styles (plain text ignores the styles)."""
+        parts = list(parts)
+        if self.terminal:
+            from rich.text import Text
+
+            text = Text()
+            for piece, style in parts:
+                text.append(piece, style=style or "")
+            self.console.print(text)
+        else:
+            self.stream.write("".join(p for p, _ in parts) + "\n")
+
+    def table(
+        self, columns: Sequence[Column], rows: Iterable[Sequence[Cell]], title: str | None = None
+    ) -> None:
+        rows = [[_text(c) for c in row] for row in rows]
+        if self.terminal:
+            from rich import box
+            from rich.table import Table
+            from rich.text import Text
+
+            table = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left", header_style="bold")
+            for col in columns:
+                table.add_column(
+                    col.header,
+                    justify=col.justify,  # type: ignore[arg-type]
+                    max_width=col.max_width,
+                    style=col.style,
+                    no_wrap=col.no_wrap,
+                    overflow="ellipsis" if col.no_wrap else "fold",
+                )
+            for row in rows:
+                table.add_row(*(Text(text, style=style or "") for text, style in row))
+            self.console.print(table)
+            return
+        if title:
+            self.stream.write(title + "\n")
+        widths = [len(c.header) for c in columns]
+        for row in rows:
+            widths = [max(w, len(text)) for w, (text, _) in zip(widths, row)]
+        self.stream.write(_plain_row([c.header for c in columns], columns, widths) + "\n")
+        for row in rows:
+            self.stream.write(_plain_row([text for text, _ in row], columns, widths) + "\n")
+
+    def stream_table(self, columns: Sequence[Column], batch: int = 200) -> StreamTable:
+        return StreamTable(self, columns, batch)
+
+
+def _plain_row(cells: Sequence[str], columns: Sequence[Column], widths: Sequence[int]) -> str:
+    out = []
+    last = len(cells) - 1
+    for i, (text, col, width) in enumerate(zip(cells, columns, widths)):
+        if col.justify == "right":
+            out.append(text.rjust(width))
+        else:
+            out.append(text if i == last else text.ljust(width))
+    return "  ".join(out).rstrip()
+
+
+class StreamTable:
+    """A table of any length in bounded memory, written as rows come. Columns have fixed widths: in plain text
+    a longer value pushes the rest of its row out (nothing is cut); on a terminal it is cut with an ellipsis
+    (the last column excepted) and the row is styled. Rows are written by batches of `batch`."""
+
+    def __init__(self, out: Output, columns: Sequence[Column], batch: int):
+        self.out, self.columns, self.batch = out, list(columns), batch
+        self.widths = [max(c.width or 0, len(c.header)) for c in self.columns]
+        self.pending: list[str] = []
+        self._styles: dict[str, str] = {}
+        self.count = 0
+        self._header_done = False
+
+    def _header(self) -> None:
+        self._header_done = True
+        cells = [c.header for c in self.columns]
+        if not self.out.terminal:
+            self.out.stream.write(_plain_row(cells, self.columns, self.widths) + "\n")
+            return
+        width = sum(self.widths) + 2 * (len(self.widths) - 1)
+        self.out.stream.write(self._styled_row([(c, "bold") for c in cells]) + "\n")
+        self.out.stream.write(self._render("─" * min(width, self.out.console.width), "dim") + "\n")
+
+    def _styled_row(self, cells: Sequence[tuple[str, str | None]]) -> str:
+        """One row as terminal text: rich renders each style (cached), the row is joined as a string, so a
+        hundred thousand rows cost no more than their formatting."""
+        parts = []
+        last = len(cells) - 1
+        for i, ((text, style), col, width) in enumerate(zip(cells, self.columns, self.widths)):
+            if i != last and len(text) > width:
+                text = text[: width - 1] + "…"
+            if i != last:
+                text = text.rjust(width) if col.justify == "right" else text.ljust(width)
+            style = style or col.style
+            parts.append(self._render(text, style) if style else text)
+        return "  ".join(parts)
+
+    def _render(self, text: str, style: str) -> str:
+        rendered = self._styles.get(style)
+        if rendered is None:
+            from rich.style import Style
+
+            system = getattr(self.out.console, "_color_system", None)  # None: NO_COLOR or no colour support
+            rendered = self._styles[style] = Style.parse(style).render("\0", color_system=system)
+        return rendered.replace("\0", text, 1)
+
+    def add(self, row: Sequence[Cell]) -> None:
+        if not self._header_done:
+            self._header()
+        self.count += 1
+        cells = [_text(c) for c in row]
+        if self.out.terminal:
+            self.pending.append(self._styled_row(cells))
+        else:
+            self.pending.append(_plain_row([t for t, _ in cells], self.columns, self.widths))
+        if len(self.pending) >= self.batch:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        self.out.stream.write("\n".join(self.pending) + "\n")
+        self.pending.clear()
+
+    def close(self) -> None:
+        self.flush()

@@ -1,0 +1,526 @@
+"""`netjail why`: a failed run's network problems, grouped, each with its meaning and the settings change
+that fixes it (a JSON snippet and the file it goes in). Recognises pip, npm and git from their requests
+(user agent, URL shape) and says what they were fetching."""
+
+from __future__ import annotations
+
+import json
+import re
+import urllib.parse
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from netjail.records import iter_records, safe_text
+from netjail.rundir import RunDir
+from netjail.runs import flow_records, run_info, run_secrets
+from netjail.tables import Output
+
+EXAMPLES = 3
+WHAT_KEPT = 8
+
+# ---------------------------------------------------------------------------------------------------------
+# Package managers
+# ---------------------------------------------------------------------------------------------------------
+
+_UA_TOOLS = (
+    ("pip", re.compile(r"^pip/")),
+    ("uv", re.compile(r"^uv/")),
+    ("poetry", re.compile(r"^poetry/")),
+    ("npm", re.compile(r"^npm/|\bnpm/\d")),
+    ("yarn", re.compile(r"^yarn/")),
+    ("pnpm", re.compile(r"^pnpm/")),
+    ("git", re.compile(r"^git/")),
+    ("cargo", re.compile(r"^cargo")),
+    ("go", re.compile(r"^Go-http-client/")),
+    ("curl", re.compile(r"^curl/")),
+    ("wget", re.compile(r"^Wget/")),
+    ("python", re.compile(r"^(python-requests|Python-urllib|python-httpx|aiohttp)/")),
+    ("node", re.compile(r"^(node|undici|axios)")),
+)
+_PY_FILE = re.compile(r"([A-Za-z0-9_.\-]+\.(?:whl|tar\.gz|zip|tar\.bz2|egg))(?:\.metadata)?$")
+
+
+def tool_of(record: dict[str, Any]) -> str | None:
+    ua = str(record.get("user_agent") or "")
+    for name, pattern in _UA_TOOLS:
+        if pattern.search(ua):
+            return name
+    path = str(record.get("path") or "")
+    if "/info/refs?service=git-" in path or path.endswith(("/git-upload-pack", "/git-receive-pack")):
+        return "git"
+    if "/simple/" in path or _PY_FILE.search(path.split("?")[0].split("#")[0]):
+        return "pip"
+    if re.search(r"/-/[^/]+\.tgz$", path):
+        return "npm"
+    return None
+
+
+def what_of(tool: str | None, record: dict[str, Any]) -> str | None:
+    """What a package manager was fetching, from the request's path (None for a refused tunnel)."""
+    path = str(record.get("path") or "")
+    if record.get("method") == "CONNECT" or not path:
+        return None
+    bare = urllib.parse.unquote(path.split("?")[0].split("#")[0])
+    if tool in ("pip", "uv", "poetry"):
+        if "/simple/" in bare:
+            project = bare.split("/simple/", 1)[1].strip("/").split("/")[0]
+            return f"the index page of package {project!r}" if project else "the package index"
+        if match := _PY_FILE.search(bare):
+            return f"the package file {match.group(1)}"
+        if bare.rstrip("/").endswith("/json"):
+            return f"package metadata {bare}"
+    if tool in ("npm", "yarn", "pnpm"):
+        if match := re.search(r"/-/([^/]+\.tgz)$", bare):
+            return f"the package tarball {match.group(1)}"
+        name = bare.lstrip("/")
+        if name and not name.startswith("-/"):
+            return f"the metadata of package {name!r}"
+    if tool == "git":
+        for marker, action in (
+            ("/info/refs", "the refs of"),
+            ("/git-upload-pack", "the objects of"),
+            ("/git-receive-pack", "a push to"),
+        ):
+            if marker in bare:
+                return f"{action} repository {record.get('host')}{bare.split(marker)[0]}"
+    return None
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Meanings and fixes
+# ---------------------------------------------------------------------------------------------------------
+
+BLOCK_MEANING = {
+    "not_allowed": "the host is not in network.allowedDomains, and netjail denies whatever is not allowed",
+    "denied_by_rule": "a network.deniedDomains entry denies it (deny wins over allow)",
+    "ip_literal": "the client asked for an IP address; name rules never match addresses",
+    "private_destination": "the name resolves to a local or private address, which netjail never dials unless told",
+    "host_mismatch": "domain fronting: the Host header named another host than the one connected to",
+    "sni_mismatch": "domain fronting: the TLS SNI named another host than the one connected to",
+    "invalid_host": "the host name is malformed (netjail refuses names no resolver should see)",
+    "policy_error": "netjail could not judge the request and denied it (a netjail bug: please report it)",
+}
+FAILURE_MEANING = {
+    "dns": "the name did not resolve from netjail's host: a typo, a name that only exists on another network, "
+    "or DNS unreachable",
+    "tls_verify": "the server's certificate did not verify against the host's CA roots (plus extraCaCertPaths): "
+    "a corporate or self-signed CA",
+    "client_tls": "the client inside the jail rejected netjail's certificate: it uses its own CA bundle or pins "
+    "certificates",
+    "refused": "the server refused the connection: nothing listens on that port (not a netjail rule)",
+    "timeout": "the server did not answer in time (not a netjail rule)",
+    "client_aborted": "the client gave up on the request",
+    "other": "the upstream connection failed",
+}
+HTTP_MEANING = {
+    401: "the server wants credentials; netjail passes no environment variable the settings do not list in "
+    "envPassthrough, and hides denyRead files",
+    403: "the server (not netjail) refused: credentials or permissions",
+    404: "not found on that server: a wrong index URL, package name or version",
+    407: "a proxy wants credentials",
+    429: "rate limited by the server",
+}
+
+
+def _entry(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+@dataclass
+class Group:
+    key: tuple[str, ...]
+    host: str
+    count: int = 0
+    examples: list[str] = field(default_factory=list)
+    tools: Counter[str] = field(default_factory=Counter)
+    fetching: list[str] = field(default_factory=list)
+    tunnels: int = 0
+    after: str | None = None  # for a refused tunnel: what the same client had fetched just before
+    detail: str | None = None
+    rule: str | None = None
+    error: str | None = None
+
+    def add(
+        self, record: dict[str, Any], tool: str | None, what: str | None, after: str | None = None
+    ) -> None:
+        self.count += 1
+        self.after = self.after or after
+        self.tunnels += record.get("method") in ("CONNECT", "DNS")
+        url = str(record.get("url") or "")
+        if url and url not in self.examples and len(self.examples) < EXAMPLES:
+            self.examples.append(url)
+        if tool:
+            self.tools[tool] += 1
+        if what and what not in self.fetching and len(self.fetching) < WHAT_KEPT:
+            self.fetching.append(what)
+        self.detail = self.detail or record.get("detail")
+        self.rule = self.rule or record.get("rule")
+        self.error = self.error or record.get("error")
+
+
+def _settings_file(run: RunDir, start: dict[str, Any]) -> tuple[str, dict[str, Any] | None, str | None]:
+    """The settings file the run used, its JSON (as the user wrote it), and a note when it is the bundled one."""
+    path = start.get("settings_file")
+    note = None
+    if start.get("settings_origin") == "bundled" or not path:
+        note = (
+            "the run used netjail's bundled default settings: put the change in ~/.config/netjail/settings.json "
+            "(used by default) or a file you pass with -s"
+        )
+    data = None
+    if path:
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            data = None
+    if data is None:
+        try:
+            data = json.loads(run.settings_json.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            data = None
+    return str(path or run.settings_json), data if isinstance(data, dict) else None, note
+
+
+def _allowed_after(data: dict[str, Any] | None, add: list[str]) -> list[str]:
+    current = list(((data or {}).get("network") or {}).get("allowedDomains") or [])
+    return current + [h for h in add if h not in current]
+
+
+def diagnose(run: RunDir) -> dict[str, Any]:
+    info = run_info(run.path, with_size=False)
+    start: dict[str, Any] = {}
+    for record in iter_records(run.flows_jsonl):
+        start = record if record.get("event") == "run_start" else {}
+        break
+    blocked: dict[tuple[str, ...], Group] = {}
+    failures: dict[tuple[str, ...], Group] = {}
+    http_errors: dict[tuple[str, ...], Group] = {}
+    would_deny: dict[str, Group] = {}
+    tools: dict[str, dict[str, Any]] = {}
+    last_tool: str | None = None
+    last_fetched: dict[str, str] = {}
+    totals = Counter()
+    for record in flow_records(run, run_secrets(run), events=("flow", "dns")):
+        if record.get("event") == "dns":
+            # the jail's resolver refused the name: the client never got as far as connecting
+            if record.get("verdict") == "deny":
+                name = str(record.get("name") or "?")
+                key = (name, str(record.get("reason")), str(record.get("rule")))
+                dns_record = record | {"host": name, "method": "DNS", "url": f"dns:{name}"}
+                blocked.setdefault(key, Group(key, name)).add(
+                    dns_record, last_tool, None, last_fetched.get(last_tool or "")
+                )
+            continue
+        totals["flows"] += 1
+        host = str(record.get("host") or "?")
+        tool = tool_of(record)
+        inferred = False
+        if tool is None and record.get("method") == "CONNECT":
+            tool, inferred = last_tool, True  # a refused tunnel shows no request: the client seen just before
+        what = what_of(tool, record)
+        after = (
+            last_fetched.get(tool) if tool and what is None and record.get("method") == "CONNECT" else None
+        )
+        if tool and what and not inferred:
+            last_fetched[tool] = what
+        if tool and not inferred:
+            last_tool = tool
+            seen = tools.setdefault(
+                tool, {"tool": tool, "requests": 0, "hosts": [], "fetched": [], "failed": []}
+            )
+            seen["requests"] += 1
+            if host not in seen["hosts"]:
+                seen["hosts"].append(host)
+        reason = record.get("reason")
+        status = record.get("status")
+        ok = record.get("verdict") == "allow" and reason not in ("upstream_error", "client_tls_failed")
+        if tool and what and not inferred:
+            bucket = "fetched" if ok and not (isinstance(status, int) and status >= 400) else "failed"
+            if what not in tools[tool][bucket] and len(tools[tool][bucket]) < WHAT_KEPT:
+                tools[tool][bucket].append(what)
+        if record.get("verdict") == "deny":
+            key = (host, str(reason), str(record.get("rule")))
+            blocked.setdefault(key, Group(key, host)).add(record, tool, what, after)
+        elif reason in ("upstream_error", "client_tls_failed"):
+            kind = "client_tls" if reason == "client_tls_failed" else str(record.get("error_kind") or "other")
+            key = (kind, host)
+            failures.setdefault(key, Group(key, host)).add(record, tool, what, after)
+        elif reason == "would_deny":
+            would_deny.setdefault(host, Group((host,), host)).add(record, tool, what)
+        if (
+            record.get("verdict") == "allow"
+            and isinstance(status, int)
+            and status >= 400
+            and reason != "upstream_error"
+        ):
+            key = (host, str(status))
+            http_errors.setdefault(key, Group(key, host)).add(record, tool, what)
+
+    file, data, note = _settings_file(run, start)
+    blocked_out = [_blocked_entry(g, file) for g in blocked.values()]
+    to_allow = [b["allow_entry"] for b in blocked_out if b.get("allow_entry")]
+    combined = None
+    if to_allow:
+        combined = {
+            "file": file,
+            "snippet": {"network": {"allowedDomains": _allowed_after(data, to_allow)}},
+            "adds": to_allow,
+        }
+    return {
+        "run": {
+            "run_id": info.run_id,
+            "path": str(run.path),
+            "command": start.get("command"),
+            "exit_status": info.exit_status,
+            "end_reason": info.end_reason,
+            "network_mode": info.network_mode,
+            "settings_file": file,
+            "flows": totals["flows"],
+        },
+        "settings_note": note,
+        "blocked": blocked_out,
+        "failures": [_failure_entry(g, file) for g in failures.values()],
+        "http_errors": [_http_entry(g) for g in http_errors.values()],
+        "would_deny": [
+            {"host": g.host, "count": g.count, "examples": g.examples, "fetching": g.fetching}
+            for g in would_deny.values()
+        ],
+        "clients": list(tools.values()),
+        "fix": combined,
+    }
+
+
+def _tool_sentence(group: Group) -> str | None:
+    if not group.tools:
+        return None
+    tool = group.tools.most_common(1)[0][0]
+    if group.fetching:
+        return f"{tool} was fetching " + "; ".join(group.fetching)
+    if group.tunnels == group.count and group.tunnels and group.after:
+        return (
+            f"{tool} was connecting to {group.host} right after it fetched {group.after} (refused before any "
+            "request was sent, so the URL is not known; a package index links its files on such a host)"
+            if tool in ("pip", "uv", "poetry", "npm", "yarn", "pnpm")
+            else f"{tool} was connecting to {group.host} right after it fetched {group.after}"
+        )
+    if group.tunnels == group.count and group.tunnels:
+        return (
+            f"{tool} was connecting to {group.host} (refused before any request was sent, so the URL is not "
+            "known)"
+        )
+    return None
+
+
+def _blocked_entry(group: Group, file: str) -> dict[str, Any]:
+    host, reason, rule = group.key
+    entry: dict[str, Any] = {
+        "host": host,
+        "reason": reason,
+        "rule": rule,
+        "count": group.count,
+        "examples": group.examples,
+        "meaning": BLOCK_MEANING.get(reason, reason),
+        "client": _tool_sentence(group),
+        "detail": group.detail,
+    }
+    fix: dict[str, Any] | None = None
+    if reason in ("not_allowed", "ip_literal"):
+        entry["allow_entry"] = _entry(host)
+        fix = {
+            "file": file,
+            "change": f"add {_entry(host)!r} to network.allowedDomains",
+            "snippet": {"network": {"allowedDomains": [_entry(host)]}},
+        }
+    elif reason == "denied_by_rule":
+        fix = {
+            "file": file,
+            "change": f"remove {rule!r} from network.deniedDomains (and allow {host} in network.allowedDomains)",
+            "snippet": None,
+        }
+    elif reason == "private_destination":
+        fix = {
+            "file": file,
+            "change": f"only if {host} is meant to be local: pin it in network.hosts (it may then point anywhere)",
+            "snippet": {"network": {"hosts": {host: "ADDRESS"}}},
+        }
+    elif reason in ("host_mismatch", "sni_mismatch"):
+        fix = {
+            "file": None,
+            "change": "none in the settings: the client must name the host it connects to",
+            "snippet": None,
+        }
+    entry["fix"] = fix
+    return entry
+
+
+def _failure_entry(group: Group, file: str) -> dict[str, Any]:
+    kind, host = group.key
+    fix: dict[str, Any] | None = None
+    if kind == "dns":
+        fix = {
+            "file": file,
+            "change": f"check the name; if {host} is internal, pin it (network.hosts) or name your DNS server "
+            "(network.resolver)",
+            "snippet": {"network": {"hosts": {host: "ADDRESS"}}},
+        }
+    elif kind == "tls_verify":
+        fix = {
+            "file": file,
+            "change": "add the PEM file of the CA that signed the server's certificate",
+            "snippet": {"network": {"tlsTerminate": {"extraCaCertPaths": ["/path/to/ca.pem"]}}},
+        }
+    elif kind == "client_tls":
+        fix = {
+            "file": file,
+            "change": "point the client at /run/netjail/ca-bundle.pem (NODE_EXTRA_CA_CERTS, PIP_CERT, "
+            f"REQUESTS_CA_BUNDLE, GIT_SSL_CAINFO are set to it); if it pins certificates, exclude {host} from "
+            "TLS interception",
+            "snippet": {"network": {"tlsTerminate": {"excludeDomains": [host]}}},
+        }
+    return {
+        "kind": kind,
+        "host": host,
+        "count": group.count,
+        "examples": group.examples,
+        "error": group.error,
+        "meaning": FAILURE_MEANING.get(kind, FAILURE_MEANING["other"]),
+        "client": _tool_sentence(group),
+        "fix": fix,
+    }
+
+
+def _http_entry(group: Group) -> dict[str, Any]:
+    host, status = group.key
+    code = int(status)
+    meaning = HTTP_MEANING.get(code) or (
+        "a server error" if code >= 500 else "the server refused the request"
+    )
+    return {
+        "host": host,
+        "status": code,
+        "count": group.count,
+        "examples": group.examples,
+        "meaning": meaning + " (the request passed netjail)",
+        "client": _tool_sentence(group),
+    }
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Rendering
+# ---------------------------------------------------------------------------------------------------------
+
+
+def shorten(text: str, width: int = 240) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _snippet(value: Any) -> str:
+    return safe_text(json.dumps(value))
+
+
+def render(d: dict[str, Any], out: Output) -> None:
+    run = d["run"]
+    status = run.get("exit_status")
+    out.line(
+        f"Run {safe_text(run['run_id'])}"
+        + (f": {safe_text(shorten(run['command']))}" if run.get("command") else ""),
+        "bold",
+    )
+    out.line(
+        f"  exit status {status if status is not None else '?'}; {run['flows']} requests; settings: "
+        f"{safe_text(run['settings_file'])}"
+    )
+    problems = d["blocked"] or d["failures"] or d["http_errors"]
+    if not problems:
+        out.line()
+        if run["flows"] == 0:
+            out.line(
+                "No network request was made: if the command failed, its network was not the cause.", "green"
+            )
+        else:
+            out.line(
+                "Nothing was blocked and nothing failed upstream: the network was not the problem.", "green"
+            )
+    if d["blocked"]:
+        out.line()
+        hosts = len({b["host"] for b in d["blocked"]})
+        out.line(f"Blocked by netjail ({hosts} host{'s' if hosts != 1 else ''}):", "bold red")
+        for b in d["blocked"]:
+            out.styled(
+                [
+                    ("  ✗ ", "red"),
+                    (safe_text(b["host"]), "bold"),
+                    (f"  {b['count']}× {b['reason']} (rule {safe_text(b['rule'])})", None),
+                ]
+            )
+            out.line(f"      means: {b['meaning']}")
+            if b.get("client"):
+                out.line(f"      {safe_text(b['client'])}")
+            for url in b["examples"]:
+                out.line(f"      e.g. {safe_text(url)}", "dim")
+            _render_fix(out, b.get("fix"))
+    if d["failures"]:
+        out.line()
+        out.line("Failed upstream (allowed, but the connection did not work):", "bold magenta")
+        for f in d["failures"]:
+            out.styled(
+                [("  ! ", "magenta"), (safe_text(f["host"]), "bold"), (f"  {f['count']}× {f['kind']}", None)]
+            )
+            out.line(f"      means: {f['meaning']}")
+            if f.get("error"):
+                out.line(f"      error: {safe_text(f['error'])}", "dim")
+            if f.get("client"):
+                out.line(f"      {safe_text(f['client'])}")
+            _render_fix(out, f.get("fix"))
+    if d["http_errors"]:
+        out.line()
+        out.line("HTTP errors from servers:", "bold")
+        for h in d["http_errors"]:
+            out.styled(
+                [
+                    ("  ", None),
+                    (f"{h['status']} ", "red"),
+                    (safe_text(h["host"]), "bold"),
+                    (f"  {h['count']}×  {h['meaning']}", None),
+                ]
+            )
+            if h.get("client"):
+                out.line(f"      {safe_text(h['client'])}")
+            for url in h["examples"]:
+                out.line(f"      e.g. {safe_text(url)}", "dim")
+    if d["would_deny"]:
+        out.line()
+        out.line('Would be blocked outside network.mode "audit":', "bold yellow")
+        for w in d["would_deny"]:
+            out.line(f"  {safe_text(w['host'])}  {w['count']}×")
+    if d["clients"]:
+        out.line()
+        out.line("Clients recognised:", "bold")
+        for c in d["clients"]:
+            requests = f"{c['requests']} request{'s' if c['requests'] != 1 else ''}"
+            out.line(f"  {c['tool']}: {requests} to {', '.join(safe_text(h) for h in c['hosts'])}")
+            for what in c["fetched"]:
+                out.line(f"      fetched {safe_text(what)}", "dim")
+            for what in c["failed"]:
+                out.line(f"      did not get {safe_text(what)}", "red")
+    if d.get("fix"):
+        fix = d["fix"]
+        out.line()
+        out.line(f"To allow everything that was blocked, set in {safe_text(fix['file'])}:", "bold green")
+        out.line(f"  {_snippet(fix['snippet'])}", "green")
+        if d.get("settings_note"):
+            out.line(f"  ({d['settings_note']})")
+        out.line(
+            "  Review the hosts first; `netjail learn -c CMD` builds such a file from a whole run.", "dim"
+        )
+
+
+def _render_fix(out: Output, fix: dict[str, Any] | None) -> None:
+    if not fix:
+        return
+    where = f" in {safe_text(fix['file'])}" if fix.get("file") else ""
+    out.line(f"      fix{where}: {safe_text(fix['change'])}", "green")
+    if fix.get("snippet") is not None:
+        out.line(f"        {_snippet(fix['snippet'])}", "green")

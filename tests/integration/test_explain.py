@@ -1,0 +1,138 @@
+"""`netjail explain`, the real command: the Linux argument list is exactly what a run shows under `-d`, the macOS
+profile is a well-formed seatbelt profile, nothing is created, and the command stays cheap to load."""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from netjail.seatbelt import check
+from tests.conftest import Netjail, netjail_executable
+
+pytestmark = pytest.mark.nonroot
+
+
+def explain(netjail: Netjail, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [netjail_executable(), "explain", *args],
+        cwd=netjail.work,
+        env=env or netjail.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
+
+
+def debug_args(stderr: str) -> list[str]:
+    match = re.search(r"jail\.args\s+args=(\[.*?\]) platform=", stderr)
+    assert match, stderr
+    return ast.literal_eval(match.group(1))
+
+
+def rich_settings(netjail: Netjail) -> Path:
+    for d in ("secrets/public", "locked", "sub/.git/hooks"):
+        (netjail.work / d).mkdir(parents=True, exist_ok=True)
+    (netjail.work / "token").write_text("t")
+    (netjail.work / ".bashrc").write_text("x")
+    return netjail.settings(
+        {"allowedDomains": ["allowed.test", "*.example.test"], "deniedDomains": ["denied.test"]},
+        {
+            "denyRead": ["secrets", "token", "~/.ssh"],
+            "allowRead": ["secrets/public"],
+            "allowWrite": ["."],
+            "denyWrite": ["locked"],
+        },
+    )
+
+
+def test_linux_arguments_are_what_a_run_shows_under_debug(netjail: Netjail) -> None:
+    cfg = rich_settings(netjail)
+    run = netjail.run("-d", "-s", str(cfg), "-c", "true")
+    assert run.returncode == 0, run.explain()
+    ran = debug_args(run.stderr)
+    run_id = run.run_dir.name
+    shown = explain(netjail, "-s", str(cfg), "--platform", "linux", "-c", "true", "--json")
+    assert shown.returncode == 0, shown.stderr
+    report = json.loads(shown.stdout)
+    assert report["bwrap_args"] == [arg.replace(run_id, "<run-id>") for arg in ran]
+    assert report["network"]["allowed"] == ["allowed.test", "*.example.test"]
+    assert report["network"]["denied"] == ["denied.test"]
+    assert str(netjail.work / "secrets") in report["filesystem"]["hidden"]
+    assert str(netjail.work / "secrets" / "public") in report["filesystem"]["readable_again"]
+
+
+def test_linux_text_shows_the_policy_in_words_and_the_arguments(netjail: Netjail) -> None:
+    shown = explain(netjail, "-s", str(rich_settings(netjail)), "--platform", "linux")
+    assert shown.returncode == 0, shown.stderr
+    out = shown.stdout
+    assert "netjail explain: Linux (bubblewrap)" in out
+    assert "  allowed:\n    allowed.test\n    *.example.test\n" in out
+    assert "  anything else: denied" in out
+    assert f"  hidden (denyRead):\n    {netjail.work / 'secrets'}\n" in out
+    assert "bwrap arguments (what `netjail -d` prints as jail.args):" in out
+    assert f"    --bind {netjail.work} {netjail.work}" in out
+    assert "-- /usr/bin/bash -c '<command>'" in out or "-c '<command>'" in out
+
+
+def test_macos_profile_is_well_formed_and_auditable(netjail: Netjail) -> None:
+    cfg = rich_settings(netjail)
+    shown = explain(netjail, "-s", str(cfg), "--platform", "macos", "--json")
+    assert shown.returncode == 0, shown.stderr
+    report = json.loads(shown.stdout)
+    profile = report["profile"]
+    check(profile)
+    assert '(allow network-outbound (remote ip "localhost:3128"))' in profile
+    assert f'(subpath "{netjail.work / "secrets"}")' in profile
+    assert f'(subpath "{netjail.work}")' in profile
+    assert "<secret>" not in profile and report["environment"]["HTTP_PROXY"].startswith(
+        "http://netjail:<secret>@"
+    )
+    text = explain(netjail, "-s", str(cfg), "--platform", "macos")
+    assert text.returncode == 0
+    assert "netjail explain: macOS (seatbelt, sandbox-exec)" in text.stdout
+    assert text.stdout.rstrip("\n").endswith(profile.rstrip("\n").splitlines()[-1])
+
+
+def test_explain_creates_nothing(netjail: Netjail) -> None:
+    cfg = netjail.settings()
+    for platform in ("linux", "macos"):
+        assert explain(netjail, "-s", str(cfg), "--platform", platform).returncode == 0
+    assert not netjail.state.exists()
+
+
+def test_refused_settings_exit_125(netjail: Netjail) -> None:
+    bad = netjail.tmp_path / "bad.json"
+    bad.write_text(json.dumps({"network": {"allowedDomains": ["*.com"], "deniedDomains": []}}))
+    shown = explain(netjail, "-s", str(bad))
+    assert shown.returncode == 125 and str(bad) in shown.stderr
+    shown = explain(netjail, "-s", str(netjail.tmp_path / "missing.json"))
+    assert shown.returncode == 125
+
+
+def test_a_path_the_profile_cannot_hold_exits_125(netjail: Netjail) -> None:
+    odd = netjail.work / "bad\x1bname"
+    odd.mkdir()
+    cfg = netjail.settings(filesystem={"allowWrite": [".", str(odd)]})
+    shown = explain(netjail, "-s", str(cfg), "--platform", "macos")
+    assert shown.returncode == 125
+    assert "cannot write the seatbelt profile" in shown.stderr and "\x1b" not in shown.stderr
+
+
+def test_the_explain_module_loads_only_click_and_the_standard_library() -> None:
+    """What `import netjail.cli_explain` adds to what the package itself loads: click, nothing of netjail's."""
+    code = (
+        "import sys, netjail, click; before = set(sys.modules); import netjail.cli_explain; "
+        "print(sorted(m for m in set(sys.modules) - before if m.split('.')[0] in "
+        "('netjail', 'pydantic', 'pydantic_core', 'structlog', 'mitmproxy', 'cryptography', 'rich') "
+        "and m != 'netjail.cli_explain'))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

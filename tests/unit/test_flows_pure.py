@@ -1,0 +1,599 @@
+"""The pure parts behind `netjail flows / runs / audit / why / learn / export`: detectors, secret matching and
+redaction, learning, retention, filters, output escaping. Every negative row has a harmless control beside it.
+The end-to-end behaviour on real runs is in tests/integration/test_flows_cli.py."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import os
+import random
+import subprocess
+import sys
+import time
+from io import StringIO
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from netjail import audit
+from netjail.audit import BodyScanner, BurstCounter, Secrets, encoded_forms, values_from_file
+from netjail.flowview import FlowFilter, host_matches, parse_size
+from netjail.learn import learn_from_records, learned_settings
+from netjail.records import safe_text
+from netjail.runs import RunInfo, RunNotFound, plan_prune, resolve_run
+from netjail.tables import Column, Output
+from netjail.why import tool_of, what_of
+
+SECRET = b"tok_9fQ2xLm4Zr8Wv1Kp"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# A synthetic run (also used by bench/flows_read.py)
+# ---------------------------------------------------------------------------------------------------------
+
+
+def synthetic_run(run_dir: Path, n: int, rng: random.Random) -> dict[str, int]:
+    """A run directory with run_start, `n` flow records of the recorder's shape and a realistic mix, run_end.
+    Returns the counts written."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "settings.json").write_text(
+        json.dumps({"network": {"allowedDomains": [], "deniedDomains": []}})
+    )
+    (run_dir / "flows.mitm").write_bytes(b"")
+    counts = {"flows": 0, "allowed": 0, "denied": 0, "failed": 0, "post": 0}
+    start = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    hosts = [f"h{i}.example.test" for i in range(40)] + ["pypi.test", "files.test", "registry.test"]
+    with (run_dir / "flows.jsonl").open("w") as f:
+        f.write(json.dumps({"event": "run_start", "ts": "2026-01-01T00:00:00.000Z", "run_id": run_dir.name,
+                            "command": "synthetic", "argv": ["synthetic"], "pid": 0, "network_mode": "enforce"}) + "\n")  # fmt: skip
+        for i in range(n):
+            host = rng.choice(hosts)
+            denied = rng.random() < 0.1
+            method = "POST" if rng.random() < 0.1 else "GET"
+            failed = not denied and rng.random() < 0.05
+            ts = start + dt.timedelta(milliseconds=i * 10)
+            path = f"/p/{i}?q={rng.randrange(1000)}"
+            record = {
+                "event": "flow", "id": f"id-{i}", "ts": ts.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts.microsecond // 1000:03d}Z",
+                "duration_ms": 12.5, "method": method, "scheme": "https", "host": host, "port": 443,
+                "authority": host, "sni": host, "path": path, "url": f"https://{host}{path}", "http_version": "HTTP/1.1",
+                "status": 403 if denied else (502 if failed else 200), "bytes_out": rng.randrange(5000) if method == "POST" else 0,
+                "bytes_in": 0 if denied else rng.randrange(100_000), "verdict": "deny" if denied else "allow",
+                "rule": "default-deny" if denied else host, "reason": "not_allowed" if denied else ("upstream_error" if failed else "allowed"),
+                "error": "connection refused" if failed else None, "error_kind": "refused" if failed else None,
+                "detail": f"{host} is not in network.allowedDomains" if denied else None, "address": None if denied else "192.0.2.1",
+                "tunnel": False, "user_agent": "pip/24.0", "sha256_out": None, "sha256_in": None, "flags": [],
+            }  # fmt: skip
+            f.write(json.dumps(record, separators=(",", ":")) + "\n")
+            counts["flows"] += 1
+            counts["denied" if denied else "allowed"] += 1
+            counts["failed"] += failed
+            counts["post"] += method == "POST"
+        f.write(json.dumps({"event": "run_end", "ts": (start + dt.timedelta(milliseconds=n * 10)).strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+                            "run_id": run_dir.name, "exit_status": 0, "reason": "exited",
+                            "counts": {k: counts[k] for k in ("flows", "allowed", "denied", "failed")}}) + "\n")  # fmt: skip
+    return counts
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Secrets: found in every encoding, across chunk boundaries, and replaced
+# ---------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("offset", range(3))
+@pytest.mark.parametrize("urlsafe", [False, True])
+def test_secret_found_inside_longer_base64_at_every_alignment(offset: int, urlsafe: bool) -> None:
+    secrets = Secrets.from_values([("env:T", SECRET)])
+    encode = base64.urlsafe_b64encode if urlsafe else base64.b64encode
+    text = encode(b"x" * offset + SECRET + b" and some more")
+    assert [h.encoding for h in secrets.find(text)] == ["base64"]
+    control = encode(b"x" * offset + SECRET[:-3] + b"???" + b" and some more")
+    assert secrets.find(control) == []
+
+
+@pytest.mark.parametrize(
+    ("data", "encoding"),
+    [
+        (b"k=" + SECRET, "plain"),
+        (b"k=" + SECRET.hex().encode(), "hex"),
+        (b"k=" + SECRET.hex().upper().encode(), "hex"),
+        (b"a=" + SECRET.replace(b"_", b"%5F"), "url-encoded"),  # quote() leaves '_': found by decoding
+    ],
+)
+def test_secret_encodings_in_text(data: bytes, encoding: str) -> None:
+    secrets = Secrets.from_values([("env:T", SECRET)])
+    hits = secrets.find_text(data.decode())
+    assert hits and hits[0].secret.name == "env:T"
+    if encoding != "url-encoded":
+        assert hits[0].encoding == encoding
+    redacted, names = secrets.redact_text(data.decode())
+    assert names == ["env:T"] and SECRET.decode() not in redacted and "[redacted secret env:T]" in redacted
+    assert secrets.find_text("k=tok_nothing_like_it") == []
+
+
+def test_secret_split_across_chunks_at_every_offset() -> None:
+    secrets = Secrets.from_values([("env:T", SECRET)])
+    body = b"a" * 50 + SECRET + b"b" * 50
+    for cut in range(1, len(body)):
+        scanner = BodyScanner(secrets)
+        scanner.feed(body[:cut])
+        scanner.feed(body[cut:])
+        assert [f["kind"] for f in scanner.flags()] == ["secret"], cut
+    control = BodyScanner(secrets)
+    control.feed(b"a" * 50 + SECRET[:10])
+    control.feed(b"X" + SECRET[11:])
+    assert control.flags() == []
+
+
+def test_secret_flag_names_the_secret_and_a_digest_never_the_value() -> None:
+    secrets = Secrets.from_values([("env:T", SECRET)])
+    scanner = BodyScanner(secrets)
+    scanner.feed(b'{"token": "' + SECRET + b'"}')
+    (flag,) = scanner.flags()
+    assert (
+        "env:T" in flag["detail"] and "sha256:" in flag["detail"] and SECRET.decode() not in json.dumps(flag)
+    )
+
+
+def test_short_and_missing_secrets_are_reported_not_matched(tmp_path: Path) -> None:
+    (tmp_path / "creds").write_text("[default]\naws_secret_access_key = AbCdEf0123456789xyz\nregion = eu\n")
+    secrets, problems = Secrets.load(
+        ["SET", "SHORT", "UNSET"],
+        [tmp_path / "creds", tmp_path / "missing"],
+        {"SET": "a-long-enough-value", "SHORT": "abc"},
+    )
+    assert {s.name for s in secrets.secrets} == {"env:SET", f"file:{tmp_path / 'creds'}"}
+    assert len(problems) == 3 and any("UNSET" in p for p in problems) and any("SHORT" in p for p in problems)
+    assert secrets.find(b"x=AbCdEf0123456789xyz")  # the value of a key = value line
+    assert not secrets.find(b"region = eu") and not secrets.find(b"[default]")  # not values: never matched
+
+
+def test_values_from_file() -> None:
+    values = values_from_file(b"  the-whole-token-123\n")
+    assert values == [b"the-whole-token-123"]
+    assert b"s3cret-value-99" in values_from_file(b'password: "s3cret-value-99"\n')
+
+
+def test_cut_partial_drops_a_kept_prefix_that_ends_inside_a_secret() -> None:
+    secrets = Secrets.from_values([("env:T", SECRET)])
+    assert secrets.cut_partial(b"body " + SECRET[:9]) == b"body "
+    assert secrets.cut_partial(b"body ends normally") == b"body ends normally"
+
+
+def test_encoded_forms_are_long_enough_to_be_specific() -> None:
+    assert all(len(form) >= audit.MIN_SECRET for _, form in encoded_forms(SECRET))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Bodies, URLs, hosts
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _scan(*chunks: bytes) -> list[str]:
+    scanner = BodyScanner(None)
+    for chunk in chunks:
+        scanner.feed(chunk)
+    return [f["kind"] for f in scanner.flags()]
+
+
+def test_body_detectors() -> None:
+    rng = random.Random(7)
+    blob = base64.b64encode(rng.randbytes(3000))
+    assert _scan(b"data=" + blob[:1000], blob[1000:] + b"&x=1") == ["encoded_body"]
+    assert _scan(b"d=" + rng.randbytes(64).hex().encode() * 2) == ["encoded_body"]  # 256 hex digits
+    assert _scan(rng.randbytes(50_000)) == ["high_entropy_body"]
+    # controls: ordinary uploads
+    assert _scan(json.dumps({"name": "netjail", "tags": ["a", "b"], "n": 3}).encode()) == []
+    assert _scan(b"0032want " + rng.randbytes(20).hex().encode() + b"\n" * 3) == []  # git-upload-pack
+    assert (
+        _scan(("integrity sha512-" + base64.b64encode(rng.randbytes(64)).decode()).encode()) == []
+    )  # 88 chars
+    assert _scan(b"hello world, this is an ordinary form post " * 200) == []
+    assert _scan(b"\x00\x01" * 5000) == []  # binary but low entropy
+    assert _scan(b"abcdefghijklmnopqrstuvwxyz" * 40) == []  # a long run, but not random
+
+
+@pytest.mark.parametrize(
+    ("path", "flagged"),
+    [
+        ("/q?d=" + base64.urlsafe_b64encode(random.Random(1).randbytes(48)).decode(), True),
+        ("/q?d=" + random.Random(2).randbytes(40).hex(), True),
+        ("/" + base64.urlsafe_b64encode(random.Random(3).randbytes(48)).decode().rstrip("=") + "/x", True),
+        ("/hello?q=1", False),
+        ("/packages/ab/cd/" + "0123456789abcdef" * 4 + "/six-1.16.0-py2.py3-none-any.whl", False),
+        ("/obj?X-Amz-Signature=" + "ab12" * 16 + "&X-Amz-Credential=AKIAEXAMPLE%2F20260101", False),
+        ("/search?q=how+to+write+a+long+query+with+many+plain+english+words", False),
+        ("/simple/some-package-with-a-long-descriptive-name/", False),
+        ("/info/refs?service=git-upload-pack", False),
+    ],
+)
+def test_url_flags(path: str, flagged: bool) -> None:
+    assert bool(audit.url_flags(path)) is flagged
+
+
+def test_long_dns_label() -> None:
+    assert audit.host_flags("a" * 41 + ".tunnel.test")
+    assert not audit.host_flags("a" * 40 + ".tunnel.test")
+    assert not audit.host_flags("2001:db8::1") and not audit.host_flags("192.0.2.1")
+
+
+def test_header_flags() -> None:
+    secrets = Secrets.from_values([("env:T", SECRET)])
+    blob = base64.b64encode(random.Random(5).randbytes(200)).decode()
+    kinds = [f["kind"] for f in audit.header_flags([("X-Data", blob), ("X-Key", SECRET.decode())], secrets)]
+    assert kinds == ["encoded_header", "secret"]
+    assert audit.header_flags([("Authorization", "Bearer " + blob), ("Accept", "*/*")], secrets) == []
+
+
+def test_subdomain_bursts() -> None:
+    rng = random.Random(3)
+    counter = BurstCounter()
+    for _ in range(6):
+        counter.add(f"{rng.randbytes(12).hex()}.tunnel.test")
+    for i in range(25):
+        counter.add(f"n{i}.many.test")
+    for name in ("www.normal.test", "api.normal.test", "cdn.normal.test", "normal.test"):
+        counter.add(name)
+    for _ in range(4):  # below the encoded threshold
+        counter.add(f"{rng.randbytes(12).hex()}.few.test")
+    found = {f["domain"]: f for f in counter.findings()}
+    assert set(found) == {"tunnel.test", "many.test"}
+    assert found["tunnel.test"]["names"] == 6 and len(found["tunnel.test"]["examples"]) == 5
+
+
+def test_large_upload_threshold() -> None:
+    assert audit.size_flags(audit.LARGE_UPLOAD)[0]["kind"] == "large_upload"
+    assert audit.size_flags(audit.LARGE_UPLOAD - 1) == []
+
+
+def test_scanner_is_linear_on_long_runs() -> None:
+    """A body of one endless base64 run must not make the detector quadratic (it runs inside the proxy)."""
+    blob = b"A" * (4 * 1024 * 1024)
+    started = time.perf_counter()
+    assert _scan(*(blob[i : i + 65536] for i in range(0, len(blob), 65536))) == []
+    print(f"4 MiB single-character run scanned in {time.perf_counter() - started:.3f} s")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# learn
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _flow(
+    host: str, reason: str = "would_deny", verdict: str = "allow", rule: str = "default-deny"
+) -> dict[str, Any]:
+    return {"event": "flow", "host": host, "verdict": verdict, "reason": reason, "rule": rule}
+
+
+def test_learn_exact_hosts_and_wildcards_only_for_several_subdomains() -> None:
+    records = [
+        _flow("a.example.test"), _flow("b.example.test"), _flow("c.example.test"), _flow("example.test"),
+        _flow("one.pair.test"), _flow("two.pair.test"),
+        _flow("x.github.io"), _flow("y.github.io"), _flow("z.github.io"),
+        _flow("allowed.test", "allowed", "allow", "allowed.test"),
+        _flow("denied.test", "denied_by_rule", "deny", "denied.test"),
+        _flow("a.example.test"),
+    ]  # fmt: skip
+    learned = learn_from_records(records)
+    assert learned.new_entries == [
+        "x.github.io", "y.github.io", "z.github.io", "example.test", "*.example.test", "one.pair.test", "two.pair.test",
+    ]  # fmt: skip
+    assert learned.shared_parents == ["github.io"]
+    assert learned.base_rules_used == ["allowed.test"]
+    assert learned.still_denied == [
+        {"host": "denied.test", "reason": "denied_by_rule", "rule": "denied.test", "count": 1}
+    ]
+
+
+def test_learned_settings_keep_base_shape_used_entries_and_presets() -> None:
+    base = {
+        "network": {
+            "allowedDomains": ["@pip", "allowed.test", "unused.test"],
+            "deniedDomains": ["denied.test"],
+            "mode": "audit",
+        },
+        "filesystem": {"denyRead": ["~/.ssh"], "allowWrite": ["."], "denyWrite": []},
+    }
+    learned = learn_from_records(
+        [
+            _flow("pypi.test", "allowed", "allow", "pypi.test"),
+            _flow("allowed.test", "allowed", "allow", "allowed.test"),
+            _flow("new.test"),
+        ]
+    )
+    out = learned_settings(base, learned, {"@pip": ["pypi.test", "files.test"]})
+    assert out["network"]["allowedDomains"] == ["@pip", "allowed.test", "new.test"]
+    assert "mode" not in out["network"] and out["filesystem"] == base["filesystem"]
+    assert out["network"]["deniedDomains"] == ["denied.test"]
+    kept = learned_settings(base, learned, {"@pip": ["pypi.test"]}, keep_unused=True)
+    assert kept["network"]["allowedDomains"] == ["@pip", "allowed.test", "unused.test", "new.test"]
+    assert base["network"]["mode"] == "audit"  # the base is not modified
+
+
+# ---------------------------------------------------------------------------------------------------------
+# runs: resolution and retention
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _info(run_id: str, days_ago: float, size_mb: float, in_progress: bool = False) -> RunInfo:
+    now = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)
+    return RunInfo(run_id, Path("/nowhere") / run_id, now - dt.timedelta(days=days_ago), "cmd", 0, "exited",
+                   size=int(size_mb * 1_000_000), in_progress=in_progress)  # fmt: skip
+
+
+def test_prune_by_age_then_size_oldest_first() -> None:
+    now = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)
+    runs = [
+        _info("r1", 40, 1),
+        _info("r2", 31, 1),
+        _info("r3", 29, 3),
+        _info("r4", 5, 3),
+        _info("r5", 1, 3),
+        _info("r6", 0, 1, True),
+    ]
+    assert [r.info.run_id for r in plan_prune(runs, 30, None, now)] == ["r1", "r2"]
+    assert [r.info.run_id for r in plan_prune(runs, None, 7, now)] == ["r1", "r2", "r3"]
+    assert [r.info.run_id for r in plan_prune(runs, 30, 7, now)] == ["r1", "r2", "r3"]
+    assert [r.info.run_id for r in plan_prune(runs, 30, 4, now)] == ["r1", "r2", "r3", "r4"]
+    assert plan_prune(runs, 100, 100, now) == []  # control: generous limits remove nothing
+    assert all(r.info.run_id != "r6" for r in plan_prune(runs, 1, 1, now))  # never a run in progress
+
+
+def test_resolve_run(tmp_path: Path) -> None:
+    env = {"NETJAIL_STATE_DIR": str(tmp_path)}
+    with pytest.raises(RunNotFound, match="no runs yet"):
+        resolve_run(None, env)
+    root = tmp_path / "runs"
+    for name in ("20260101T000000.000Z-aaaaaa", "20260102T000000.000Z-bbbbbb", "20260102T000001.000Z-cccccc"):
+        (root / name).mkdir(parents=True)
+        (root / name / "flows.jsonl").write_text("")
+    assert resolve_run(None, env).run_id == "20260102T000001.000Z-cccccc"  # no `latest` link: the newest
+    (root / "latest").symlink_to("20260101T000000.000Z-aaaaaa")
+    assert resolve_run("latest", env).run_id == "20260101T000000.000Z-aaaaaa"
+    assert resolve_run("20260101", env).run_id == "20260101T000000.000Z-aaaaaa"
+    with pytest.raises(RunNotFound, match="matches 2 runs"):
+        resolve_run("20260102", env)
+    with pytest.raises(RunNotFound, match="no run id starts with"):
+        resolve_run("2027", env)
+    assert resolve_run(str(root / "20260102T000000.000Z-bbbbbb" / "flows.jsonl"), env).run_id.endswith(
+        "bbbbbb"
+    )
+    assert resolve_run(str(root / "20260102T000000.000Z-bbbbbb"), env).run_id.endswith("bbbbbb")
+    with pytest.raises(RunNotFound, match="not a run directory"):
+        resolve_run(str(tmp_path), env)
+
+
+def test_retention_settings(tmp_path: Path) -> None:
+    from netjail.settings import SettingsError, load_settings
+
+    base = {
+        "network": {"allowedDomains": [], "deniedDomains": []},
+        "filesystem": {"denyRead": [], "allowWrite": ["."], "denyWrite": []},
+    }
+    path = tmp_path / "s.json"
+    path.write_text(json.dumps(base | {"retention": {"maxAgeDays": 30, "maxTotalMB": 500}}))
+    retention = load_settings(path).settings.retention
+    assert (retention.max_age_days, retention.max_total_mb) == (30, 500)
+    path.write_text(json.dumps(base))
+    assert load_settings(path).settings.retention.max_age_days is None
+    path.write_text(json.dumps(base | {"retention": {"maxAgeDays": 0}}))
+    with pytest.raises(SettingsError, match=r"retention\.maxAgeDays"):
+        load_settings(path)
+    path.write_text(json.dumps(base | {"retention": {"maxTotalMb": 5}}))
+    with pytest.raises(SettingsError, match='did you mean "maxTotalMB"'):
+        load_settings(path)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# flows: filters and output
+# ---------------------------------------------------------------------------------------------------------
+
+
+def test_parse_size() -> None:
+    assert [parse_size(t) for t in ("5000", "10k", "1.5MB", "2MiB", "3 kb")] == [
+        5000,
+        10_000,
+        1_500_000,
+        2_097_152,
+        3000,
+    ]
+    with pytest.raises(ValueError, match="not a size"):
+        parse_size("lots")
+
+
+@pytest.mark.parametrize(
+    ("pattern", "host", "match"),
+    [
+        ("example.test", "example.test", True),
+        ("example.test", "a.example.test", True),
+        ("example.test", "badexample.test", False),
+        ("*.example.test", "a.example.test", True),
+        ("*.example.test", "example.test", False),
+        ("pypi.*", "pypi.test", True),
+        ("Example.TEST.", "example.test", True),
+    ],
+)
+def test_host_matches(pattern: str, host: str, match: bool) -> None:
+    assert host_matches(pattern, host) is match
+
+
+def test_flow_filter() -> None:
+    ok = {
+        "verdict": "allow",
+        "reason": "allowed",
+        "status": 200,
+        "method": "GET",
+        "host": "a.test",
+        "bytes_out": 0,
+    }
+    denied = ok | {"verdict": "deny", "reason": "not_allowed", "status": 403}
+    http_error = ok | {"status": 404}
+    upstream = ok | {"reason": "upstream_error", "status": 502}
+    post = ok | {"method": "POST", "bytes_out": 5000, "flags": [{"kind": "x", "detail": "y"}]}
+    rows = [ok, denied, http_error, upstream, post]
+    assert [r for r in rows if FlowFilter(verdicts=frozenset({"deny"}))(r)] == [denied]
+    assert [r for r in rows if FlowFilter(failed=True)(r)] == [http_error, upstream]  # not the denial's 403
+    assert [r for r in rows if FlowFilter(methods=frozenset({"POST"}))(r)] == [post]
+    assert [r for r in rows if FlowFilter(min_bytes_out=4999)(r)] == [post]
+    assert [r for r in rows if FlowFilter(flagged=True)(r)] == [post]
+    assert [r for r in rows if FlowFilter(hosts=("b.test",))(r)] == []
+    assert len([r for r in rows if FlowFilter()(r)]) == 5
+
+
+HOSTILE = "evil.test/\x1b[2J\x1b]0;pwned\x07[bold red]x[/]\u202e"
+
+
+@pytest.mark.parametrize("terminal", [False, True])
+def test_output_escapes_record_values(terminal: bool) -> None:
+    buffer = StringIO()
+    out = Output(buffer, terminal=terminal)
+    out.table([Column("host"), Column("n", justify="right")], [[HOSTILE, "1"]])
+    table = out.stream_table([Column("host", width=10)], batch=1)
+    table.add([HOSTILE])
+    table.close()
+    text = buffer.getvalue()
+    assert "\x1b[2J" not in text and "\x07" not in text and "\u202e" not in text
+    assert "\\x1b[2J" in text and "[bold red]x[/]" in text  # shown, escaped, markup not interpreted
+    assert safe_text(HOSTILE) in text.replace("\n", "") or terminal
+
+
+# ---------------------------------------------------------------------------------------------------------
+# why: package managers from their requests
+# ---------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("record", "tool", "what"),
+    [
+        ({"user_agent": "pip/24.0 {}", "path": "/simple/six/"}, "pip", "the index page of package 'six'"),
+        (
+            {"path": "/packages/ab/cd/ef/six-1.16.0-py2.py3-none-any.whl#sha256=00"},
+            "pip",
+            "the package file six-1.16.0-py2.py3-none-any.whl",
+        ),
+        (
+            {"user_agent": "npm/10.2.3 node/v20.10.0 linux x64", "path": "/left-pad"},
+            "npm",
+            "the metadata of package 'left-pad'",
+        ),
+        ({"path": "/left-pad/-/left-pad-1.3.0.tgz"}, "npm", "the package tarball left-pad-1.3.0.tgz"),
+        (
+            {
+                "user_agent": "git/2.43.0",
+                "path": "/org/repo.git/info/refs?service=git-upload-pack",
+                "host": "git.test",
+            },
+            "git",
+            "the refs of repository git.test/org/repo.git",
+        ),
+        ({"user_agent": "curl/8.5.0", "path": "/x"}, "curl", None),
+        ({"path": "/x"}, None, None),
+        ({"user_agent": "pip/24.0", "method": "CONNECT", "path": ""}, "pip", None),
+    ],
+)
+def test_tool_and_what(record: dict[str, Any], tool: str | None, what: str | None) -> None:
+    assert tool_of(record) == tool
+    assert what_of(tool, record) == what
+
+
+# ---------------------------------------------------------------------------------------------------------
+# HTML: escaped, self-contained
+# ---------------------------------------------------------------------------------------------------------
+
+
+def test_html_report_escapes_and_loads_nothing(tmp_path: Path) -> None:
+    from netjail.audit_report import build_report
+    from netjail.rundir import RunDir
+    from netjail.report_html import render_html
+
+    run_dir = tmp_path / "runs" / "20260101T000000.000Z-abcdef"
+    synthetic_run(run_dir, 50, random.Random(2))
+    lines = (run_dir / "flows.jsonl").read_text().splitlines()
+    hostile = json.loads(lines[1]) | {
+        "host": '<img src=x onerror="alert(1)">.test',
+        "path": "/</script><script>alert(2)</script>",
+    }
+    lines.insert(2, json.dumps(hostile))
+    (run_dir / "flows.jsonl").write_text("\n".join(lines) + "\n")
+    page = render_html(build_report(RunDir(run_dir)))
+    assert "<img src=x" not in page and "<script" not in page.lower().replace("&lt;script", "")
+    assert "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;.test" in page
+    assert "http://" not in page.replace("http-equiv", "") and "https://" not in page
+    assert "default-src 'none'" in page
+
+
+# ---------------------------------------------------------------------------------------------------------
+# A large run: streamed, bounded memory (timings are printed, not asserted; bench/flows_read.py measures)
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _netjail() -> str:
+    candidate = Path(sys.executable).parent / "netjail"
+    return str(candidate) if candidate.exists() else "netjail"
+
+
+def test_100k_records_stream_in_bounded_memory(tmp_path: Path) -> None:
+    run_dir = tmp_path / "runs" / "20260101T000000.000Z-big000"
+    counts = synthetic_run(run_dir, 100_000, random.Random(4))
+    size_mb = (run_dir / "flows.jsonl").stat().st_size / 1e6
+    env = {**os.environ, "NETJAIL_STATE_DIR": str(tmp_path)}
+    for argv, check in (
+        (["flows", "--json", "--denied"], lambda out: out.count(b"\n") == counts["denied"]),
+        (["flows", "--method", "POST"], lambda out: out.count(b"\n") == counts["post"] + 1),  # + the header
+        (["audit", "--json"], lambda out: json.loads(out)["totals"]["requests"] == counts["flows"]),
+    ):
+        out_path = tmp_path / "out"
+        started = time.perf_counter()
+        with out_path.open("wb") as out:
+            proc = subprocess.Popen([_netjail(), *argv], env=env, stdout=out, stderr=subprocess.DEVNULL)
+            _, status, usage = os.wait4(proc.pid, 0)
+        elapsed = time.perf_counter() - started
+        assert os.waitstatus_to_exitcode(status) == 0, argv
+        assert check(out_path.read_bytes()), argv
+        peak_mb = usage.ru_maxrss / 1024
+        print(
+            f"netjail {' '.join(argv)}: {counts['flows']} flows ({size_mb:.0f} MB) in {elapsed:.2f} s, peak {peak_mb:.0f} MB"
+        )
+        # Holding the records would take several hundred MB; streaming stays near the interpreter's own size.
+        assert peak_mb < 150, f"{argv}: peak RSS {peak_mb:.0f} MB"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The recorder's use of the detectors (addons/recorder.py): flags in the record, secrets out of both files
+# ---------------------------------------------------------------------------------------------------------
+
+
+def test_recorder_body_tap_feeds_the_detector_and_the_record_carries_flags() -> None:
+    from mitmproxy.test import tflow
+
+    from addons.recorder import BodyTap, NetjailRecorder, flow_record
+
+    secrets = Secrets.from_values([("env:T", SECRET)])
+    flow = tflow.tflow(resp=True)
+    flow.request.path = "/upload?k=" + SECRET.decode()
+    flow.request.headers["Authorization"] = "Bearer " + SECRET.decode()
+    flow.metadata["netjail"] = {"verdict": "allow", "reason": "allowed", "rule": "address"}
+    tap = BodyTap(16, BodyScanner(secrets))
+    for chunk in (b"x" * 10 + SECRET[:5], SECRET[5:] + b"y" * 10):
+        assert tap(chunk) == chunk  # streamed through unchanged
+    response_tap = BodyTap(1000)
+    response_tap(b'{"echo": "' + SECRET + b'"}')
+    record = flow_record(flow, {"request": tap, "response": response_tap}, secrets=secrets)
+    kinds = sorted(
+        f["detail"].split(" is in the ")[1].split(" (")[0] for f in record["flags"] if f["kind"] == "secret"
+    )
+    assert kinds == ["URL", "authorization header", "request body"]
+    assert SECRET.decode() not in json.dumps(record)
+    assert record["redacted"] == ["authorization"] and "env:T in path" in record["redacted_secrets"]
+    recorder = NetjailRecorder()
+    recorder.secrets = secrets
+    flow.response.headers["X-Echo"] = SECRET.decode()
+    stored = recorder._stored_copy(flow, {"request": tap, "response": response_tap})
+    assert stored.id == flow.id  # flows.mitm and flows.jsonl share ids
+    state = json.dumps(stored.get_state(), default=lambda b: b.decode("latin-1"))
+    assert SECRET.decode() not in state and len(stored.request.raw_content) <= 16
+    control = flow_record(tflow.tflow(resp=True), {}, secrets=secrets)  # nothing planted: nothing flagged
+    assert control["flags"] == [] and "redacted_secrets" not in control
