@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from mitmproxy import ctx, exceptions, http, tcp, tls
-from mitmproxy.connection import Client, Server
+from mitmproxy.connection import Client
 from mitmproxy.proxy import mode_specs, server_hooks
 
 from netjail.domains import Host, IPAddress, host_interface_addresses

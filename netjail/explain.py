@@ -9,13 +9,12 @@ therefore exactly what `netjail -d` shows for a run in the same directory, with 
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
 from netjail.ca import RunCA
-from netjail.jail import PROXY_PORT, Jail, JailSpec, path_rules
+from netjail.jail import PROXY_PORT, Jail, JailSpec
 from netjail.rundir import runs_dir
 from netjail.settings import LoadedSettings
 
@@ -60,24 +59,11 @@ def backend(loaded: LoadedSettings, platform: str) -> Jail:
 
 
 def jail_spec(loaded: LoadedSettings, jail: Jail, argv: tuple[str, ...], cwd: Path) -> JailSpec:
-    """The JailSpec `netjail.runner` would build for a run in `cwd` (runner._supervise), with placeholders."""
-    from netjail.runner import _private_state
+    """The JailSpec a run in `cwd` would build (netjail.runner.build_spec), with placeholder run files."""
+    from netjail.runner import build_spec
 
-    settings = loaded.settings
     proxy_dir = runs_dir() / RUN_ID / "proxy"
-    ca = placeholder_ca(proxy_dir)
-    return JailSpec(
-        argv=argv,
-        cwd=cwd,
-        env=jail.environment(dict(os.environ), ca),
-        rules=path_rules(settings, cwd, extra_read_only=(loaded.path.resolve(),)),
-        ca=ca,
-        allow_pty=settings.allow_pty,
-        private_state=_private_state(loaded),
-        files_dir=proxy_dir,
-        capture=settings.network.capture,
-        debug=False,
-    )
+    return build_spec(jail, loaded, argv, cwd, placeholder_ca(proxy_dir), proxy_dir, prepare=False)
 
 
 def explain(loaded: LoadedSettings, platform: str, argv: tuple[str, ...]) -> dict[str, Any]:
@@ -121,7 +107,10 @@ def explain(loaded: LoadedSettings, platform: str, argv: tuple[str, ...]) -> dic
         "environment": {k: spec.env[k] for k in _shown_variables(spec.env)},
     }
     if platform == "linux":
+        from netjail.seccomp import describe as seccomp_rules
+
         report["bwrap_args"] = jail.describe(spec)
+        report["seccomp"] = seccomp_rules(spec.allow_unix_sockets)
     else:
         report["profile"] = "\n".join(jail.describe(spec)) + "\n"
         report["proxy"] = {
@@ -199,6 +188,10 @@ def render(report: dict[str, Any]) -> str:
         say(f"  {key}={value}")
     say()
     if report["platform"] == "linux":
+        say("seccomp filter (bwrap --seccomp): everything allowed except")
+        for rule in report["seccomp"]:
+            say(f"  {rule}")
+        say()
         say("bwrap arguments (what `netjail -d` prints as jail.args):")
         args = report["bwrap_args"]
         line = f"  {args[0]}"

@@ -84,6 +84,7 @@ class Launched:
     capture_mode: str = "proxy-variables"
     capture_warning: str | None = None
     gate: socket.socket | None = None  # the backend's hold on the command until `start`
+    proxy_secret: str | None = None  # set when the proxy's listener is reachable from outside the jail
 
 
 class Jail(Protocol):

@@ -68,7 +68,9 @@ def learn_from_records(records: Iterable[dict[str, Any]], *, wildcard_min: int =
             continue
         host = str(record.get("host") or "")
         if record.get("verdict") == "allow":
-            if record.get("reason") == "would_deny":
+            # would_deny; or, when the upstream then failed, the recorder's upstream_error with the
+            # default-deny rule (an allowed flow has that rule only in audit mode)
+            if record.get("reason") == "would_deny" or record.get("rule") == "default-deny":
                 new_hosts.setdefault(host)
             elif record.get("rule"):
                 used_rules.setdefault(str(record["rule"]))

@@ -71,6 +71,14 @@ def bwrap_args(
         args += ["--tmpfs", str(path)] if path in masked_dirs else ["--ro-bind", "/dev/null", str(path)]
     for path in rules.reallowed:  # mounted before the masks turn read-only: their mount points live there
         args += ["--ro-bind", str(path), str(path)]
+    # allowWrite inside a denyRead region is readable and writable again (srt's precedence), with the
+    # protected paths inside it read-only again
+    rewritable = [w for w in rules.writable if any(h in w.parents for h in masked_dirs)]
+    for path in rewritable:
+        args += ["--bind", str(path), str(path)]
+    for path in rules.read_only:
+        if any(w == path or w in path.parents for w in rewritable):
+            args += ["--ro-bind", str(path), str(path)]
     for path in masked_dirs:
         args += ["--remount-ro", str(path)]
     for path in spec.private_state:

@@ -242,6 +242,7 @@ class SeatbeltJail:
             status_fd=status_read,
             capture_mode="proxy-variables",
             gate=parent_gate,
+            proxy_secret=self.secret,
         )
         if spec.debug:
             self._start_log_stream()

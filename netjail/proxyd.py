@@ -40,6 +40,7 @@ async def serve(args: argparse.Namespace, status: int) -> int:
     from mitmproxy.proxy.mode_servers import ServerInstance
 
     from addons.policy import NetjailPolicy
+    from addons.proxyauth import NetjailProxyAuth
     from addons.recorder import NetjailRecorder
     from netjail.capture import SyntheticAddresses
     from netjail.jaildns import JailResolverProtocol
@@ -49,11 +50,12 @@ async def serve(args: argparse.Namespace, status: int) -> int:
     synthetic = SyntheticAddresses()
     policy = NetjailPolicy(synthetic)
     recorder = NetjailRecorder()
-    master.addons.add(policy, recorder, *default_addons())
+    master.addons.add(NetjailProxyAuth(), policy, recorder, *default_addons())
     # Addon-owned options exist only once their addon is added.
     opts.update(
         netjail_settings=args.settings,
         netjail_record_dir=args.record_dir,
+        netjail_proxy_secret_file=args.secret_file,
         ssl_verify_upstream_trusted_ca=args.upstream_trust,
         connection_strategy="lazy",  # judge Host and SNI before dialing anything
         onboarding=False,
@@ -113,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--transparent-fds", default=[], type=fd_list)
     parser.add_argument("--dns-fds", default=[], type=fd_list)
     parser.add_argument("--capture-mode", default="proxy-variables")
+    parser.add_argument("--secret-file", default="", help="the run's proxy secret, when the listener is outside the jail")
     parser.add_argument("--status-fd", required=True, type=int)
     parser.add_argument("--parent", required=True, type=int)
     parser.add_argument("--log-file", required=True)

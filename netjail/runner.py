@@ -24,8 +24,17 @@ from typing import Callable
 import structlog
 
 from netjail import __version__
-from netjail.ca import create_run_ca
-from netjail.jail import Jail, JailError, JailSpec, Launched, current_jail, inherited_environment, path_rules
+from netjail.ca import RunCA, create_run_ca
+from netjail.jail import (
+    Jail,
+    JailError,
+    JailSpec,
+    Launched,
+    PathRules,
+    current_jail,
+    inherited_environment,
+    path_rules,
+)
 from netjail.rundir import RecordLog, RunDir, state_dir, utc_timestamp
 from netjail.settings import LoadedSettings, Settings
 
@@ -164,9 +173,38 @@ def count_verdicts(path: Path) -> dict[str, int]:
     return counts
 
 
-def _private_state(loaded: LoadedSettings) -> tuple[Path, ...]:
+def _private_state(rules: PathRules, prepare: bool) -> tuple[Path, ...]:
+    """netjail's own state and user settings: masked inside. The settings folder is made when it is missing
+    but would be writable inside, so the command cannot plant a settings file for the next run."""
     config_home = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
-    return (state_dir(), config_home / "netjail")
+    user_settings = config_home / "netjail"
+    writable = any(w == user_settings or w in user_settings.parents for w in rules.writable)
+    if prepare and writable and not user_settings.exists():
+        user_settings.mkdir(parents=True, mode=0o700, exist_ok=True)
+    return (state_dir(), user_settings)
+
+
+def build_spec(
+    jail: Jail, loaded: LoadedSettings, argv: tuple[str, ...], cwd: Path, ca: RunCA, files_dir: Path,
+    *, debug: bool = False, prepare: bool = True,
+) -> JailSpec:
+    """What the jail is asked to apply, from the settings: used by a run, and by `netjail explain` (prepare=False:
+    it creates nothing)."""
+    settings = loaded.settings
+    rules = path_rules(settings, cwd, extra_read_only=(loaded.path.resolve(),))
+    return JailSpec(
+        argv=argv,
+        cwd=cwd,
+        env=jail.environment(inherited_environment(os.environ, settings.env_passthrough), ca),
+        rules=rules,
+        ca=ca,
+        allow_pty=settings.allow_pty,
+        private_state=_private_state(rules, prepare),
+        files_dir=files_dir,
+        capture=settings.network.capture,
+        allow_unix_sockets=settings.network.allow_all_unix_sockets,
+        debug=debug,
+    )
 
 
 def _supervise(
@@ -181,20 +219,7 @@ def _supervise(
 ) -> Outcome:
     settings: Settings = loaded.settings
     ca = create_run_ca(runs.proxy_dir, settings.network.tls_terminate.extra_ca_cert_paths)
-    rules = path_rules(settings, cwd, extra_read_only=(loaded.path.resolve(),))
-    spec = JailSpec(
-        argv=argv,
-        cwd=cwd,
-        env=jail.environment(inherited_environment(os.environ, settings.env_passthrough), ca),
-        rules=rules,
-        ca=ca,
-        allow_pty=settings.allow_pty,
-        private_state=_private_state(loaded),
-        files_dir=runs.proxy_dir,
-        capture=settings.network.capture,
-        allow_unix_sockets=settings.network.allow_all_unix_sockets,
-        debug=debug,
-    )
+    spec = build_spec(jail, loaded, argv, cwd, ca, runs.proxy_dir, debug=debug)
     log.debug("jail.args", platform=jail.name, args=jail.describe(spec))
     if debug:
         from netjail.seccomp import describe as seccomp_rules
@@ -257,6 +282,12 @@ def _start_proxy(
     ]  # fmt: skip
     for role, role_fds in fds.items():
         args += [f"--{role}-fds", ",".join(map(str, role_fds))]
+    if launched.proxy_secret is not None:
+        secret_file = runs.proxy_dir / "proxy-secret"
+        fd = os.open(secret_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(launched.proxy_secret)
+        args += ["--secret-file", str(secret_file)]
     if debug:
         args.append("--debug")
     return subprocess.Popen(

@@ -115,15 +115,14 @@ def _parse(line: bytes) -> dict:
 
 
 def _pid_alive(pid: object) -> bool:
+    """The netjail that wrote run_start is still running (as rundir.sweep_abandoned judges it: a reused pid
+    that is not netjail's does not count)."""
     if not isinstance(pid, int) or pid <= 0:
         return False
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        return b"netjail" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
         return False
-    except PermissionError:
-        return True
-    return True
 
 
 def dir_size(path: Path) -> int:
@@ -150,12 +149,13 @@ class RunInfo:
     size: int = 0
     in_progress: bool = False
     ended: dt.datetime | None = None
+    start_ts: str | None = None  # run_start's ts as written
 
     def as_json(self) -> dict:
         return {
             "run_id": self.run_id,
             "path": str(self.path),
-            "start": utc_timestamp(self.started.timestamp()) if self.started else None,
+            "start": self.start_ts or (utc_timestamp(self.started.timestamp()) if self.started else None),
             "command": self.command,
             "exit_status": self.exit_status,
             "end_reason": self.end_reason,
@@ -186,6 +186,7 @@ def run_info(path: Path, *, with_size: bool = True) -> RunInfo:
         size=dir_size(path) if with_size else 0,
         in_progress=in_progress,
         ended=_time(end.get("ts")),
+        start_ts=start.get("ts") if isinstance(start.get("ts"), str) else None,
     )
 
 

@@ -165,3 +165,28 @@ def test_protected_paths_survive_renaming_a_parent(netjail: Netjail, route: str)
     assert hook.read_text() == "original\n", result.explain()
     assert not (netjail.work / "moved").exists()
     assert (netjail.work / "control.txt").read_text() == "control\n"
+
+
+def test_allow_write_inside_a_deny_read_region_is_usable(netjail: Netjail) -> None:
+    (netjail.work / "top" / "proj").mkdir(parents=True)
+    (netjail.work / "top" / "secret").write_text("TOPSECRET")
+    cfg = netjail.settings(filesystem={"allowWrite": ["top/proj"], "denyRead": ["top"]})
+    result = netjail.run("-s", str(cfg), "-c", "echo built > top/proj/out; cat top/secret; cat top/proj/out")
+    assert result.stdout.strip() == "built", result.explain()
+    assert (netjail.work / "top" / "proj" / "out").read_text() == "built\n"
+
+
+def test_netjail_settings_cannot_be_planted_for_the_next_run(netjail: Netjail, tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {**netjail.env, "HOME": str(home)}
+    env.pop("XDG_CONFIG_HOME", None)
+    cfg = netjail.settings(filesystem={"allowWrite": [str(home)]})
+    result = netjail.run(
+        "-s", str(cfg), "-c",
+        "mkdir -p ~/.config/netjail; echo '{}' > ~/.config/netjail/settings.json; echo rc=$?; echo ok > ~/control",
+        env=env,
+    )  # fmt: skip
+    assert "rc=1" in result.stdout, result.explain()
+    assert not (home / ".config" / "netjail" / "settings.json").exists()
+    assert (home / "control").read_text() == "ok\n"

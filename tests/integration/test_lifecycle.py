@@ -244,13 +244,13 @@ def test_concurrent_runs_keep_their_records_apart(netjail: Netjail, http_origin)
     cfg = netjail.settings({"allowedDomains": ["allowed.test"]})
     procs = [
         netjail.popen("-s", str(cfg), "-c", f"curl -sS -o /dev/null http://allowed.test:{http_origin.port}/run-{i}")
-        for i in range(6)
+        for i in range(10)
     ]
     for proc in procs:
         proc.communicate(timeout=120)
         assert proc.returncode == 0
     runs = [d for d in (netjail.state / "runs").iterdir() if d.is_dir() and not d.is_symlink()]
-    assert len(runs) == 6
+    assert len(runs) == 10
     for run_dir in runs:
         lines = [json.loads(line) for line in (run_dir / "flows.jsonl").read_text().splitlines()]
         flows = [r for r in lines if r["event"] == "flow"]

@@ -77,10 +77,6 @@ def test_requests_go_through_the_proxy_on_the_host_loopback(macos_run, http_orig
         socket.create_connection(("127.0.0.1", jail.proxy_port), timeout=1).close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the proxy does not check the per-run secret yet: the lead adds it (docs/macos.md, 'The proxy's secret')",
-)
 def test_a_local_program_without_the_secret_is_refused(macos_run, http_origin: Origin) -> None:  # type: ignore[no-untyped-def]
     """Another program on the Mac (or another sandbox) that finds the port must get 407, never the policy's allow."""
     port = http_origin.port

@@ -103,7 +103,7 @@ def test_p4_request_smuggling_is_refused(netjail: Netjail, http_origin: Origin) 
 @pytest.mark.parametrize("spelling", ["2130706433", "0x7f.0.0.1", "0177.0.0.1", "127.1", "[::ffff:127.0.0.1]"])
 def test_n5_ip_literal_spellings_are_judged_as_that_ip(netjail: Netjail, http_origin: Origin, spelling: str) -> None:
     p = http_origin.port
-    get = f"curl -sS --noproxy '' --max-time 10 -o /dev/null -w '%{{http_code}} '"
+    get = "curl -sS --noproxy '' --max-time 10 -o /dev/null -w '%{http_code} '"
     denying = netjail.settings({"allowedDomains": ["allowed.test"]})
     result = netjail.run("-s", str(denying), "-c", f"{get} 'http://{spelling}:{p}/'; {get} http://allowed.test:{p}/")
     assert result.stdout.split() == ["403", "200"], result.explain()
@@ -125,7 +125,7 @@ def test_n6_allowed_name_resolving_to_a_guarded_range_is_never_dialed(
         {"allowedDomains": ["rebind.test", "fine.test", "127.0.0.1"], "resolver": f"127.0.0.1:{dns_server.port}", "hosts": {}}
     )
     p = http_origin.port
-    get = f"curl -sS --max-time 10 -o /dev/null -w '%{{http_code}} '"
+    get = "curl -sS --max-time 10 -o /dev/null -w '%{http_code} '"
     result = netjail.run("-s", str(cfg), "-c", f"{get} http://rebind.test:{p}/; {get} http://fine.test:{p}/")
     assert result.stdout.split() == ["502", "200"], result.explain()
     denied = result.flows[0]
