@@ -200,6 +200,8 @@ class NetjailRecorder:
         if self.log is None:
             return
         try:
+            if redacted := audit.redact_record(record, self.secrets):
+                record["redacted_secrets"] = redacted
             self.log.write(record)
         except Exception as e:  # noqa: BLE001 - unrecorded traffic stops the run
             self._fail(e)
@@ -308,12 +310,15 @@ def _flow_record(flow: Flow, taps: dict[str, BodyTap], redact: frozenset[str]) -
     reason = meta.get("reason", "policy_error")
     status: int | None = response.status_code if response else None
     if verdict == "allow":
+        # what went wrong after the policy allowed it; `would_deny` (audit mode) is kept: learn needs it
+        keep = reason == "would_deny"
         if meta.get("client_error"):
-            reason = "client_tls_failed"
+            reason = reason if keep else "client_tls_failed"
         elif flow.error:
             kind = classify_error(flow.error.msg)
-            reason = "client_aborted" if kind == "client_aborted" else "upstream_error"
-            if status is None and reason == "upstream_error":
+            if not keep:
+                reason = "client_aborted" if kind == "client_aborted" else "upstream_error"
+            if status is None and kind != "client_aborted":
                 status = 502
     elif status is None and flow.error:
         status = 502  # a dial refused in server_connect reaches the client as a 502

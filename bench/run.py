@@ -859,11 +859,12 @@ def run_case(
             sample = runner.run(tool.argv(commands[name]), tool.env, cwd, case.timeout, f"{case.name}/{name}")
             try:
                 if sample.timed_out:
-                    try:
-                        case.parse(sample, tool)
-                        detail = ""
-                    except (CaseError, ValueError) as e:
-                        detail = f": {e}"
+                    rows = curl_lines(sample)
+                    stalled = sum(1 for r in rows if r[0] != "200")
+                    detail = (
+                        f"; {len(rows)} transfers reported, {stalled} without a 200" if rows
+                        else "; curl reported nothing (its buffered output is lost when it is killed)"
+                    )
                     raise CaseError(f"timed out after {case.timeout:.0f} s{detail}")
                 parsed = case.parse(sample, tool)
             except (CaseError, ValueError) as e:
@@ -909,11 +910,18 @@ def main() -> int:
     parser.add_argument("--quiet-max-wait", type=float, default=10, help="seconds a round waits for quiet at most")
     parser.add_argument("--netjail-ref", help="benchmark this git commit of netjail (a snapshot) instead of the working tree")
     parser.add_argument("--serve-origins", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--render", type=Path, metavar="JSON", help="rewrite RESULTS.md from a results file; run nothing")
     parser.add_argument("--no-write", action="store_true", help="print the table only; keep RESULTS.md and results/")
     parser.add_argument("-v", "--verbose", action="store_true", help="print every sample")
     args = parser.parse_args()
     if args.serve_origins:
         serve_origins(args.serve_origins)
+        return 0
+    if args.render:
+        results = json.loads(args.render.read_text())
+        rows = table_rows(results)
+        print(text_table(rows))
+        write_markdown(results, rows, BENCH / "RESULTS.md")
         return 0
     if args.quick:
         args.repeat, args.loop_repeat, args.warmup = 3, 3, 1
