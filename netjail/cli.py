@@ -6,6 +6,7 @@ netjail itself failed (bad settings, no bwrap, the proxy failed to start or died
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -65,6 +66,11 @@ def run(settings_path: Path | None, command: str | None, debug: bool, argv: tupl
     if command is None and not argv:
         _fail("nothing to run. Fix: netjail -c 'CMD'  or  netjail -- PROG ARG…")
 
+    # The proxy process starts first: importing mitmproxy, the slowest part of a run, overlaps everything else.
+    from netjail.proxyclient import StandbyProxy
+
+    proxy = StandbyProxy()
+
     import structlog
 
     from netjail.jail import JailError
@@ -77,6 +83,7 @@ def run(settings_path: Path | None, command: str | None, debug: bool, argv: tupl
         path, origin = find_settings_path(settings_path)
         loaded = load_settings(path, origin=origin)
     except SettingsError as e:
+        proxy.kill()
         _fail(str(e))
     for warning in loaded.warnings:
         click.echo(f"netjail: warning: {warning}", err=True)
@@ -91,6 +98,7 @@ def run(settings_path: Path | None, command: str | None, debug: bool, argv: tupl
             debug=debug,
             display_command=display,
             warn=lambda message: click.echo(f"netjail: warning: {message}", err=True),
+            proxy=proxy,
         )
     except (JailError, OSError) as e:
         _fail(str(e))
@@ -100,7 +108,10 @@ def run(settings_path: Path | None, command: str | None, debug: bool, argv: tupl
         summary = render(outcome.run_dir / "flows.jsonl", outcome.run_dir)
         if summary:
             click.echo(summary, err=True)
-    sys.exit(outcome.exit_status)
+    # Everything is written and closed; the interpreter's own teardown would only delay the shell.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(outcome.exit_status)
 
 
 from netjail.cli_flows import COMMANDS as _FLOW_COMMANDS  # noqa: E402

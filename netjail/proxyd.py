@@ -1,9 +1,11 @@
-"""The proxy process: embedded mitmproxy serving the listening sockets that live inside the jail.
+"""The proxy process: embedded mitmproxy serving the sockets that live inside the jail.
 
-Started by the runner as `python -m netjail.proxyd` with the listeners passed as inherited descriptors. It
-imports mitmproxy (the slow part, overlapping with the jail's start), adds netjail's addons before mitmproxy's
-defaults, and serves every listener with mitmproxy's regular (HTTP/HTTPS proxy) mode. A connection the command
-makes before this is ready waits in the listener's backlog. It writes `ready` on the status descriptor once it
+netjail starts it first thing, before it has even read the settings (`netjail.proxyclient.StandbyProxy`), so
+that importing mitmproxy — the slow part — overlaps everything else a run does. It then waits on its control
+socket for one message: the run's configuration as JSON, with the sockets to serve attached (SCM_RIGHTS). It
+adds netjail's addons before mitmproxy's defaults, serves the explicit-proxy sockets in mitmproxy's regular mode,
+the transparent ones in transparent mode, and the jail resolver's UDP sockets itself. A connection the command
+makes before this is ready waits in the listener's backlog. It writes `ready` on the control socket once it
 judges connections, and exits with one of the EXIT_* codes below.
 """
 
@@ -12,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import ctypes
+import json
 import logging
 import os
 import signal
@@ -23,6 +26,7 @@ EXIT_START_FAILED = 3
 EXIT_LOG_FAILED = 4
 
 PR_SET_PDEATHSIG = 1
+MAX_SOCKETS = 16
 
 
 def _die_with_parent(expected_parent: int) -> None:
@@ -33,9 +37,46 @@ def _die_with_parent(expected_parent: int) -> None:
         os._exit(EXIT_START_FAILED)
 
 
-async def serve(args: argparse.Namespace, status: int) -> int:
+# The mitmproxy addons a netjail proxy runs besides its own: options and commands, the listeners, protocol
+# detection, TLS, and removal of h2c upgrades. The rest of mitmproxy's defaults (replay, scripting, the
+# onboarding web app, LDAP proxy auth, …) are never used here, and importing them costs ~250 ms per run.
+NEEDED_ADDONS = ("core", "proxyserver", "next_layer", "tlsconfig", "disable_h2c")
+
+
+def _preload() -> None:
+    """Everything the proxy needs, imported while the supervisor is still reading settings. mitmproxy.addons'
+    package module imports every default addon; registering the package without running it lets the needed
+    ones load alone."""
+    import importlib
+    import importlib.util
+    import types
+
+    if "mitmproxy.addons" not in sys.modules:
+        spec = importlib.util.find_spec("mitmproxy.addons")
+        assert spec is not None and spec.submodule_search_locations is not None
+        package = types.ModuleType("mitmproxy.addons")
+        package.__path__ = list(spec.submodule_search_locations)
+        package.__spec__ = spec
+        sys.modules["mitmproxy.addons"] = package
+    for name in NEEDED_ADDONS:
+        importlib.import_module(f"mitmproxy.addons.{name}")
+    import mitmproxy.master  # noqa: F401
+    import mitmproxy.proxy.mode_servers  # noqa: F401
+
+    import addons.policy  # noqa: F401
+    import addons.proxyauth  # noqa: F401
+    import addons.recorder  # noqa: F401
+    import netjail.jaildns  # noqa: F401
+
+
+def _mitmproxy_addons() -> list:
+    from mitmproxy.addons import core, disable_h2c, next_layer, proxyserver, tlsconfig
+
+    return [core.Core(), proxyserver.Proxyserver(), next_layer.NextLayer(), tlsconfig.TlsConfig(), disable_h2c.DisableH2C()]
+
+
+async def serve(config: dict, sockets: dict[str, list[socket.socket]], control: socket.socket) -> int:
     from mitmproxy import options
-    from mitmproxy.addons import default_addons
     from mitmproxy.master import Master
     from mitmproxy.proxy.mode_servers import ServerInstance
 
@@ -45,20 +86,19 @@ async def serve(args: argparse.Namespace, status: int) -> int:
     from netjail.capture import SyntheticAddresses
     from netjail.jaildns import JailResolverProtocol
 
-    opts = options.Options(mode=[], confdir=args.confdir)
+    opts = options.Options(mode=[], confdir=config["confdir"])
     master = Master(opts)
     synthetic = SyntheticAddresses()
     policy = NetjailPolicy(synthetic)
     recorder = NetjailRecorder()
-    master.addons.add(NetjailProxyAuth(), policy, recorder, *default_addons())
+    master.addons.add(NetjailProxyAuth(), policy, recorder, *_mitmproxy_addons())
     # Addon-owned options exist only once their addon is added.
     opts.update(
-        netjail_settings=args.settings,
-        netjail_record_dir=args.record_dir,
-        netjail_proxy_secret_file=args.secret_file,
-        ssl_verify_upstream_trusted_ca=args.upstream_trust,
+        netjail_settings=config["settings"],
+        netjail_record_dir=config["record_dir"],
+        netjail_proxy_secret_file=config.get("secret_file") or "",
+        ssl_verify_upstream_trusted_ca=config["upstream_trust"],
         connection_strategy="lazy",  # judge Host and SNI before dialing anything
-        onboarding=False,
         http3=False,
         rawtcp=True,
     )
@@ -72,17 +112,17 @@ async def serve(args: argparse.Namespace, status: int) -> int:
 
     proxyserver = master.addons.get("proxyserver")
     servers = []
-    for mode, fds in (("regular", args.proxy_fds), ("transparent", args.transparent_fds)):
+    for role, mode in (("proxy", "regular"), ("transparent", "transparent")):
         instance = ServerInstance.make(mode, proxyserver)
-        for fd in fds:
-            servers.append(await asyncio.start_server(instance.handle_stream, sock=socket.socket(fileno=fd)))
+        for sock in sockets.get(role, []):
+            servers.append(await asyncio.start_server(instance.handle_stream, sock=sock))
     loop = asyncio.get_running_loop()
-    for fd in args.dns_fds:
-        captured = synthetic if args.capture_mode == "transparent" else None
+    captured = synthetic if config["capture_mode"] == "transparent" else None
+    for sock in sockets.get("dns", []):
         resolver = JailResolverProtocol(lambda: policy.policy, captured, recorder.record_event)
-        transport, _ = await loop.create_datagram_endpoint(lambda r=resolver: r, sock=socket.socket(fileno=fd))
+        transport, _ = await loop.create_datagram_endpoint(lambda r=resolver: r, sock=sock)
         servers.append(transport)
-    os.write(status, b"ready\n")
+    control.sendall(b"ready\n")
 
     loop.add_signal_handler(signal.SIGTERM, master.shutdown)
     loop.add_signal_handler(signal.SIGINT, lambda: None)  # the supervisor decides when the proxy stops
@@ -90,6 +130,17 @@ async def serve(args: argparse.Namespace, status: int) -> int:
     for server in servers:
         server.close()
     return EXIT_LOG_FAILED if recorder.failed else EXIT_OK
+
+
+def _receive_configuration(control: socket.socket) -> tuple[dict, dict[str, list[socket.socket]]]:
+    message, fds, _flags, _addr = socket.recv_fds(control, 1 << 16, MAX_SOCKETS)
+    if not message:
+        sys.exit(EXIT_OK)  # netjail gave up before the run started (bad settings, no jail): nothing to do
+    config = json.loads(message)
+    sockets: dict[str, list[socket.socket]] = {}
+    for role, fd in zip(config["roles"], fds, strict=True):
+        sockets.setdefault(role, []).append(socket.socket(fileno=fd))
+    return config, sockets
 
 
 def _configure_logging(log_file: str, debug: bool) -> None:
@@ -106,29 +157,28 @@ def _configure_logging(log_file: str, debug: bool) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="netjail.proxyd")
-    parser.add_argument("--settings", required=True)
-    parser.add_argument("--record-dir", required=True)
-    parser.add_argument("--confdir", required=True)
-    parser.add_argument("--upstream-trust", required=True)
-    fd_list = lambda text: [int(x) for x in text.split(",") if x]  # noqa: E731
-    parser.add_argument("--proxy-fds", required=True, type=fd_list)
-    parser.add_argument("--transparent-fds", default=[], type=fd_list)
-    parser.add_argument("--dns-fds", default=[], type=fd_list)
-    parser.add_argument("--capture-mode", default="proxy-variables")
-    parser.add_argument("--secret-file", default="", help="the run's proxy secret, when the listener is outside the jail")
-    parser.add_argument("--status-fd", required=True, type=int)
+    parser.add_argument("--control-fd", required=True, type=int)
     parser.add_argument("--parent", required=True, type=int)
-    parser.add_argument("--log-file", required=True)
-    parser.add_argument("--debug", action="store_true")
     args = parser.parse_args(argv)
     _die_with_parent(args.parent)
-    _configure_logging(args.log_file, args.debug)
+    control = socket.socket(fileno=args.control_fd)
     try:
-        return asyncio.run(serve(args, args.status_fd))
+        _preload()
+        config, sockets = _receive_configuration(control)
+        _configure_logging(config["log_file"], config.get("debug", False))
+        return asyncio.run(serve(config, sockets, control))
+    except SystemExit:
+        raise
     except Exception as e:  # noqa: BLE001 - any failure to start is reported, and the run stops
         print(f"netjail proxy: failed to start: {type(e).__name__}: {e}", file=sys.stderr)
         return EXIT_START_FAILED
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    # Records are written unbuffered and closed by the recorder's `done`; skip the interpreter's teardown of
+    # mitmproxy's modules, which costs a run a few hundred milliseconds at its end.
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

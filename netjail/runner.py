@@ -14,8 +14,6 @@ import selectors
 import shutil
 import signal
 import socket
-import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +23,7 @@ import structlog
 
 from netjail import __version__
 from netjail.ca import RunCA, create_run_ca
+from netjail.proxyclient import ProxyFailed, StandbyProxy
 from netjail.jail import (
     Jail,
     JailError,
@@ -43,7 +42,6 @@ log = structlog.get_logger("netjail")
 EXIT_NETJAIL_FAILED = 125
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 GRACE_SECONDS = 5.0
-PROXY_STOP_SECONDS = 10.0
 PROXY_EXIT_LOG_FAILED = 4  # netjail.proxyd.EXIT_LOG_FAILED, without importing the proxy module
 
 
@@ -81,6 +79,24 @@ def run(
     debug: bool = False,
     display_command: str = "",
     warn: Callable[[str], None] = lambda message: None,
+    proxy: StandbyProxy | None = None,
+) -> Outcome:
+    """One run. `proxy` is the proxy process the caller started early (else one is started here); the run owns it
+    from here on."""
+    proxy = proxy or StandbyProxy()
+    try:
+        return _run(loaded, argv, debug, display_command, warn, proxy)
+    finally:
+        proxy.kill()  # stopped already on every normal path; this is for the ones that raised
+
+
+def _run(
+    loaded: LoadedSettings,
+    argv: tuple[str, ...],
+    debug: bool,
+    display_command: str,
+    warn: Callable[[str], None],
+    proxy: StandbyProxy,
 ) -> Outcome:
     settings = loaded.settings
     jail = current_jail(settings)
@@ -122,7 +138,7 @@ def run(
 
     outcome = Outcome(EXIT_NETJAIL_FAILED, "setup_failed")
     try:
-        outcome = _supervise(jail, loaded, runs, argv, cwd, debug, announce, warn)
+        outcome = _supervise(jail, loaded, runs, argv, cwd, debug, announce, warn, proxy)
     except (JailError, RunFailed, OSError) as e:
         outcome = Outcome(EXIT_NETJAIL_FAILED, getattr(e, "reason", "setup_failed"), message=str(e))
     finally:
@@ -216,6 +232,7 @@ def _supervise(
     debug: bool,
     announce: Callable[[str | None], None],
     warn: Callable[[str], None],
+    proxy: StandbyProxy,
 ) -> Outcome:
     settings: Settings = loaded.settings
     ca = create_run_ca(runs.proxy_dir, settings.network.tls_terminate.extra_ca_cert_paths)
@@ -226,9 +243,7 @@ def _supervise(
 
         log.debug("jail.seccomp", rules=seccomp_rules(spec.allow_unix_sockets))
 
-    status_read, status_write = os.pipe()
     launched: Launched | None = None
-    proxy: subprocess.Popen | None = None
     try:
         launched = jail.launch(spec)
         if launched.capture_warning:
@@ -239,67 +254,45 @@ def _supervise(
 
             log.debug("jail.capture_rules", nft=NFT_RULES)
         announce(launched.capture_mode)
-        proxy = _start_proxy(runs, ca.confdir, ca.host_bundle, launched, status_write, debug)
-        os.close(status_write)
-        status_write = -1
+        proxy.configure(_proxy_config(runs, ca, launched, debug), launched.sockets)
         for sockets in launched.sockets.values():  # the proxy holds them now: if it dies, connections are refused
             for sock in sockets:
                 sock.close()
         launched.sockets.clear()
         jail.start(launched)
-        outcome = _wait(jail, launched, proxy, status_read)
+        outcome = _wait(jail, launched, proxy)
         jail.cleanup(launched)
-        if _stop_proxy(proxy) == PROXY_EXIT_LOG_FAILED and outcome.reason != "log_failed":
+        if proxy.stop() == PROXY_EXIT_LOG_FAILED and outcome.reason != "log_failed":
             outcome = Outcome(EXIT_NETJAIL_FAILED, "log_failed", message="the flow log could not be written")
         return outcome
+    except ProxyFailed as e:
+        raise RunFailed(str(e), reason="proxy_failed") from e
     finally:
-        if status_write >= 0:
-            os.close(status_write)
-        os.close(status_read)
         if launched is not None:
             jail.cleanup(launched)
-        if proxy is not None:
-            _stop_proxy(proxy)
+        proxy.stop()
 
 
-def _start_proxy(
-    runs: RunDir, confdir: Path, upstream_trust: Path, launched: Launched, status_fd: int, debug: bool
-) -> subprocess.Popen:
-    fds = {role: [s.fileno() for s in sockets] for role, sockets in launched.sockets.items()}
-    args = [
-        sys.executable,
-        "-I",  # isolated: nothing in the working directory or the environment can shadow the proxy's modules
-        "-m",
-        "netjail.proxyd",
-        "--settings", str(runs.settings_json),
-        "--record-dir", str(runs.path),
-        "--confdir", str(confdir),
-        "--upstream-trust", str(upstream_trust),
-        "--status-fd", str(status_fd),
-        "--parent", str(os.getpid()),
-        "--log-file", str(runs.path / "proxy.log"),
-        "--capture-mode", launched.capture_mode,
-    ]  # fmt: skip
-    for role, role_fds in fds.items():
-        args += [f"--{role}-fds", ",".join(map(str, role_fds))]
-    if launched.proxy_secret is not None:
+def _proxy_config(runs: RunDir, ca: RunCA, launched: Launched, debug: bool) -> dict:
+    secret_file = None
+    if launched.proxy_secret is not None:  # the listener is outside the jail: only the run's clients may use it
         secret_file = runs.proxy_dir / "proxy-secret"
         fd = os.open(secret_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as f:
             f.write(launched.proxy_secret)
-        args += ["--secret-file", str(secret_file)]
-    if debug:
-        args.append("--debug")
-    return subprocess.Popen(
-        args,
-        pass_fds=[*(fd for role_fds in fds.values() for fd in role_fds), status_fd],
-        stdin=subprocess.DEVNULL,
-        start_new_session=True,  # a Ctrl-C for the command must not reach the proxy
-        close_fds=True,
-    )
+    return {
+        "settings": str(runs.settings_json),
+        "record_dir": str(runs.path),
+        "confdir": str(ca.confdir),
+        "upstream_trust": str(ca.host_bundle),
+        "log_file": str(runs.path / "proxy.log"),
+        "capture_mode": launched.capture_mode,
+        "secret_file": str(secret_file) if secret_file else None,
+        "debug": debug,
+    }
 
 
-def _wait(jail: Jail, launched: Launched, proxy: subprocess.Popen, proxy_status: int) -> Outcome:
+def _wait(jail: Jail, launched: Launched, proxy: StandbyProxy) -> Outcome:
     selector = selectors.DefaultSelector()
     jail_fd = os.pidfd_open(launched.pid)
     proxy_fd = os.pidfd_open(proxy.pid)
@@ -310,7 +303,7 @@ def _wait(jail: Jail, launched: Launched, proxy: subprocess.Popen, proxy_status:
     old_wakeup = signal.set_wakeup_fd(wake_write.fileno(), warn_on_full_buffer=False)
     selector.register(jail_fd, selectors.EVENT_READ, "jail")
     selector.register(proxy_fd, selectors.EVENT_READ, "proxy")
-    selector.register(proxy_status, selectors.EVENT_READ, "proxy_status")
+    selector.register(proxy.control, selectors.EVENT_READ, "proxy_status")
     selector.register(wake_read, selectors.EVENT_READ, "signal")
     received: int | None = None
     forced = False
@@ -329,9 +322,9 @@ def _wait(jail: Jail, launched: Launched, proxy: subprocess.Popen, proxy_status:
             for key, _ in events:
                 match key.data:
                     case "proxy_status":
-                        line = os.read(proxy_status, 64)
+                        line = proxy.control.recv(64)
                         if not line:
-                            selector.unregister(proxy_status)
+                            selector.unregister(proxy.control)
                         elif b"ready" in line:
                             log.debug("proxy.ready", after_ms=round((time.monotonic() - started) * 1000))
                     case "signal":
@@ -341,7 +334,7 @@ def _wait(jail: Jail, launched: Launched, proxy: subprocess.Popen, proxy_status:
                             jail.signal(launched, signal.Signals(signum))
                         deadline = deadline or time.monotonic() + GRACE_SECONDS
                     case "proxy":
-                        code = proxy.wait()
+                        code = proxy.process.wait()
                         reason = "log_failed" if code == PROXY_EXIT_LOG_FAILED else "proxy_failed"
                         message = (
                             "the flow log could not be written; the sandbox was stopped"
@@ -372,15 +365,3 @@ def _wait(jail: Jail, launched: Launched, proxy: subprocess.Popen, proxy_status:
         os.close(proxy_fd)
         wake_read.close()
         wake_write.close()
-
-
-def _stop_proxy(proxy: subprocess.Popen) -> int:
-    """Let the proxy finish its records (mitmproxy's `done` hook), then make sure it is gone."""
-    if proxy.poll() is None:
-        proxy.send_signal(signal.SIGTERM)
-        try:
-            proxy.wait(PROXY_STOP_SECONDS)
-        except subprocess.TimeoutExpired:
-            proxy.kill()
-            proxy.wait()
-    return proxy.returncode
