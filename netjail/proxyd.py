@@ -31,8 +31,19 @@ MAX_SOCKETS = 16
 
 def _die_with_parent(expected_parent: int) -> None:
     """If netjail dies, so does the proxy: a proxy without its supervisor must not keep serving."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    else:  # pragma: no cover - macOS has no parent-death signal: watch for the parent to change
+        import threading
+        import time
+
+        def watch() -> None:
+            while os.getppid() == expected_parent:
+                time.sleep(0.2)
+            os._exit(EXIT_START_FAILED)
+
+        threading.Thread(target=watch, daemon=True).start()
     if os.getppid() != expected_parent:
         os._exit(EXIT_START_FAILED)
 

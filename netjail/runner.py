@@ -297,17 +297,39 @@ def _proxy_config(runs: RunDir, ca: RunCA, launched: Launched, debug: bool) -> d
     }
 
 
+class ExitNotifier:
+    """A descriptor that becomes readable when a child process exits: a pidfd on Linux, a kqueue on macOS."""
+
+    def __init__(self, pid: int):
+        if hasattr(os, "pidfd_open"):
+            self._fd, self._kqueue = os.pidfd_open(pid), None
+        else:  # pragma: no cover - macOS
+            import select
+
+            self._kqueue = select.kqueue()
+            self._kqueue.control([select.kevent(pid, select.KQ_FILTER_PROC, select.KQ_EV_ADD, select.KQ_NOTE_EXIT)], 0)
+            self._fd = self._kqueue.fileno()
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def close(self) -> None:
+        if self._kqueue is not None:
+            self._kqueue.close()
+        else:
+            os.close(self._fd)
+
+
 def _wait(jail: Jail, launched: Launched, proxy: StandbyProxy) -> Outcome:
     selector = selectors.DefaultSelector()
-    jail_fd = os.pidfd_open(launched.pid)
-    proxy_fd = os.pidfd_open(proxy.pid)
+    jail_exit, proxy_exit = ExitNotifier(launched.pid), ExitNotifier(proxy.pid)
     wake_read, wake_write = socket.socketpair()
     wake_read.setblocking(False)
     wake_write.setblocking(False)
     previous = {s: signal.signal(s, lambda *_: None) for s in FORWARDED_SIGNALS}
     old_wakeup = signal.set_wakeup_fd(wake_write.fileno(), warn_on_full_buffer=False)
-    selector.register(jail_fd, selectors.EVENT_READ, "jail")
-    selector.register(proxy_fd, selectors.EVENT_READ, "proxy")
+    selector.register(jail_exit.fileno(), selectors.EVENT_READ, "jail")
+    selector.register(proxy_exit.fileno(), selectors.EVENT_READ, "proxy")
     selector.register(proxy.control, selectors.EVENT_READ, "proxy_status")
     selector.register(wake_read, selectors.EVENT_READ, "signal")
     received: int | None = None
@@ -366,7 +388,7 @@ def _wait(jail: Jail, launched: Launched, proxy: StandbyProxy) -> Outcome:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
         selector.close()
-        os.close(jail_fd)
-        os.close(proxy_fd)
+        jail_exit.close()
+        proxy_exit.close()
         wake_read.close()
         wake_write.close()
