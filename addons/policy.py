@@ -3,10 +3,13 @@
 Usable on its own:  mitmdump -s addons/policy.py --set netjail_settings=settings.json
 
 It judges at every point a name appears:
+  client_connected a transparently captured connection: its original destination (a synthetic address from the
+                   jail's resolver maps back to its name) becomes the connection's target
   http_connect     the CONNECT target, before any upstream connection or DNS lookup
   requestheaders   plain HTTP (absolute or origin form), and every request inside a tunnel: the Host header /
                    :authority and the TLS SNI must name the tunnel's host (no domain fronting)
   tls_clienthello  tlsTerminate.excludeDomains: such tunnels pass through without interception
+  tcp_start        raw TCP inside a tunnel or a captured connection: judged as its target
   server_connect   the address actually dialed: resolved here, checked against the local-range guard, pinned
 The verdict goes to `flow.metadata["netjail"]`; the recorder, not this addon, decides what to log. mitmproxy
 logs and swallows exceptions raised in hooks and lets the flow continue, so every hook catches and denies.
@@ -122,7 +125,8 @@ class NetjailPolicy:
     def _mark(self, flow: http.HTTPFlow, verdict: Verdict, **extra: Any) -> None:
         flow.metadata[METADATA_KEY] = verdict.as_dict() | extra
         level = logging.INFO if verdict.allowed else logging.WARNING
-        log.log(level, "%s %s:%s %s (%s)", verdict.verdict, flow.request.host, flow.request.port, verdict.reason, verdict.rule)
+        shown = extra.get("judged_host", flow.request.host)
+        log.log(level, "%s %s:%s %s (%s)", verdict.verdict, shown, flow.request.port, verdict.reason, verdict.rule)
 
     def _judge_target(self, host_text: str, port: int) -> tuple[Host | None, Verdict]:
         policy = self._policy()

@@ -86,6 +86,19 @@ class Launched:
     gate: socket.socket | None = None  # the backend's hold on the command until `start`
     proxy_secret: str | None = None  # set when the proxy's listener is reachable from outside the jail
 
+    def release(self) -> None:
+        """Close what the supervisor still holds of the sandbox (the caller has made sure the process is gone)."""
+        for sockets in self.sockets.values():
+            for sock in sockets:
+                sock.close()
+        self.sockets.clear()
+        if self.gate is not None:
+            self.gate.close()
+            self.gate = None
+        if self.status_fd >= 0:
+            os.close(self.status_fd)
+            self.status_fd = -1
+
 
 class Jail(Protocol):
     name: str

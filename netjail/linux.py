@@ -219,16 +219,7 @@ class BwrapJail:
         if not launched.reaped:
             _reap(launched.pid)  # killing bwrap takes the whole sandbox down (--die-with-parent)
             launched.reaped = True
-        for sockets in launched.sockets.values():
-            for sock in sockets:
-                sock.close()
-        launched.sockets.clear()
-        if launched.gate is not None:
-            launched.gate.close()
-            launched.gate = None
-        if launched.status_fd >= 0:
-            os.close(launched.status_fd)
-            launched.status_fd = -1
+        launched.release()
 
 
 _status_cache: dict[int, dict] = {}

@@ -296,16 +296,7 @@ class SeatbeltJail:
             except (ProcessLookupError, ChildProcessError):
                 pass
             launched.reaped = True
-        for sockets in launched.sockets.values():
-            for sock in sockets:
-                sock.close()
-        launched.sockets.clear()
-        if launched.gate is not None:
-            launched.gate.close()
-            launched.gate = None
-        if launched.status_fd >= 0:
-            os.close(launched.status_fd)
-            launched.status_fd = -1
+        launched.release()
         self._discard()
 
     # -- helpers --------------------------------------------------------------------------------------------------

@@ -24,6 +24,12 @@ REPO = Path(__file__).resolve().parent.parent
 TEST_NAMES = ("allowed.test", "denied.test", "other.test", "example.test", "a.example.test", "b.a.example.test")
 
 
+# Tests run this interpreter inside the jail. When the checkout (and so .venv) lives under /tmp, which the jail
+# replaces with a private one, the settings the tests write make it visible (it must be bound, and only allowWrite
+# binds a path); the product's private /tmp is unchanged.
+INTERPRETER_UNDER_TMP = [sys.prefix] if Path(sys.prefix).resolve().is_relative_to("/tmp") else []
+
+
 def netjail_executable() -> str:
     """The netjail console script of the interpreter running the tests."""
     candidate = Path(sys.executable).parent / "netjail"
@@ -158,6 +164,7 @@ class Netjail:
         network.setdefault("hosts", {name: "127.0.0.1" for name in TEST_NAMES})
         network.setdefault("tlsTerminate", {"extraCaCertPaths": [str(self.test_ca_path)]})
         fs = {"denyRead": [], "allowWrite": ["."], "denyWrite": [], **(filesystem or {})}
+        fs["allowWrite"] = [*fs["allowWrite"], *INTERPRETER_UNDER_TMP]
         path = self.tmp_path / f"settings-{len(list(self.tmp_path.glob('settings-*.json')))}.json"
         path.write_text(json.dumps({"network": network, "filesystem": fs, **top}, indent=2))
         return path
