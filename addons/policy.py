@@ -21,6 +21,7 @@ import asyncio
 import functools
 import ipaddress
 import logging
+import socket
 from pathlib import Path
 from typing import Any, Callable
 
@@ -95,6 +96,8 @@ class NetjailPolicy:
         # client connection id -> (name, port) -> the verdict of its last dial there, for the flows that used it
         # (a flow's server_conn is not always the Server object that server_connect saw)
         self.dial_verdicts: dict[str, dict[tuple[str, int], Verdict]] = {}
+        # (name as mitmproxy dials it, port) -> the address judged for it: what the name resolves to when dialed
+        self.vetted: dict[tuple[str, int], IPAddress] = {}
 
     def load(self, loader) -> None:
         loader.add_option("netjail_settings", str, "", "Path of a netjail (or srt) settings file.")
@@ -262,9 +265,32 @@ class NetjailPolicy:
             return
         # Dial exactly the address that was judged; the name stays the TLS server name.
         self._remember_dial(data, name, port, verdict)
-        data.server.address = (str(address), port)
+        dialed = str(data.server.address[0])
+        if dialed != name:
+            data.server.address = (str(address), port)  # a synthetic address (captured connection): dial the real one
+        else:
+            self.vetted[(dialed, port)] = address  # mitmproxy keeps the name (and pools by it); resolution is pinned
         if host.ip is None:
             data.server.sni = host.name
+
+    def running(self) -> None:
+        """Every name mitmproxy dials resolves to the address judged for it in server_connect, and only to that:
+        the loop's getaddrinfo is replaced, so a dial that was not judged finds no address at all."""
+        loop = asyncio.get_running_loop()
+        if getattr(loop.getaddrinfo, "netjail_vetted", False):
+            return
+
+        async def vetted_getaddrinfo(host, port, *args, **kwargs):
+            name = host.decode() if isinstance(host, bytes) else str(host)
+            address = self.vetted.get((name, int(port or 0)))
+            if address is None:
+                raise socket.gaierror(socket.EAI_NONAME, f"netjail: {name}:{port} was not judged; not resolving it")
+            family = socket.AF_INET6 if address.version == 6 else socket.AF_INET
+            sockaddr = (str(address), int(port), 0, 0) if family == socket.AF_INET6 else (str(address), int(port))
+            return [(family, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", sockaddr)]
+
+        vetted_getaddrinfo.netjail_vetted = True  # type: ignore[attr-defined]
+        loop.getaddrinfo = vetted_getaddrinfo  # type: ignore[method-assign]
 
     @staticmethod
     async def _addresses(policy: Policy, host: Host, port: int) -> list[IPAddress]:

@@ -3,7 +3,8 @@
 
     .venv/bin/python bench/profile_startup.py [--netjail-ref HEAD] [--runs 7]
 
-Measures, without changing netjail:
+Measures, without changing netjail (section 4 drives `netjail.proxyd` directly and knows its interface up to
+a66e9db; later versions skip it):
   1. import cost of the supervisor's and the proxy's module sets (fresh interpreter each, median of --runs);
   2. `-X importtime`: the heaviest imports of each set;
   3. the timeline of `netjail -d` runs (its own timestamps, plus the command's `date +%s%N`);
@@ -16,10 +17,8 @@ Everything stays on loopback; the origin servers are bench/run.py's.
 from __future__ import annotations
 
 import argparse
-import cProfile
 import datetime as dt
 import io
-import json
 import os
 import pstats
 import re

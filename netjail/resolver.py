@@ -8,6 +8,7 @@ answer in time is a failed lookup, which the policy turns into a denial).
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import random
 import socket
@@ -20,8 +21,9 @@ A, AAAA = 1, 28
 
 
 async def system_lookup(name: str, port: int) -> list[IPAddress]:
+    # Not loop.getaddrinfo: the policy addon replaces that with its vetted-only lookup for mitmproxy's dials.
     loop = asyncio.get_running_loop()
-    infos = await loop.getaddrinfo(name, port, type=socket.SOCK_STREAM)
+    infos = await loop.run_in_executor(None, functools.partial(socket.getaddrinfo, name, port, type=socket.SOCK_STREAM))
     return _unique(ipaddress.ip_address(sockaddr[0]) for family, *_, sockaddr in infos if family in (socket.AF_INET, socket.AF_INET6))
 
 

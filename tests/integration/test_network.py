@@ -313,3 +313,14 @@ def test_no_network_outside_the_proxy(netjail: Netjail, http_origin: Origin) -> 
     assert "direct=7" in result.stdout and result.stdout.endswith("200"), result.explain()
     assert len(http_origin.seen) >= 1
     assert len(result.flows) == 1
+
+
+@pytest.mark.parametrize("scheme", ["http", "https"])
+def test_many_keep_alive_requests_through_the_proxy(netjail: Netjail, http_origin: Origin, https_origin: Origin, scheme: str) -> None:
+    """Upstream connections are pooled by name: 30 requests on one client connection all succeed."""
+    port = http_origin.port if scheme == "http" else https_origin.port
+    cfg = netjail.settings({"allowedDomains": ["allowed.test"]})
+    urls = " ".join(f"-o /dev/null {scheme}://allowed.test:{port}/{i}" for i in range(30))
+    result = netjail.run("-s", str(cfg), "-c", f"{CURL} -w '%{{http_code}} ' {urls}")
+    assert result.stdout.split() == ["200"] * 30, result.explain()
+    assert len(result.flows) == 30 and all(f["status"] == 200 for f in result.flows)
