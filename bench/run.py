@@ -798,13 +798,13 @@ def write_markdown(results: dict[str, Any], rows: list[list[str]], path: Path) -
         "",
         f"Machine: {m['nproc']} CPUs ({m['cpu']}), {m['memory_gib']} GiB, kernel {m['kernel']}, {m['os']}; "
         f"load average at start {', '.join(f'{x:.2f}' for x in m['loadavg_at_start'])}.",
+        f"Versions: netjail {m['netjail'].removeprefix('netjail, version ')}, mitmproxy {m['mitmproxy']}, Python "
+        f"{m['python']}; srt {m['srt']} on Node {m['node']}; {m['bwrap']}; {m['curl'].split(' (')[0]}.",
         "",
         f"The machine is shared: before each round the bench waited up to {results['quiet_gate']['max_wait_s']:.0f} s "
         f"for the CPUs to be at most {results['quiet_gate']['threshold']:.0%} busy "
         f"({results['quiet_gate']['waited_s']:.0f} s waited in all); {results['quiet_gate']['noisy_rounds']} of "
         f"{results['quiet_gate']['rounds']} rounds ran busier than that anyway.",
-        f"Versions: netjail {m['netjail']}, mitmproxy {m['mitmproxy']}, Python {m['python']}; srt {m['srt']} on Node "
-        f"{m['node']}; {m['bwrap']}; {m['curl'].split(' (')[0]}.",
         "",
         "Medians (p90 in brackets). ↓ lower is better, ↑ higher is better; a ratio is netjail's median divided by the "
         "other column's. `srt` tunnels HTTPS (no interception); `srt-tls` is srt with its experimental "
@@ -819,7 +819,7 @@ def write_markdown(results: dict[str, Any], rows: list[list[str]], path: Path) -
         reps = ", ".join(
             f"{t}: {d['samples']} samples"
             + (f", **{len(d['failures'])} failed run(s)**" if d["failures"] else "")
-            + (f", **not measured**: {d['error']}" if d.get("error") else "")
+            + (", **not measured** (see Failed runs)" if d.get("error") else "")
             for t, d in case["tools"].items()
         )
         note = f" {case['note']}." if case.get("note") else ""
@@ -839,6 +839,10 @@ def write_markdown(results: dict[str, Any], rows: list[list[str]], path: Path) -
         lines.append("No process outlived its sandbox in this run (the bench process is a child subreaper and checks "
                      "after every sample).")  # fmt: skip
     lines.append("")
+    # Hand-written observations about a run live beside its numbers and survive `--render`.
+    notes = BENCH / "results" / results.get("json_name", "").replace(".json", ".notes.md")
+    if results.get("json_name") and notes.is_file():
+        lines += [notes.read_text().rstrip(), ""]
     path.write_text("\n".join(lines))
 
 
