@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import shutil
+import socket
 import ssl
 import subprocess
 import sys
@@ -15,7 +16,7 @@ import threading
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import pytest
 import trustme
@@ -204,6 +205,25 @@ def netjail(tmp_path: Path, test_ca: tuple[trustme.CA, Path]) -> Netjail:
     return Netjail(tmp_path, test_ca[1])
 
 
+def serve_connections(server: socket.socket, handle: Callable[[socket.socket], None]) -> None:
+    """Accept on `server` in a background thread until it is closed; each connection is handled (and closed)
+    in a thread of its own."""
+
+    def handle_and_close(conn: socket.socket) -> None:
+        with conn:
+            handle(conn)
+
+    def accept() -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            threading.Thread(target=handle_and_close, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+
+
 class DnsServer:
     """A UDP DNS server on 127.0.0.1 answering A queries from `answers` (127.0.0.1 for any other name) and
     remembering every question."""
@@ -254,15 +274,7 @@ class WebSocketEcho:
 
         self.sock = socket.create_server(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+        serve_connections(self.sock, self._serve)
 
     @staticmethod
     def _serve(conn) -> None:
@@ -270,17 +282,16 @@ class WebSocketEcho:
         from wsproto.events import AcceptConnection, CloseConnection, Message, Request
 
         ws = WSConnection(ConnectionType.SERVER)
-        with conn:
-            while data := conn.recv(65536):
-                ws.receive_data(data)
-                for event in ws.events():
-                    if isinstance(event, Request):
-                        conn.sendall(ws.send(AcceptConnection()))
-                    elif isinstance(event, Message):
-                        conn.sendall(ws.send(Message(data=event.data)))
-                    elif isinstance(event, CloseConnection):
-                        conn.sendall(ws.send(event.response()))
-                        return
+        while data := conn.recv(65536):
+            ws.receive_data(data)
+            for event in ws.events():
+                if isinstance(event, Request):
+                    conn.sendall(ws.send(AcceptConnection()))
+                elif isinstance(event, Message):
+                    conn.sendall(ws.send(Message(data=event.data)))
+                elif isinstance(event, CloseConnection):
+                    conn.sendall(ws.send(event.response()))
+                    return
 
     def close(self) -> None:
         self.sock.close()

@@ -15,7 +15,7 @@ import uuid
 
 import pytest
 
-from tests.conftest import DnsServer, Netjail, Origin
+from tests.conftest import DnsServer, Netjail, Origin, serve_connections
 
 PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy", "GRPC_PROXY", "grpc_proxy")
 UNSET = "env " + " ".join(f"-u {v}" for v in PROXY_VARS)
@@ -132,17 +132,11 @@ def tcp_echo() -> int:
     """A non-HTTP TCP service on loopback: echoes what it receives, upper-cased."""
     server = socket.create_server(("127.0.0.1", 0))
 
-    def serve() -> None:
-        while True:
-            try:
-                conn, _ = server.accept()
-            except OSError:
-                return
-            with conn:
-                while data := conn.recv(4096):
-                    conn.sendall(data.upper())
+    def echo(conn: socket.socket) -> None:
+        while data := conn.recv(4096):
+            conn.sendall(data.upper())
 
-    threading.Thread(target=serve, daemon=True).start()
+    serve_connections(server, echo)
     yield server.getsockname()[1]
     server.close()
 

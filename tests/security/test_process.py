@@ -6,12 +6,11 @@ import os
 import socket
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import Netjail
+from tests.conftest import Netjail, serve_connections
 
 pytestmark = pytest.mark.nonroot
 
@@ -24,17 +23,7 @@ def host_unix_socket(netjail: Netjail):
     server.bind(str(path))
     server.listen()
     received: list[bytes] = []
-
-    def serve() -> None:
-        while True:
-            try:
-                conn, _ = server.accept()
-            except OSError:
-                return
-            with conn:
-                received.append(conn.recv(100))
-
-    threading.Thread(target=serve, daemon=True).start()
+    serve_connections(server, lambda conn: received.append(conn.recv(100)))
     yield path, received
     server.close()
 
