@@ -29,7 +29,10 @@ def get(authority):
         return "closed"
     head = b""
     while b"\\r\\n\\r\\n" not in head:
-        byte = t.recv(1)
+        try:
+            byte = t.recv(1)
+        except OSError:  # the proxy closed the tunnel: a reset or a plain close, either way closed
+            return "closed"
         if not byte:
             return "closed"
         head += byte
