@@ -278,8 +278,10 @@ def test_udp_dns_and_icmp_to_a_test_host_get_nowhere(netjail: Netjail, test_host
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.sendto(b"control", (v4, 9999))
     assert subprocess.run(["ping", "-c", "1", "-W", "2", v4], capture_output=True).returncode == 0
-    time.sleep(0.3)
-    assert any("control" in line for line in test_host["received"])
+    deadline = time.monotonic() + 10
+    while not any("control" in line for line in test_host["received"]):
+        assert time.monotonic() < deadline, "the test host never received the control datagram"
+        time.sleep(0.05)
     test_host["received"].clear()
 
     code = f"""
