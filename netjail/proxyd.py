@@ -133,10 +133,11 @@ async def serve(config: dict, sockets: dict[str, list[socket.socket]], control: 
         resolver = JailResolverProtocol(lambda: policy.policy, captured, recorder.record_event)
         transport, _ = await loop.create_datagram_endpoint(lambda r=resolver: r, sock=sock)
         servers.append(transport)
-    control.sendall(b"ready\n")
-
+    # Handlers before `ready`: a SIGTERM right after it must still end with the recorder's `done`, not the default
+    # action that would drop the records of open tunnels.
     loop.add_signal_handler(signal.SIGTERM, master.shutdown)
     loop.add_signal_handler(signal.SIGINT, lambda: None)  # the supervisor decides when the proxy stops
+    control.sendall(b"ready\n")
     await run
     for server in servers:
         server.close()
