@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import io
+import json
 import os
 import pstats
 import re
@@ -137,8 +138,8 @@ def proxy_alone(
 
     ready, stop = [], []
     usage = subprocess.run([python, "-I", "-m", "netjail.proxyd", "--help"], capture_output=True, text=True).stdout
-    if "--listen-fds" not in usage and "--proxy-fds" not in usage:
-        raise NotImplementedError("this netjail.proxyd takes its sockets another way; section 4 knows up to a66e9db")
+    if "--control-fd" in usage:  # since the proxy starts first and is configured over a control socket
+        return proxy_alone_configured(python, settings, scratch, runs, profile_to, request)
     fd_flag = "--proxy-fds" if "--proxy-fds" in usage else "--listen-fds"  # renamed when transparent capture came
     for i in range(runs):
         run_dir = scratch / f"proxy-{i}"
@@ -175,6 +176,55 @@ def proxy_alone(
             print(f"  (proxyd died of signal {-proc.returncode} instead of shutting down)")
         t2 = time.perf_counter()
         os.close(status_r)
+        listener.close()
+        if not ok:
+            log = run_dir / "proxy.log"
+            raise RuntimeError(f"proxyd did not become ready: {log.read_text()[-500:] if log.exists() else 'no log'}")
+        if not (profile_to and i == 0):
+            ready.append(t1 - t0)
+            stop.append(t2 - t1)
+    return {"ready": ready, "stop": stop}
+
+
+def proxy_alone_configured(
+    python: str, settings: Path, scratch: Path, runs: int, profile_to: Path | None, request: bytes | None
+) -> dict:
+    """proxy_alone for the proxy that is spawned first and then sent its configuration and sockets."""
+    from netjail.ca import create_run_ca
+
+    ready, stop = [], []
+    for i in range(runs):
+        run_dir = scratch / f"proxy-{i}"
+        (run_dir / "proxy").mkdir(parents=True)
+        ca = create_run_ca(run_dir / "proxy")
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(64)
+        control, remote = socket.socketpair()
+        prefix = [python, "-I"] + (["-m", "cProfile", "-o", str(profile_to)] if profile_to and i == 0 else [])
+        argv = prefix + ["-m", "netjail.proxyd", "--control-fd", str(remote.fileno()), "--parent", str(os.getpid())]
+        config = {
+            "settings": str(settings), "record_dir": str(run_dir), "confdir": str(ca.confdir),
+            "upstream_trust": str(ca.host_bundle), "log_file": str(run_dir / "proxy.log"),
+            "capture_mode": "proxy-variables", "roles": ["proxy"],
+        }  # fmt: skip
+        GATE.wait()
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(argv, pass_fds=[remote.fileno()], stdin=subprocess.DEVNULL)
+        remote.close()
+        socket.send_fds(control, [json.dumps(config).encode()], [listener.fileno()])
+        ok = select.select([control], [], [], 30)[0] and b"ready" in control.recv(64)
+        t1 = time.perf_counter()
+        if ok and request:
+            with socket.create_connection(listener.getsockname(), timeout=10) as client:
+                client.sendall(request)
+                client.recv(65536)
+        time.sleep(0.3)
+        t1 = time.perf_counter()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+        t2 = time.perf_counter()
+        control.close()
         listener.close()
         if not ok:
             log = run_dir / "proxy.log"
@@ -239,7 +289,7 @@ def inner(args: argparse.Namespace) -> None:
         print(f"\n## 4. The proxy process alone (median of {args.runs}, ms)")
         try:
             alone = proxy_alone(python, settings, scratch / "alone", args.runs)
-        except NotImplementedError as e:
+        except RuntimeError as e:
             alone = None
             print(f"  skipped: {e}")
         if alone is not None:
