@@ -29,13 +29,13 @@ from mitmproxy import ctx, exceptions, http, tcp, tls
 from mitmproxy.connection import Client
 from mitmproxy.proxy import mode_specs, server_hooks
 
-from netjail.domains import Host, IPAddress, host_interface_addresses
-from netjail.capture import SyntheticAddresses
-from netjail.policy import Policy, Verdict, deny, failed_closed
-from netjail.resolver import server_lookup, system_lookup
+from netjail.net.domains import Host, IPAddress, host_interface_addresses
+from netjail.policy.synthetic import SyntheticAddresses
+from netjail.policy.decision import Policy, Verdict, deny, failed_closed
+from netjail.net.resolver import server_lookup, system_lookup
 from netjail.settings import SettingsError, load_settings
 
-log = logging.getLogger("netjail.policy")
+log = logging.getLogger("netjail.policy.decision")
 
 METADATA_KEY = "netjail"
 DENIED_HEADER = "X-Netjail-Denied"

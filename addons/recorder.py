@@ -27,9 +27,9 @@ from mitmproxy.connection import Client, Server
 from mitmproxy.proxy import mode_specs
 from mitmproxy.flow import Flow
 
-from netjail import audit
-from netjail.audit_mitm import annotate, redact_flow
-from netjail.rundir import RecordLog, utc_timestamp
+from netjail.detect import detectors as audit
+from netjail.detect.mitm import annotate, redact_flow
+from netjail.records.rundir import RecordLog, utc_timestamp
 from netjail.settings import SettingsError, load_settings
 
 log = logging.getLogger("netjail.recorder")
@@ -40,7 +40,7 @@ DEFAULT_REDACT = ("authorization", "cookie", "proxy-authorization")
 
 class BodyTap:
     """A `stream` callable: passes chunks through unchanged, counting and hashing them, keeping a prefix, and
-    feeding them to the audit detector if it has one (netjail/audit.py: secrets, encoded data, entropy)."""
+    feeding them to the audit detector if it has one (netjail/detect/detectors.py: secrets, encoded data, entropy)."""
 
     def __init__(self, keep: int, scanner: audit.BodyScanner | None = None):
         self.keep = keep

@@ -3,12 +3,12 @@
 
     .venv/bin/python bench/profile_startup.py [--netjail-ref HEAD] [--runs 7]
 
-Measures, without changing netjail (section 4 drives `netjail.proxyd` directly and knows its interface up to
+Measures, without changing netjail (section 4 drives `netjail.proxy.process` directly and knows its interface up to
 a66e9db; later versions skip it):
   1. import cost of the supervisor's and the proxy's module sets (fresh interpreter each, median of --runs);
   2. `-X importtime`: the heaviest imports of each set;
   3. the timeline of `netjail -d` runs (its own timestamps, plus the command's `date +%s%N`);
-  4. the proxy process alone (`python -I -m netjail.proxyd` with a listener made here): spawn → ready, and
+  4. the proxy process alone (`python -I -m netjail.proxy.process` with a listener made here): spawn → ready, and
      SIGTERM → exit; and a cProfile of it up to ready;
   5. a cProfile of the supervisor (`netjail -c true`): netjail's own functions by cumulative time.
 Everything stays on loopback; the origin servers are bench/run.py's.
@@ -40,18 +40,18 @@ import run as bench  # noqa: E402  (bench/run.py: snapshots, origins)
 
 CLI_SETS = {
     "interpreter only (`pass`)": "pass",
-    "netjail.cli (click)": "import netjail.cli",
-    "netjail.logs (structlog → rich)": "import netjail.logs",
+    "netjail.cli.group (click)": "import netjail.cli.group",
+    "netjail.utils.logs (structlog → rich)": "import netjail.utils.logs",
     "netjail.settings (pydantic models)": "import netjail.settings",
-    "netjail.ca (cryptography.x509)": "import netjail.ca",
-    "netjail.runner": "import netjail.runner",
-    "everything `netjail run` imports": "import netjail.cli, netjail.logs, netjail.runner, netjail.summary, netjail.linux",
+    "netjail.proxy.ca (cryptography.x509)": "import netjail.proxy.ca",
+    "netjail.run.runner": "import netjail.run.runner",
+    "everything `netjail run` imports": "import netjail.cli.group, netjail.utils.logs, netjail.run.runner, netjail.inspect.summary, netjail.jail.linux.bwrap",
 }
 PROXY_SETS = {
     "mitmproxy.options + master": "import mitmproxy.options, mitmproxy.master",
     "mitmproxy.addons (default_addons)": "import mitmproxy.addons",
     "addons.policy + addons.recorder": "import addons.policy, addons.recorder",
-    "everything proxyd imports": "import netjail.proxyd, mitmproxy.options, mitmproxy.addons, mitmproxy.master, "
+    "everything proxyd imports": "import netjail.proxy.process, mitmproxy.options, mitmproxy.addons, mitmproxy.master, "
     "mitmproxy.proxy.mode_servers, addons.policy, addons.recorder",
 }
 OWN_FUNCTIONS = (
@@ -134,10 +134,10 @@ def timeline(netjail: str, settings: Path, env: dict, cwd: Path, command: str, r
 def proxy_alone(
     python: str, settings: Path, scratch: Path, runs: int, profile_to: Path | None = None, request: bytes | None = None
 ) -> dict:
-    from netjail.ca import create_run_ca
+    from netjail.proxy.ca import create_run_ca
 
     ready, stop = [], []
-    usage = subprocess.run([python, "-I", "-m", "netjail.proxyd", "--help"], capture_output=True, text=True).stdout
+    usage = subprocess.run([python, "-I", "-m", "netjail.proxy.process", "--help"], capture_output=True, text=True).stdout
     if "--control-fd" in usage:  # since the proxy starts first and is configured over a control socket
         return proxy_alone_configured(python, settings, scratch, runs, profile_to, request)
     fd_flag = "--proxy-fds" if "--proxy-fds" in usage else "--listen-fds"  # renamed when transparent capture came
@@ -151,7 +151,7 @@ def proxy_alone(
         status_r, status_w = os.pipe()
         prefix = [python, "-I"] + (["-m", "cProfile", "-o", str(profile_to)] if profile_to and i == 0 else [])
         argv = prefix + [
-            "-m", "netjail.proxyd", "--settings", str(settings), "--record-dir", str(run_dir),
+            "-m", "netjail.proxy.process", "--settings", str(settings), "--record-dir", str(run_dir),
             "--confdir", str(ca.confdir), "--upstream-trust", str(ca.host_bundle),
             fd_flag, str(listener.fileno()), "--status-fd", str(status_w), "--parent", str(os.getpid()),
             "--log-file", str(run_dir / "proxy.log"),
@@ -190,7 +190,7 @@ def proxy_alone_configured(
     python: str, settings: Path, scratch: Path, runs: int, profile_to: Path | None, request: bytes | None
 ) -> dict:
     """proxy_alone for the proxy that is spawned first and then sent its configuration and sockets."""
-    from netjail.ca import create_run_ca
+    from netjail.proxy.ca import create_run_ca
 
     ready, stop = [], []
     for i in range(runs):
@@ -202,7 +202,7 @@ def proxy_alone_configured(
         listener.listen(64)
         control, remote = socket.socketpair()
         prefix = [python, "-I"] + (["-m", "cProfile", "-o", str(profile_to)] if profile_to and i == 0 else [])
-        argv = prefix + ["-m", "netjail.proxyd", "--control-fd", str(remote.fileno()), "--parent", str(os.getpid())]
+        argv = prefix + ["-m", "netjail.proxy.process", "--control-fd", str(remote.fileno()), "--parent", str(os.getpid())]
         config = {
             "settings": str(settings), "record_dir": str(run_dir), "confdir": str(ca.confdir),
             "upstream_trust": str(ca.host_bundle), "log_file": str(run_dir / "proxy.log"),

@@ -623,7 +623,7 @@ def pip_environment() -> dict[str, str]:
 
 def registry_case(tools: dict[str, Tool], work: Path, repeat: int) -> Case:
     sys.path.insert(0, str(REPO))
-    from netjail.presets import expand_preset
+    from netjail.settings.presets import expand_preset
 
     pip_env = pip_environment()
     hosts = expand_preset("@pip", pip_env)

@@ -42,10 +42,10 @@ def explain(settings_path: Path | None, platform: str | None, command: str | Non
     Settings are found as for a run: -s FILE, else $NETJAIL_SETTINGS, else ~/.config/netjail/settings.json, else
     configs/default.json. Exit status: 0, or 125 when the settings are refused or no jail can be described.
     """
-    from netjail.explain import explain as build
-    from netjail.explain import host_platform, render
-    from netjail.jail import JailError
-    from netjail.runner import command_argv
+    from netjail.inspect.explain import explain as build
+    from netjail.inspect.explain import host_platform, render
+    from netjail.jail.spec import JailError
+    from netjail.run.runner import command_argv
     from netjail.settings import SettingsError, find_settings_path, load_settings
 
     try:

@@ -1,6 +1,6 @@
 """The commands that read runs: `flows`, `runs`, `audit`, `why`, `learn`, `export` (docs/flows.md).
 
-Imported by netjail/cli.py on every `netjail -c …`, so this module imports only click and the standard
+Imported by netjail/cli/group.py on every `netjail -c …`, so this module imports only click and the standard
 library; everything else is imported inside the command that needs it.
 
 [RUN] is a run id, a unique prefix of one, a path (the run directory or its flows.jsonl), or `latest`
@@ -27,14 +27,14 @@ JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Machine-read
 
 
 def _die(message: str, code: int = EXIT_ERROR) -> NoReturn:
-    from netjail.records import safe_text
+    from netjail.records.read import safe_text
 
     click.echo(f"netjail: {safe_text(message)}", err=True)
     sys.exit(code)
 
 
 def _run(spec: str | None) -> Any:
-    from netjail.runs import RunNotFound, resolve_run
+    from netjail.records.runs import RunNotFound, resolve_run
 
     try:
         run = resolve_run(spec)
@@ -48,7 +48,7 @@ def _run(spec: str | None) -> Any:
 def _size(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
     if value is None:
         return None
-    from netjail.flowview import parse_size
+    from netjail.inspect.flows import parse_size
 
     try:
         return parse_size(value)
@@ -111,13 +111,13 @@ def flows(
     Examples:
       netjail flows                          # the latest run
       netjail flows --denied                 # what was blocked
-      netjail flows --failed --host '*.pypi.org'
+      netjail flows --failed --host '*.example.org'
       netjail flows --min-bytes-out 1MB --method POST --method PUT
       netjail flows 20261128T0746 --json | jq -r .url
     """
-    from netjail.flowview import COLUMNS, FlowFilter, flow_row
-    from netjail.runs import flow_records, run_secrets
-    from netjail.tables import Output
+    from netjail.inspect.flows import COLUMNS, FlowFilter, flow_row
+    from netjail.records.runs import flow_records, run_secrets
+    from netjail.inspect.tables import Output
 
     chosen = _run(run)
     verdicts = frozenset(v for v, on in (("deny", denied), ("allow", allowed)) if on)
@@ -189,8 +189,8 @@ def runs(
       netjail runs --prune                   # apply settings "retention": {"maxAgeDays": 30, "maxTotalMB": 500}
       netjail runs --prune --dry-run --max-age-days 7
     """
-    from netjail.rundir import runs_dir
-    from netjail.runs import list_runs
+    from netjail.records.rundir import runs_dir
+    from netjail.records.runs import list_runs
 
     infos = list(list_runs())
     if prune:
@@ -200,8 +200,8 @@ def runs(
 
 
 def _redacted_command(info: Any) -> str:
-    from netjail.rundir import RunDir
-    from netjail.runs import run_secrets
+    from netjail.records.rundir import RunDir
+    from netjail.records.runs import run_secrets
 
     command = info.command or ""
     secrets = run_secrets(RunDir(info.path))
@@ -213,8 +213,8 @@ def _shorten(text: str, width: int) -> str:
 
 
 def _list_runs(infos: list[Any], as_json: bool, root: Path) -> None:
-    from netjail.audit import human_bytes
-    from netjail.tables import Column, Output
+    from netjail.detect.detectors import human_bytes
+    from netjail.inspect.tables import Column, Output
 
     if as_json:
         for info in infos:
@@ -280,7 +280,7 @@ def _prune(
     max_mb: int | None,
     as_json: bool,
 ) -> None:
-    from netjail.runs import plan_prune, remove_runs
+    from netjail.records.runs import plan_prune, remove_runs
     from netjail.settings import SettingsError, find_settings_path, load_settings
 
     source = "the command line"
@@ -368,13 +368,13 @@ def audit(
       netjail audit --html report.html && xdg-open report.html
       netjail audit --json | jq '.flagged[].flags'
     """
-    from netjail.audit_report import build_report, render, to_json
-    from netjail.tables import Output
+    from netjail.inspect.audit import build_report, render, to_json
+    from netjail.inspect.tables import Output
 
     chosen = _run(run)
     report = build_report(chosen, large_upload=large_upload)
     if html_path is not None:
-        from netjail.report_html import render_html
+        from netjail.inspect.audit_html import render_html
 
         try:
             html_path.write_text(render_html(report), encoding="utf-8")
@@ -407,8 +407,8 @@ def why(run: str | None, as_json: bool) -> None:
       netjail why
       netjail why --json | jq '.blocked[].fix'
     """
-    from netjail.tables import Output
-    from netjail.why import diagnose, render
+    from netjail.inspect.tables import Output
+    from netjail.inspect.why import diagnose, render
 
     chosen = _run(run)
     diagnosis = diagnose(chosen)
@@ -466,7 +466,7 @@ def learn(
       netjail learn -s base.json -o project.json -c 'pip install -r requirements.txt'
       netjail -s project.json -c 'pip install -r requirements.txt'
     """
-    from netjail.learn import run_learn
+    from netjail.inspect.learn import run_learn
 
     if command is not None and argv:
         _die("give either -c 'CMD' or -- PROG ARG…, not both", EXIT_NETJAIL_FAILED)
@@ -503,7 +503,7 @@ def export(run: str | None, har_path: Path, as_json: bool) -> None:
       netjail export --har run.har
       mitmweb -r ~/.local/state/netjail/runs/latest/flows.mitm     # the full flows, in mitmproxy's UI
     """
-    from netjail.har import write_har
+    from netjail.inspect.har import write_har
 
     chosen = _run(run)
     try:

@@ -8,7 +8,7 @@ from typing import Any
 from mitmproxy import http
 from mitmproxy.flow import Flow
 
-from netjail.audit import (
+from netjail.detect.detectors import (
     BodyScanner,
     Secrets,
     header_flags,

@@ -13,7 +13,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from netjail.audit import (
+from netjail.detect.detectors import (
     BurstCounter,
     flags_for_record,
     host_flags,
@@ -21,10 +21,10 @@ from netjail.audit import (
     record_bytes_out,
     size_flags,
 )
-from netjail.records import iter_records, safe_text
-from netjail.rundir import RunDir
-from netjail.runs import configured_secrets, flow_records, run_info, run_secrets
-from netjail.tables import Column, Output
+from netjail.records.read import iter_records, safe_text
+from netjail.records.rundir import RunDir
+from netjail.records.runs import configured_secrets, flow_records, run_info, run_secrets
+from netjail.inspect.tables import Column, Output
 
 MAX_FLAGGED = 1000
 TIMELINE_BINS = 120

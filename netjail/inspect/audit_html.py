@@ -10,8 +10,8 @@ import datetime as dt
 from html import escape
 from typing import Any
 
-from netjail.audit import human_bytes
-from netjail.audit_report import KIND_MEANING, plural, what_left
+from netjail.detect.detectors import human_bytes
+from netjail.inspect.audit import KIND_MEANING, plural, what_left
 
 MAX_HOSTS = 60
 CHART_WIDTH = 560

@@ -13,9 +13,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from netjail.ca import RunCA
-from netjail.jail import PROXY_PORT, Jail, JailSpec
-from netjail.rundir import runs_dir
+from netjail.proxy.ca import RunCA
+from netjail.jail.spec import PROXY_PORT, Jail, JailSpec
+from netjail.records.rundir import runs_dir
 from netjail.settings import LoadedSettings
 
 RUN_ID = "<run-id>"
@@ -32,7 +32,7 @@ def host_platform() -> str:
 
 
 def placeholder_ca(proxy_dir: Path) -> RunCA:
-    """The paths `netjail.ca.create_run_ca` writes in a run's proxy directory (nothing is created here)."""
+    """The paths `netjail.proxy.ca.create_run_ca` writes in a run's proxy directory (nothing is created here)."""
     return RunCA(
         confdir=proxy_dir / "confdir",
         cert_path=proxy_dir / "netjail-ca.pem",
@@ -44,10 +44,10 @@ def placeholder_ca(proxy_dir: Path) -> RunCA:
 def backend(loaded: LoadedSettings, platform: str) -> Jail:
     settings = loaded.settings
     if platform == "linux":
-        from netjail.linux import BwrapJail
+        from netjail.jail.linux.bwrap import BwrapJail
 
         return BwrapJail(settings.bwrap_path)
-    from netjail.macos import SeatbeltJail
+    from netjail.jail.macos.sandbox_exec import SeatbeltJail
 
     return SeatbeltJail(
         settings,
@@ -59,8 +59,8 @@ def backend(loaded: LoadedSettings, platform: str) -> Jail:
 
 
 def jail_spec(loaded: LoadedSettings, jail: Jail, argv: tuple[str, ...], cwd: Path) -> JailSpec:
-    """The JailSpec a run in `cwd` would build (netjail.runner.build_spec), with placeholder run files."""
-    from netjail.runner import build_spec
+    """The JailSpec a run in `cwd` would build (netjail.run.runner.build_spec), with placeholder run files."""
+    from netjail.run.runner import build_spec
 
     proxy_dir = runs_dir() / RUN_ID / "proxy"
     return build_spec(jail, loaded, argv, cwd, placeholder_ca(proxy_dir), proxy_dir, prepare=False)
@@ -107,7 +107,7 @@ def explain(loaded: LoadedSettings, platform: str, argv: tuple[str, ...]) -> dic
         "environment": {k: spec.env[k] for k in _shown_variables(spec.env)},
     }
     if platform == "linux":
-        from netjail.seccomp import describe as seccomp_rules
+        from netjail.jail.linux.seccomp import describe as seccomp_rules
 
         report["bwrap_args"] = jail.describe(spec)
         report["seccomp"] = seccomp_rules(spec.allow_unix_sockets)

@@ -13,8 +13,8 @@ import hashlib
 import json
 from typing import Any, Iterator, TextIO
 
-from netjail.rundir import RunDir
-from netjail.runs import flow_records, run_secrets
+from netjail.records.rundir import RunDir
+from netjail.records.runs import flow_records, run_secrets
 
 DEFAULT_REDACT = ("authorization", "cookie", "proxy-authorization")
 
@@ -91,8 +91,8 @@ def write_har(run: RunDir, out: TextIO) -> dict[str, Any]:
     from mitmproxy.addons.savehar import SaveHar
 
     from netjail import __version__
-    from netjail.audit_mitm import redact_flow
-    from netjail.rundir import utc_timestamp
+    from netjail.detect.mitm import redact_flow
+    from netjail.records.rundir import utc_timestamp
 
     secrets = run_secrets(run)
     redact = _redact_headers(run)

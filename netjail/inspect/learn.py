@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from netjail.audit import parent_domain
-from netjail.records import safe_text
+from netjail.detect.detectors import parent_domain
+from netjail.records.read import safe_text
 
 WILDCARD_MIN = 3
 
@@ -109,7 +109,7 @@ def _by_domain(entry: str) -> tuple[tuple[str, ...], bool]:
 
 
 def _valid_wildcard(parent: str) -> bool:
-    from netjail.domains import PatternError, parse_pattern
+    from netjail.net.domains import PatternError, parse_pattern
 
     try:
         parse_pattern(f"*.{parent}")
@@ -168,11 +168,11 @@ def run_learn(
 ) -> int:
     import click
 
-    from netjail import logs
-    from netjail.jail import JailError
-    from netjail.rundir import RunDir
-    from netjail.runner import command_argv, run as run_jailed
-    from netjail.runs import flow_records
+    from netjail.utils import logs
+    from netjail.jail.spec import JailError
+    from netjail.records.rundir import RunDir
+    from netjail.run.runner import command_argv, run as run_jailed
+    from netjail.records.runs import flow_records
     from netjail.settings import SettingsError, find_settings_path, load_settings
 
     def fail(message: str) -> int:

@@ -7,7 +7,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Iterator
 
-from netjail.records import iter_records, safe_text
+from netjail.records.read import iter_records, safe_text
 
 TOP_HOSTS = 5
 

@@ -11,7 +11,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence, TextIO
 
-from netjail.records import safe_text
+from netjail.records.read import safe_text
 
 Cell = str | tuple[str, str | None]  # text, or (text, rich style)
 

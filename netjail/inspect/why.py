@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from netjail.records import iter_records, safe_text
-from netjail.rundir import RunDir
-from netjail.runs import flow_records, run_info, run_secrets
-from netjail.tables import Output
+from netjail.records.read import iter_records, safe_text
+from netjail.records.rundir import RunDir
+from netjail.records.runs import flow_records, run_info, run_secrets
+from netjail.inspect.tables import Output
 
 EXAMPLES = 3
 WHAT_KEPT = 8

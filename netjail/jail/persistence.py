@@ -15,7 +15,7 @@ import os
 import shutil
 from pathlib import Path
 
-from netjail.jail import DANGEROUS_DIRECTORIES, DANGEROUS_FILES, GIT_DIR_DENIES, PathRules
+from netjail.jail.spec import DANGEROUS_DIRECTORIES, DANGEROUS_FILES, GIT_DIR_DENIES, PathRules
 
 WATCH_FILE = "watch.json"
 QUARANTINE_DIR = "quarantine"

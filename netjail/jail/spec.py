@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Mapping, Protocol
 
 if TYPE_CHECKING:
-    from netjail.ca import RunCA
+    from netjail.proxy.ca import RunCA
     from netjail.settings import Settings
 
 # Files and folders that run code or redirect tools the next time the user works: never writable, as in srt.
@@ -126,20 +126,6 @@ class Jail(Protocol):
 
     def cleanup(self, launched: Launched) -> None:
         """Kill whatever is left and release what launch created."""
-
-
-def current_jail(settings: Settings | None = None) -> Jail:
-    import sys
-
-    if sys.platform.startswith("linux"):
-        from netjail.linux import BwrapJail
-
-        return BwrapJail(settings.bwrap_path if settings else None)
-    if sys.platform == "darwin":
-        from netjail.macos import SeatbeltJail
-
-        return SeatbeltJail(settings)
-    raise JailError(f"netjail has no jail for platform {sys.platform!r}")
 
 
 # -- path rules -----------------------------------------------------------------------------------------------

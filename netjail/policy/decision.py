@@ -10,7 +10,7 @@ import ipaddress
 from dataclasses import asdict, dataclass
 from typing import Collection, Literal
 
-from netjail.domains import (
+from netjail.net.domains import (
     Host,
     IPAddress,
     Pattern,

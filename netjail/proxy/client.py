@@ -1,4 +1,4 @@
-"""The supervisor's handle on the proxy process (netjail/proxyd.py).
+"""The supervisor's handle on the proxy process (netjail/proxy/process.py).
 
 Spawned before anything else a run does, so mitmproxy's import overlaps reading the settings, creating the CA and
 setting up the jail; configured once the jail's sockets exist. Light on purpose: this module is imported on every
@@ -29,7 +29,7 @@ class StandbyProxy:
                 [
                     sys.executable,
                     "-I",  # isolated: nothing in the working directory or the environment can shadow its modules
-                    "-m", "netjail.proxyd",
+                    "-m", "netjail.proxy.process",
                     "--control-fd", str(remote.fileno()),
                     "--parent", str(os.getpid()),
                 ],  # fmt: skip

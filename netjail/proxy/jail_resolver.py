@@ -1,6 +1,6 @@
 """The resolver inside the jail: denied names get NXDOMAIN and are never resolved anywhere; allowed names get a
 synthetic address the proxy maps back to the name. Nothing here asks an upstream resolver: the real lookup
-happens only when a connection to an allowed name is dialed (netjail/resolver.py)."""
+happens only when a connection to an allowed name is dialed (netjail/net/resolver.py)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from typing import Any, Callable
 
 from mitmproxy import dns
 
-from netjail.capture import SyntheticAddresses
-from netjail.policy import Policy, Verdict
-from netjail.rundir import utc_timestamp
+from netjail.policy.synthetic import SyntheticAddresses
+from netjail.policy.decision import Policy, Verdict
+from netjail.records.rundir import utc_timestamp
 
 log = logging.getLogger("netjail.dns")
 

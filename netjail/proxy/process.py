@@ -1,6 +1,6 @@
 """The proxy process: embedded mitmproxy serving the sockets that live inside the jail.
 
-netjail starts it first thing, before it has even read the settings (`netjail.proxyclient.StandbyProxy`), so
+netjail starts it first thing, before it has even read the settings (`netjail.proxy.client.StandbyProxy`), so
 that importing mitmproxy — the slow part — overlaps everything else a run does. It then waits on its control
 socket for one message: the run's configuration as JSON, with the sockets to serve attached (SCM_RIGHTS). It
 adds netjail's addons before mitmproxy's defaults, serves the explicit-proxy sockets in mitmproxy's regular mode,
@@ -77,7 +77,7 @@ def _preload() -> None:
     import addons.policy  # noqa: F401
     import addons.proxyauth  # noqa: F401
     import addons.recorder  # noqa: F401
-    import netjail.jaildns  # noqa: F401
+    import netjail.proxy.jail_resolver  # noqa: F401
 
 
 def _mitmproxy_addons() -> list:
@@ -94,8 +94,8 @@ async def serve(config: dict, sockets: dict[str, list[socket.socket]], control: 
     from addons.policy import NetjailPolicy
     from addons.proxyauth import NetjailProxyAuth
     from addons.recorder import NetjailRecorder
-    from netjail.capture import SyntheticAddresses
-    from netjail.jaildns import JailResolverProtocol
+    from netjail.policy.synthetic import SyntheticAddresses
+    from netjail.proxy.jail_resolver import JailResolverProtocol
 
     opts = options.Options(mode=[], confdir=config["confdir"])
     master = Master(opts)
@@ -168,7 +168,7 @@ def _configure_logging(log_file: str, debug: bool) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="netjail.proxyd")
+    parser = argparse.ArgumentParser(prog="netjail.proxy.process")
     parser.add_argument("--control-fd", required=True, type=int)
     parser.add_argument("--parent", required=True, type=int)
     args = parser.parse_args(argv)

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from netjail.persistence import quarantine
 
 RUN_ID_TIME_FORMAT = "%Y%m%dT%H%M%S"
 
@@ -75,7 +74,6 @@ class RunDir:
         root = runs_dir(environ)
         root.mkdir(parents=True, exist_ok=True, mode=0o700)
         os.chmod(root.parent, 0o700)
-        sweep_abandoned(root)
         path = root / new_run_id()
         path.mkdir(mode=0o700)
         (path / "proxy").mkdir(mode=0o700)
@@ -117,50 +115,3 @@ class RecordLog:
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
-
-
-def sweep_abandoned(root: Path) -> list[Path]:
-    """Runs whose netjail was killed (SIGKILL, power loss) still hold their CA key and have no run_end: remove
-    the key and close their record. A run is live while the process named in its run_start exists."""
-    swept = []
-    for proxy_dir in root.glob("*/proxy"):
-        run = RunDir(proxy_dir.parent)
-        try:
-            with run.flows_jsonl.open() as f:
-                start = json.loads(f.readline() or "{}")
-        except (OSError, ValueError):
-            start = {}
-        pid = start.get("pid")
-        if pid and _alive(int(pid)):
-            continue
-        if not pid and time.time() - proxy_dir.stat().st_mtime < 60:
-            continue  # being set up right now by another netjail
-        run.remove_secrets()
-        try:
-            records = RecordLog(run.flows_jsonl)
-            for moved in quarantine(run.path):
-                records.write({"event": "quarantine", "ts": utc_timestamp(), **moved})
-            records.write(
-                {
-                    "event": "run_end",
-                    "ts": utc_timestamp(),
-                    "run_id": run.run_id,
-                    "exit_status": None,
-                    "reason": "interrupted",
-                    "message": "netjail was killed; a later run removed the run's CA key and closed this record",
-                    "signal": None,
-                    "counts": None,
-                }
-            )
-        except OSError:
-            pass
-        swept.append(run.path)
-    return swept
-
-
-def _alive(pid: int) -> bool:
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return False
-    return b"netjail" in cmdline

@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Mapping
 
-from netjail.rundir import RUN_ID_TIME_FORMAT, RunDir, runs_dir, utc_timestamp
+from netjail.records.rundir import RUN_ID_TIME_FORMAT, RunDir, runs_dir, utc_timestamp
 
 if TYPE_CHECKING:
-    from netjail.audit import Secrets
+    from netjail.detect.detectors import Secrets
 
 MB = 1_000_000
 
@@ -114,9 +114,8 @@ def _parse(line: bytes) -> dict:
     return record if isinstance(record, dict) else {}
 
 
-def _pid_alive(pid: object) -> bool:
-    """The netjail that wrote run_start is still running (as rundir.sweep_abandoned judges it: a reused pid
-    that is not netjail's does not count)."""
+def netjail_alive(pid: object) -> bool:
+    """The netjail that wrote run_start is still running (a reused pid that is not netjail's does not count)."""
     if not isinstance(pid, int) or pid <= 0:
         return False
     try:
@@ -173,7 +172,7 @@ def run_info(path: Path, *, with_size: bool = True) -> RunInfo:
     if end.get("event") != "run_end":
         end = {}
     started = _time(start.get("ts")) or run_id_time(path.name)
-    in_progress = not end and _pid_alive(start.get("pid"))
+    in_progress = not end and netjail_alive(start.get("pid"))
     return RunInfo(
         run_id=path.name,
         path=path,
@@ -287,7 +286,7 @@ def configured_secrets(run: RunDir) -> list[str]:
 def run_secrets(run: RunDir, environ: Mapping[str, str] = os.environ) -> Secrets:
     """The secrets the run's settings name (audit.secretEnv / secretFiles), read now: reports replace them
     again, in case a record was written by something that did not (an older netjail, stock mitmdump)."""
-    from netjail.audit import Secrets
+    from netjail.detect.detectors import Secrets
 
     env_names, files = _audit_settings(run)
     if not env_names and not files:
@@ -300,8 +299,8 @@ def flow_records(
 ) -> Iterator[dict]:
     """The run's records of the given events (`flow`; `dns` for the jail resolver's), streamed, with any
     configured secret value replaced."""
-    from netjail.audit import redact_record
-    from netjail.records import iter_records
+    from netjail.detect.detectors import redact_record
+    from netjail.records.read import iter_records
 
     for record in iter_records(run.flows_jsonl):
         if record.get("event") not in events:

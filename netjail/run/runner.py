@@ -22,20 +22,21 @@ from typing import Callable
 import structlog
 
 from netjail import __version__
-from netjail.ca import RunCA, create_run_ca
-from netjail.persistence import missing_protected_paths, quarantine, write_watch
-from netjail.proxyclient import ProxyFailed, StandbyProxy
-from netjail.jail import (
+from netjail.proxy.ca import RunCA, create_run_ca
+from netjail.jail.persistence import missing_protected_paths, quarantine, write_watch
+from netjail.proxy.client import ProxyFailed, StandbyProxy
+from netjail.jail.spec import (
     Jail,
     JailError,
     JailSpec,
     Launched,
     PathRules,
-    current_jail,
     inherited_environment,
     path_rules,
 )
-from netjail.rundir import RecordLog, RunDir, state_dir, utc_timestamp
+from netjail.run.backends import current_jail
+from netjail.records.rundir import RecordLog, RunDir, runs_dir, state_dir, utc_timestamp
+from netjail.run.sweep import sweep_abandoned
 from netjail.settings import LoadedSettings, Settings
 
 log = structlog.get_logger("netjail")
@@ -43,7 +44,7 @@ log = structlog.get_logger("netjail")
 EXIT_NETJAIL_FAILED = 125
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 GRACE_SECONDS = 5.0
-PROXY_EXIT_LOG_FAILED = 4  # netjail.proxyd.EXIT_LOG_FAILED, without importing the proxy module
+PROXY_EXIT_LOG_FAILED = 4  # netjail.proxy.process.EXIT_LOG_FAILED, without importing the proxy module
 
 
 class RunFailed(Exception):
@@ -103,6 +104,7 @@ def _run(
     jail = current_jail(settings)
     jail.check()
     cwd = Path.cwd().resolve()
+    sweep_abandoned(runs_dir())
     runs = RunDir.create()
     records = RecordLog(runs.flows_jsonl)
     runs.flows_mitm.touch(mode=0o600)
@@ -243,7 +245,7 @@ def _supervise(
     spec = build_spec(jail, loaded, argv, cwd, ca, runs.proxy_dir, debug=debug)
     log.debug("jail.args", platform=jail.name, args=jail.describe(spec))
     if debug:
-        from netjail.seccomp import describe as seccomp_rules
+        from netjail.jail.linux.seccomp import describe as seccomp_rules
 
         log.debug("jail.seccomp", rules=seccomp_rules(spec.allow_unix_sockets))
 
@@ -255,7 +257,7 @@ def _supervise(
             warn(launched.capture_warning)
         log.debug("jail.capture", mode=launched.capture_mode)
         if launched.capture_mode == "transparent":
-            from netjail.capture import NFT_RULES
+            from netjail.jail.linux.capture import NFT_RULES
 
             log.debug("jail.capture_rules", nft=NFT_RULES)
         announce(launched.capture_mode)

@@ -41,8 +41,8 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
 
-from netjail.domains import Pattern, PatternError, normalize_host, parse_pattern
-from netjail.presets import PresetError, expand_preset
+from netjail.net.domains import Pattern, PatternError, normalize_host, parse_pattern
+from netjail.settings.presets import PresetError, expand_preset
 
 __all__ = [
     "BUNDLED_DEFAULT",
@@ -66,7 +66,7 @@ Origin = Literal["flag", "env", "user", "bundled"]
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
-BUNDLED_DEFAULT = Path(__file__).resolve().parent.parent / "configs" / "default.json"
+BUNDLED_DEFAULT = Path(__file__).resolve().parents[2] / "configs" / "default.json"
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -1324,5 +1324,3 @@ def main(argv: list[str] | None = None) -> int:
     return 2
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())

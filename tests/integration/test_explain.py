@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from netjail.seatbelt import check
+from netjail.jail.macos.seatbelt import check
 from tests.conftest import Netjail, netjail_executable
 
 pytestmark = pytest.mark.nonroot
@@ -127,12 +127,12 @@ def test_a_path_the_profile_cannot_hold_exits_125(netjail: Netjail) -> None:
 
 
 def test_the_explain_module_loads_only_click_and_the_standard_library() -> None:
-    """What `import netjail.cli_explain` adds to what the package itself loads: click, nothing of netjail's."""
+    """What `import netjail.cli.explain` adds to what the package itself loads: click, nothing of netjail's."""
     code = (
-        "import sys, netjail, click; before = set(sys.modules); import netjail.cli_explain; "
+        "import sys, netjail, click; before = set(sys.modules); import netjail.cli.explain; "
         "print(sorted(m for m in set(sys.modules) - before if m.split('.')[0] in "
         "('netjail', 'pydantic', 'pydantic_core', 'structlog', 'mitmproxy', 'cryptography', 'rich') "
-        "and m != 'netjail.cli_explain'))"
+        "and not m.startswith('netjail.cli')))"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"

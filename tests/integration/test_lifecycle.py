@@ -203,7 +203,7 @@ def test_proxy_killed_mid_run_stops_the_sandbox_with_125(netjail: Netjail, http_
         f"curl -sS -o /dev/null {url} && touch started; sleep 300",
     )  # fmt: skip
     _wait_for(lambda: (netjail.work / "started").exists())
-    proxies = [p for p in _descendants(proc.pid) if "netjail.proxyd" in Path(f"/proc/{p}/cmdline").read_bytes().decode(errors="replace")]
+    proxies = [p for p in _descendants(proc.pid) if "netjail.proxy.process" in Path(f"/proc/{p}/cmdline").read_bytes().decode(errors="replace")]
     assert len(proxies) == 1
     family = _descendants(proc.pid)
     os.kill(proxies[0], signal.SIGKILL)

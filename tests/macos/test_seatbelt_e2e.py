@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from netjail.seatbelt import check
+from netjail.jail.macos.seatbelt import check
 from tests.conftest import Netjail, Origin
 
 pytestmark = [

@@ -21,10 +21,10 @@ import socket
 import struct
 from pathlib import Path
 
-from netjail.ca import SYSTEM_BUNDLE_PATHS, RunCA
-from netjail.capture import DNS_PORT, TRANSPARENT_PORT, CaptureError, install_capture
-from netjail.jail import PROXY_PORT, JailError, JailSpec, Launched, PathRules, jail_environment
-from netjail.seccomp import SeccompUnavailable, build_filter
+from netjail.proxy.ca import SYSTEM_BUNDLE_PATHS, RunCA
+from netjail.jail.linux.capture import DNS_PORT, TRANSPARENT_PORT, CaptureError, install_capture
+from netjail.jail.spec import PROXY_PORT, JailError, JailSpec, Launched, PathRules, jail_environment
+from netjail.jail.linux.seccomp import SeccompUnavailable, build_filter
 
 JAIL_FILES_DIR = "/run/netjail"  # inside the jail: a tmpfs holding the trust bundle and the CA certificate
 JAIL_BUNDLE = f"{JAIL_FILES_DIR}/ca-bundle.pem"

@@ -15,20 +15,16 @@ name when the connection arrives, so the policy judges the name, never an IP tha
 from __future__ import annotations
 
 import ctypes
-import ipaddress
 import os
 import shutil
 import subprocess
-import threading
 
-from netjail.jail import PROXY_PORT
+from netjail.jail.spec import PROXY_PORT
 
 TRANSPARENT_PORT = PROXY_PORT + 1
 DNS_PORT = 53
 LOOPBACK_V4_SOURCE = "240.0.0.1"  # the address replies return to; never leaves the namespace
 LOOPBACK_V6_SOURCE = "100::1"
-SYNTHETIC_V4 = ipaddress.ip_network("240.0.0.0/4")
-SYNTHETIC_V6 = ipaddress.ip_network("100::/64")
 
 IP_COMMANDS = f"""\
 address add {LOOPBACK_V4_SOURCE}/32 dev lo
@@ -137,39 +133,3 @@ def _run(name: str, argv: list[str], stdin: str) -> None:
     if done.returncode != 0:
         detail = done.stderr.strip().splitlines()[0] if done.stderr.strip() else f"exit status {done.returncode}"
         raise CaptureError(f"{name} ({argv[0]}) failed: {detail}")
-
-
-# -- synthetic addresses (used in the proxy process) -----------------------------------------------------------
-
-
-class SyntheticAddresses:
-    """Name <-> synthetic address, both ways, for the run. Allocation is sequential and never reuses an address,
-    so a connection always maps to the name its address was handed out for."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._by_name: dict[str, tuple[ipaddress.IPv4Address, ipaddress.IPv6Address]] = {}
-        self._by_address: dict[ipaddress.IPv4Address | ipaddress.IPv6Address, str] = {}
-        self._next = 2  # .0 is the network, .1 is the namespace's own source address
-
-    def addresses_for(self, name: str) -> tuple[ipaddress.IPv4Address, ipaddress.IPv6Address]:
-        with self._lock:
-            if name in self._by_name:
-                return self._by_name[name]
-            if self._next >= SYNTHETIC_V4.num_addresses - 1:
-                raise CaptureError("the run used every synthetic address")
-            pair = (SYNTHETIC_V4[self._next], SYNTHETIC_V6[self._next])
-            self._next += 1
-            self._by_name[name] = pair
-            for address in pair:
-                self._by_address[address] = name
-            return pair
-
-    def name_for(self, address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
-        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-            address = address.ipv4_mapped
-        return self._by_address.get(address)
-
-    @staticmethod
-    def is_synthetic(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-        return address in SYNTHETIC_V4 or address in SYNTHETIC_V6

@@ -34,11 +34,11 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from netjail.jail import JailError, JailSpec, Launched, jail_environment
-from netjail.seatbelt import HOST_TEMP_DIRS, SbplError, profile, seatbelt_policy, user_temp_dir
+from netjail.jail.spec import JailError, JailSpec, Launched, jail_environment
+from netjail.jail.macos.seatbelt import HOST_TEMP_DIRS, SbplError, profile, seatbelt_policy, user_temp_dir
 
 if TYPE_CHECKING:
-    from netjail.ca import RunCA
+    from netjail.proxy.ca import RunCA
     from netjail.settings import Settings
 
 SANDBOX_EXEC = "/usr/bin/sandbox-exec"

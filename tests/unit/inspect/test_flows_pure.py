@@ -18,14 +18,14 @@ from typing import Any
 
 import pytest
 
-from netjail import audit
-from netjail.audit import BodyScanner, BurstCounter, Secrets, encoded_forms, values_from_file
-from netjail.flowview import FlowFilter, host_matches, parse_size
-from netjail.learn import learn_from_records, learned_settings
-from netjail.records import safe_text
-from netjail.runs import RunInfo, RunNotFound, plan_prune, resolve_run
-from netjail.tables import Column, Output
-from netjail.why import tool_of, what_of
+from netjail.detect import detectors as audit
+from netjail.detect.detectors import BodyScanner, BurstCounter, Secrets, encoded_forms, values_from_file
+from netjail.inspect.flows import FlowFilter, host_matches, parse_size
+from netjail.inspect.learn import learn_from_records, learned_settings
+from netjail.records.read import safe_text
+from netjail.records.runs import RunInfo, RunNotFound, plan_prune, resolve_run
+from netjail.inspect.tables import Column, Output
+from netjail.inspect.why import tool_of, what_of
 
 SECRET = b"tok_9fQ2xLm4Zr8Wv1Kp"
 
@@ -508,9 +508,9 @@ def test_tool_and_what(record: dict[str, Any], tool: str | None, what: str | Non
 
 
 def test_html_report_escapes_and_loads_nothing(tmp_path: Path) -> None:
-    from netjail.audit_report import build_report
-    from netjail.rundir import RunDir
-    from netjail.report_html import render_html
+    from netjail.inspect.audit import build_report
+    from netjail.records.rundir import RunDir
+    from netjail.inspect.audit_html import render_html
 
     run_dir = tmp_path / "runs" / "20260101T000000.000Z-abcdef"
     synthetic_run(run_dir, 50, random.Random(2))

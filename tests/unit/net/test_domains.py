@@ -1,4 +1,4 @@
-"""Tables for netjail.domains: patterns, host normalisation, decisions and the local-range guard.
+"""Tables for netjail.net.domains: patterns, host normalisation, decisions and the local-range guard.
 
 Every negative row has a positive control beside it (same shape, one thing changed), so a table cannot
 pass because everything is refused. Attack-catalogue items: P3 (wildcard confusion), P4 (malformed
@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from netjail import domains
-from netjail.domains import (
+from netjail.net import domains
+from netjail.net.domains import (
     Host,
     Match,
     Pattern,
@@ -28,7 +28,7 @@ from netjail.domains import (
 
 A = ipaddress.ip_address
 N = ipaddress.ip_network
-DOCS = Path(__file__).resolve().parents[2] / "docs" / "domain-rules.md"
+DOCS = Path(__file__).resolve().parents[3] / "docs" / "domain-rules.md"
 
 
 def _pattern(text: str) -> Pattern:

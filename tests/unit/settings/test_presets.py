@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from netjail import presets
-from netjail.domains import parse_pattern
-from netjail.presets import PresetError, expand_preset, expand_presets, url_host
+from netjail.settings import presets
+from netjail.net.domains import parse_pattern
+from netjail.settings.presets import PresetError, expand_preset, expand_presets, url_host
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from netjail import presets
+from netjail.settings import presets
 from netjail.settings import (
     BUNDLED_DEFAULT,
     NETJAIL_KEYS,
@@ -31,7 +31,7 @@ from netjail.settings import (
     load_settings,
 )
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 EVERY_KEY = REPO / "tests" / "data" / "srt-every-key.json"
 SRT_DIR = Path(os.environ.get("NETJAIL_SRT_DIR", "/tmp/srt/node_modules/@anthropic-ai/sandbox-runtime"))
 NODE = shutil.which("node") or "node"
@@ -125,9 +125,13 @@ def test_example_expands_pip() -> None:
 def test_no_registry_host_in_repository_files() -> None:
     from pip._internal.models.index import PyPI
 
-    own = ["netjail/settings.py", "netjail/presets.py", "tests/unit/test_presets.py", "docs/srt-compat.md"]
-    for path in [*REPO.joinpath("configs").iterdir(), EVERY_KEY, *(REPO / p for p in own)]:
-        text = path.read_text()
+    tracked = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True, check=True).stdout
+    paths = [REPO / name for name in tracked.decode().split("\0") if name] or [*REPO.joinpath("configs").iterdir()]
+    for path in paths:
+        try:
+            text = path.read_text()
+        except (OSError, UnicodeDecodeError):
+            continue
         assert PyPI.netloc not in text and PyPI.file_storage_domain not in text, path
 
 

@@ -1,6 +1,6 @@
 """The macOS backend's mechanics, run here with a stand-in for sandbox-exec (it checks and keeps the profile, then
 runs the command unsandboxed): the proxy's entrance and secret, the environment, the held start, exit statuses,
-signals and clean-up. What the profile itself enforces is tests/unit/test_seatbelt.py (and tests/macos on a Mac).
+signals and clean-up. What the profile itself enforces is tests/unit/jail/macos/test_seatbelt.py (and tests/macos on a Mac).
 """
 
 from __future__ import annotations
@@ -16,11 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from netjail.jail import JailError, JailSpec, Launched, current_jail, path_rules
-from netjail.macos import PROXY_USER, SeatbeltJail
-from netjail.seatbelt import check
+from netjail.jail.spec import JailError, JailSpec, Launched, path_rules
+from netjail.run.backends import current_jail
+from netjail.jail.macos.sandbox_exec import PROXY_USER, SeatbeltJail
+from netjail.jail.macos.seatbelt import check
 from netjail.settings import Settings
-from tests.unit.test_seatbelt import ca_at
+from tests.unit.jail.macos.test_seatbelt import ca_at
 
 FAKE_SANDBOX_EXEC = """#!/bin/sh
 # stands in for /usr/bin/sandbox-exec -p PROFILE CMD...: keeps the profile, then runs CMD without a sandbox
@@ -134,7 +135,7 @@ def test_the_port_is_held_on_both_loopback_addresses_even_when_one_is_taken(
 ) -> None:
     if not IPV6_LOOPBACK:
         pytest.skip("no IPv6 loopback here")
-    from netjail import macos
+    from netjail.jail.macos import sandbox_exec as macos
 
     taken = []
     real_socket = socket.socket

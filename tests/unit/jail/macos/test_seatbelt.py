@@ -25,10 +25,10 @@ from typing import Any
 
 import pytest
 
-from netjail.ca import RunCA
-from netjail.jail import JailSpec, path_rules
-from netjail.linux import bwrap_args
-from netjail.seatbelt import (
+from netjail.proxy.ca import RunCA
+from netjail.jail.spec import JailSpec, path_rules
+from netjail.jail.linux.bwrap import bwrap_args
+from netjail.jail.macos.seatbelt import (
     EGRESS_SERVICES,
     KEYCHAIN_SERVICES,
     MACH_SERVICES,
@@ -54,7 +54,7 @@ from netjail.seatbelt import (
 )
 from netjail.settings import Settings
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[4]
 PORT = 49152
 HOME = "/Users/me"
 PROJ = "/Users/me/proj"

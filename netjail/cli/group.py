@@ -58,7 +58,7 @@ def run(settings_path: Path | None, command: str | None, debug: bool, argv: tupl
       netjail run -- python3 -m pip download six
     Settings: -s FILE, else $NETJAIL_SETTINGS, else ~/.config/netjail/settings.json, else configs/default.json.
     """
-    from netjail import logs
+    from netjail.utils import logs
 
     logs.configure(debug)
     if command is not None and argv:
@@ -67,16 +67,16 @@ def run(settings_path: Path | None, command: str | None, debug: bool, argv: tupl
         _fail("nothing to run. Fix: netjail -c 'CMD'  or  netjail -- PROG ARG…")
 
     # The proxy process starts first: importing mitmproxy, the slowest part of a run, overlaps everything else.
-    from netjail.proxyclient import StandbyProxy
+    from netjail.proxy.client import StandbyProxy
 
     proxy = StandbyProxy()
 
     import structlog
 
-    from netjail.jail import JailError
-    from netjail.runner import command_argv, run as run_jailed
+    from netjail.jail.spec import JailError
+    from netjail.run.runner import command_argv, run as run_jailed
     from netjail.settings import SettingsError, find_settings_path, load_settings
-    from netjail.summary import render
+    from netjail.inspect.summary import render
 
     log = structlog.get_logger("netjail")
     try:
@@ -114,13 +114,13 @@ def run(settings_path: Path | None, command: str | None, debug: bool, argv: tupl
     os._exit(outcome.exit_status)
 
 
-from netjail.cli_flows import COMMANDS as _FLOW_COMMANDS  # noqa: E402
+from netjail.cli.flows import COMMANDS as _FLOW_COMMANDS  # noqa: E402
 
 for _command in _FLOW_COMMANDS:
     main.add_command(_command)
 
 
-from netjail.cli_explain import COMMANDS as _EXPLAIN_COMMANDS  # noqa: E402
+from netjail.cli.explain import COMMANDS as _EXPLAIN_COMMANDS  # noqa: E402
 
 for _command in _EXPLAIN_COMMANDS:
     main.add_command(_command)

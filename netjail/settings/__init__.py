@@ -1,0 +1,41 @@
+"""Settings: srt's JSON and netjail's additions, validated into typed models, with every srt key's verdict."""
+
+from netjail.settings.core import (
+    BUNDLED_DEFAULT,
+    NETJAIL_KEYS,
+    SRT_KEYS,
+    AuditSettings,
+    FilesystemSettings,
+    LoadedSettings,
+    NetworkSettings,
+    RecordSettings,
+    RetentionSettings,
+    Settings,
+    SettingsError,
+    TlsTerminate,
+    Verdict,
+    find_settings_path,
+    json_schema,
+    load_settings,
+    main,
+)
+
+__all__ = [
+    "BUNDLED_DEFAULT",
+    "NETJAIL_KEYS",
+    "SRT_KEYS",
+    "AuditSettings",
+    "FilesystemSettings",
+    "LoadedSettings",
+    "NetworkSettings",
+    "RecordSettings",
+    "RetentionSettings",
+    "Settings",
+    "SettingsError",
+    "TlsTerminate",
+    "Verdict",
+    "find_settings_path",
+    "json_schema",
+    "load_settings",
+    "main",
+]
