@@ -129,7 +129,9 @@ class NetjailPolicy:
         flow.metadata[METADATA_KEY] = verdict.as_dict() | extra
         level = logging.INFO if verdict.allowed else logging.WARNING
         shown = extra.get("judged_host", flow.request.host)
-        log.log(level, "%s %s:%s %s (%s)", verdict.verdict, shown, flow.request.port, verdict.reason, verdict.rule)
+        log.log(
+            level, "%s %s:%s %s (%s)", verdict.verdict, shown, flow.request.port, verdict.reason, verdict.rule
+        )
 
     def _judge_target(self, host_text: str, port: int) -> tuple[Host | None, Verdict]:
         policy = self._policy()
@@ -141,7 +143,9 @@ class NetjailPolicy:
     def _on_flow_error(self, flow: http.HTTPFlow, verdict: Verdict) -> None:
         self._deny_flow(flow, verdict)
 
-    def _remember_dial(self, data: server_hooks.ServerConnectionHookData, name: str, port: int, verdict: Verdict) -> None:
+    def _remember_dial(
+        self, data: server_hooks.ServerConnectionHookData, name: str, port: int, verdict: Verdict
+    ) -> None:
         self.dial_verdicts.setdefault(data.client.id, {})[(name.lower(), port)] = verdict
 
     def _on_server_error(self, data: server_hooks.ServerConnectionHookData, verdict: Verdict) -> None:
@@ -247,7 +251,9 @@ class NetjailPolicy:
         policy = self._policy()
         host, verdict = self._judge_target(name, port)
         if verdict.allowed and host is not None and tunnel is not None and tunnel[0].name != host.name:
-            verdict = deny("host_mismatch", "fronting-guard", f"dial to {host.name} inside a tunnel to {tunnel[0].name}")
+            verdict = deny(
+                "host_mismatch", "fronting-guard", f"dial to {host.name} inside a tunnel to {tunnel[0].name}"
+            )
         if verdict.allowed and host is not None and data.server.sni and host.ip is None:
             verdict = policy.judge_named(host, data.server.sni, "sni") or verdict
         if not verdict.allowed or host is None:
@@ -267,9 +273,14 @@ class NetjailPolicy:
         self._remember_dial(data, name, port, verdict)
         dialed = str(data.server.address[0])
         if dialed != name:
-            data.server.address = (str(address), port)  # a synthetic address (captured connection): dial the real one
+            data.server.address = (
+                str(address),
+                port,
+            )  # a synthetic address (captured connection): dial the real one
         else:
-            self.vetted[(dialed, port)] = address  # mitmproxy keeps the name (and pools by it); resolution is pinned
+            self.vetted[(dialed, port)] = (
+                address  # mitmproxy keeps the name (and pools by it); resolution is pinned
+            )
         if host.ip is None:
             data.server.sni = host.name
 
@@ -284,9 +295,13 @@ class NetjailPolicy:
             name = host.decode() if isinstance(host, bytes) else str(host)
             address = self.vetted.get((name, int(port or 0)))
             if address is None:
-                raise socket.gaierror(socket.EAI_NONAME, f"netjail: {name}:{port} was not judged; not resolving it")
+                raise socket.gaierror(
+                    socket.EAI_NONAME, f"netjail: {name}:{port} was not judged; not resolving it"
+                )
             family = socket.AF_INET6 if address.version == 6 else socket.AF_INET
-            sockaddr = (str(address), int(port), 0, 0) if family == socket.AF_INET6 else (str(address), int(port))
+            sockaddr = (
+                (str(address), int(port), 0, 0) if family == socket.AF_INET6 else (str(address), int(port))
+            )
             return [(family, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", sockaddr)]
 
         vetted_getaddrinfo.netjail_vetted = True  # type: ignore[attr-defined]

@@ -32,7 +32,10 @@ class NetjailProxyAuth:
 
     def load(self, loader) -> None:
         loader.add_option(
-            "netjail_proxy_secret_file", str, "", "File holding the run's proxy secret; empty: no credential check."
+            "netjail_proxy_secret_file",
+            str,
+            "",
+            "File holding the run's proxy secret; empty: no credential check.",
         )
 
     def configure(self, updated: set[str]) -> None:
@@ -78,7 +81,11 @@ class NetjailProxyAuth:
         flow.response = http.Response.make(
             407,
             b"netjail: proxy credentials required\n",
-            {"Proxy-Authenticate": 'Basic realm="netjail"', "Content-Type": "text/plain", "Connection": "close"},
+            {
+                "Proxy-Authenticate": 'Basic realm="netjail"',
+                "Content-Type": "text/plain",
+                "Connection": "close",
+            },
         )
 
 

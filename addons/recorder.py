@@ -108,7 +108,9 @@ class NetjailRecorder:
                 raise exceptions.OptionsError(str(e)) from e
             self.body_cap = settings.record.body_cap
             self.redact = frozenset(h.lower() for h in settings.record.redact_headers)
-            self.secrets, problems = audit.Secrets.load(settings.audit.secret_env, settings.audit.secret_files, os.environ)
+            self.secrets, problems = audit.Secrets.load(
+                settings.audit.secret_env, settings.audit.secret_files, os.environ
+            )
             for problem in problems:
                 log.warning("%s", problem)
         if "netjail_record_dir" in updated and ctx.options.netjail_record_dir:
@@ -118,7 +120,9 @@ class NetjailRecorder:
         self._close()
         try:
             self.log = RecordLog(directory / "flows.jsonl")
-            fd = os.open(directory / "flows.mitm", os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            fd = os.open(
+                directory / "flows.mitm", os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600
+            )
             self.flow_file = os.fdopen(fd, "ab", buffering=0)
             self.writer = io.FlowWriter(self.flow_file)
         except OSError as e:
@@ -192,7 +196,11 @@ class NetjailRecorder:
         policy = ctx.master.addons.get("netjailpolicy")
         verdict = policy.connection_verdict(client) if policy is not None else None
         placeholder = tcp.TCPFlow(client, Server(address=client.sockname))
-        placeholder.metadata[METADATA_KEY] = verdict or {"verdict": "deny", "reason": "policy_error", "rule": "policy-error"}
+        placeholder.metadata[METADATA_KEY] = verdict or {
+            "verdict": "deny",
+            "reason": "policy_error",
+            "rule": "policy-error",
+        }
         self.tunnels[client.id] = (placeholder, 0)
 
     def record_event(self, record: dict[str, Any]) -> None:
@@ -341,7 +349,11 @@ def _flow_record(flow: Flow, taps: dict[str, BodyTap], redact: frozenset[str]) -
         "http_version": request.http_version,
         "status": status,
         "bytes_out": taps["request"].size if "request" in taps else len(request.raw_content or b""),
-        "bytes_in": (taps["response"].size if "response" in taps else len((response.raw_content or b"") if response else b"")),
+        "bytes_in": (
+            taps["response"].size
+            if "response" in taps
+            else len((response.raw_content or b"") if response else b"")
+        ),
         "verdict": verdict,
         "rule": meta.get("rule", "policy-error"),
         "reason": reason,
@@ -375,7 +387,11 @@ def _tcp_record(flow: tcp.TCPFlow, meta: dict[str, Any]) -> dict[str, Any]:
     host, port = flow.server_conn.address or ("", 0)
     host = meta.get("judged_host") or host
     error = flow.error.msg if flow.error else None
-    end = flow.error.timestamp if flow.error else (flow.server_conn.timestamp_end or flow.client_conn.timestamp_end)
+    end = (
+        flow.error.timestamp
+        if flow.error
+        else (flow.server_conn.timestamp_end or flow.client_conn.timestamp_end)
+    )
     return {
         "event": "flow",
         "id": flow.id,

@@ -86,7 +86,9 @@ def import_costs(python: str, runs: int) -> list[tuple[str, float, float]]:
 
 
 def importtime(python: str, code: str, top: int = 14) -> tuple[float, list[tuple[int, int, str]]]:
-    done = subprocess.run([python, "-I", "-X", "importtime", "-c", code], capture_output=True, text=True, check=True)
+    done = subprocess.run(
+        [python, "-I", "-X", "importtime", "-c", code], capture_output=True, text=True, check=True
+    )
     entries = []
     for line in done.stderr.splitlines():
         m = re.match(r"import time:\s+(\d+) \|\s+(\d+) \| (\s*)(\S+)", line)
@@ -101,7 +103,9 @@ def importtime(python: str, code: str, top: int = 14) -> tuple[float, list[tuple
 DEBUG_LINE = re.compile(r"^(\d\d:\d\d:\d\d\.\d{6}) \[debug\s*\] (\S+)")
 
 
-def timeline(netjail: str, settings: Path, env: dict, cwd: Path, command: str, runs: int) -> dict[str, list[float]]:
+def timeline(
+    netjail: str, settings: Path, env: dict, cwd: Path, command: str, runs: int
+) -> dict[str, list[float]]:
     phases: dict[str, list[float]] = {}
     today = dt.date.today()
     for _ in range(runs):
@@ -132,15 +136,24 @@ def timeline(netjail: str, settings: Path, env: dict, cwd: Path, command: str, r
 
 
 def proxy_alone(
-    python: str, settings: Path, scratch: Path, runs: int, profile_to: Path | None = None, request: bytes | None = None
+    python: str,
+    settings: Path,
+    scratch: Path,
+    runs: int,
+    profile_to: Path | None = None,
+    request: bytes | None = None,
 ) -> dict:
     from netjail.proxy.ca import create_run_ca
 
     ready, stop = [], []
-    usage = subprocess.run([python, "-I", "-m", "netjail.proxy.process", "--help"], capture_output=True, text=True).stdout
+    usage = subprocess.run(
+        [python, "-I", "-m", "netjail.proxy.process", "--help"], capture_output=True, text=True
+    ).stdout
     if "--control-fd" in usage:  # since the proxy starts first and is configured over a control socket
         return proxy_alone_configured(python, settings, scratch, runs, profile_to, request)
-    fd_flag = "--proxy-fds" if "--proxy-fds" in usage else "--listen-fds"  # renamed when transparent capture came
+    fd_flag = (
+        "--proxy-fds" if "--proxy-fds" in usage else "--listen-fds"
+    )  # renamed when transparent capture came
     for i in range(runs):
         run_dir = scratch / f"proxy-{i}"
         (run_dir / "proxy").mkdir(parents=True)
@@ -179,7 +192,9 @@ def proxy_alone(
         listener.close()
         if not ok:
             log = run_dir / "proxy.log"
-            raise RuntimeError(f"proxyd did not become ready: {log.read_text()[-500:] if log.exists() else 'no log'}")
+            raise RuntimeError(
+                f"proxyd did not become ready: {log.read_text()[-500:] if log.exists() else 'no log'}"
+            )
         if not (profile_to and i == 0):
             ready.append(t1 - t0)
             stop.append(t2 - t1)
@@ -202,7 +217,14 @@ def proxy_alone_configured(
         listener.listen(64)
         control, remote = socket.socketpair()
         prefix = [python, "-I"] + (["-m", "cProfile", "-o", str(profile_to)] if profile_to and i == 0 else [])
-        argv = prefix + ["-m", "netjail.proxy.process", "--control-fd", str(remote.fileno()), "--parent", str(os.getpid())]
+        argv = prefix + [
+            "-m",
+            "netjail.proxy.process",
+            "--control-fd",
+            str(remote.fileno()),
+            "--parent",
+            str(os.getpid()),
+        ]
         config = {
             "settings": str(settings), "record_dir": str(run_dir), "confdir": str(ca.confdir),
             "upstream_trust": str(ca.host_bundle), "log_file": str(run_dir / "proxy.log"),
@@ -228,7 +250,9 @@ def proxy_alone_configured(
         listener.close()
         if not ok:
             log = run_dir / "proxy.log"
-            raise RuntimeError(f"proxyd did not become ready: {log.read_text()[-500:] if log.exists() else 'no log'}")
+            raise RuntimeError(
+                f"proxyd did not become ready: {log.read_text()[-500:] if log.exists() else 'no log'}"
+            )
         if not (profile_to and i == 0):
             ready.append(t1 - t0)
             stop.append(t2 - t1)
@@ -258,14 +282,18 @@ def inner(args: argparse.Namespace) -> None:
         print(f"netjail: {args.label}; python {sys.version.split()[0]}; {os.cpu_count()} CPUs; "
               f"load {os.getloadavg()[0]:.2f}\n")  # fmt: skip
 
-        print(f"## 1. Import cost, fresh `python -I -c …` (median / min of {args.runs}, ms, interpreter included)")
+        print(
+            f"## 1. Import cost, fresh `python -I -c …` (median / min of {args.runs}, ms, interpreter included)"
+        )
         for label, med, best in import_costs(python, args.runs):
             print(f"  {ms(med):>5} / {ms(best):>5}  {label}")
 
         for title, code in (("netjail run (supervisor)", CLI_SETS["everything `netjail run` imports"]),
                             ("proxyd", PROXY_SETS["everything proxyd imports"])):  # fmt: skip
             total, heavy = importtime(python, code)
-            print(f"\n## 2. -X importtime, {title}: {total * 1000:.0f} ms of imports (importtime inflates it)")
+            print(
+                f"\n## 2. -X importtime, {title}: {total * 1000:.0f} ms of imports (importtime inflates it)"
+            )
             for cum, depth, name in heavy:
                 print(f"  {cum / 1000:>6.0f} ms  {'  ' * depth}{name}")
 
@@ -293,8 +321,12 @@ def inner(args: argparse.Namespace) -> None:
             alone = None
             print(f"  skipped: {e}")
         if alone is not None:
-            print(f"  {ms(statistics.median(alone['ready'])):>5}  spawn → ready (writes `ready` on the status fd)")
-            print(f"  {ms(statistics.median(alone['stop'])):>5}  SIGTERM → exit, idle proxy (0.3 s after ready)")
+            print(
+                f"  {ms(statistics.median(alone['ready'])):>5}  spawn → ready (writes `ready` on the status fd)"
+            )
+            print(
+                f"  {ms(statistics.median(alone['stop'])):>5}  SIGTERM → exit, idle proxy (0.3 s after ready)"
+            )
             port = origins.http_port
             request = f"GET http://{bench.ORIGIN_NAME}:{port}/ HTTP/1.1\r\nHost: {bench.ORIGIN_NAME}:{port}\r\n\r\n".encode()
             served = proxy_alone(python, settings, scratch / "served", args.runs, request=request)
@@ -309,8 +341,10 @@ def inner(args: argparse.Namespace) -> None:
         subprocess.run([python, "-m", "cProfile", "-o", str(cli_prof), netjail, "-s", str(settings), "-c", "true"],
                        env=nj.env, cwd=work, stdin=subprocess.DEVNULL, capture_output=True, timeout=60)  # fmt: skip
         print(top_profile(cli_prof, OWN_FUNCTIONS))
-        print(f"\nquiet gate: {GATE.noisy_rounds} of {GATE.rounds} measurements ran with the CPUs more than "
-              f"{GATE.threshold:.0%} busy; {GATE.waited_s:.0f} s waited")
+        print(
+            f"\nquiet gate: {GATE.noisy_rounds} of {GATE.rounds} measurements ran with the CPUs more than "
+            f"{GATE.threshold:.0%} busy; {GATE.waited_s:.0f} s waited"
+        )
     finally:
         if origins is not None:
             origins.close()
@@ -319,7 +353,9 @@ def inner(args: argparse.Namespace) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--netjail-ref", help="profile this git commit (a snapshot) instead of the working tree")
+    parser.add_argument(
+        "--netjail-ref", help="profile this git commit (a snapshot) instead of the working tree"
+    )
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--inner", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -335,7 +371,14 @@ def main() -> int:
     try:
         launcher, commit = bench.snapshot_netjail(args.netjail_ref, scratch)
         python = str(launcher.parent / "python")
-        argv = [python, str(Path(__file__).resolve()), "--runs", str(args.runs), "--inner", f"snapshot of {commit}"]
+        argv = [
+            python,
+            str(Path(__file__).resolve()),
+            "--runs",
+            str(args.runs),
+            "--inner",
+            f"snapshot of {commit}",
+        ]
         return subprocess.run(argv, timeout=1800).returncode
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

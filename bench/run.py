@@ -44,7 +44,11 @@ DENIED_NAME = "denied.test"  # allowed by nobody
 DOWNLOAD_BYTES = 100 * 1024 * 1024
 REGISTRY_PACKAGES = ("six", "idna", "iniconfig", "pluggy", "pyparsing")  # small pure-Python wheels
 PR_SET_CHILD_SUBREAPER = 36
-SYSTEM_BUNDLES = ("/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt", "/etc/ssl/cert.pem")
+SYSTEM_BUNDLES = (
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+    "/etc/ssl/cert.pem",
+)
 
 # --------------------------------------------------------------------------------------------------------------
 # Origins: the test suite's own origin server (tests/conftest.py), imported rather than copied.
@@ -140,7 +144,10 @@ class Runner:
         self.leaks: list[dict[str, Any]] = []
         libc = ctypes.CDLL(None, use_errno=True)
         if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
-            print("bench: warning: cannot become a child subreaper; leftover processes go undetected", file=sys.stderr)
+            print(
+                "bench: warning: cannot become a child subreaper; leftover processes go undetected",
+                file=sys.stderr,
+            )
 
     def run(self, argv: list[str], env: dict[str, str], cwd: Path, timeout: float, label: str) -> Sample:
         out_path, err_path = self.scratch / "stdout", self.scratch / "stderr"
@@ -148,7 +155,13 @@ class Runner:
             start_ns = time.time_ns()
             t0 = time.perf_counter()
             proc = subprocess.Popen(
-                argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err, start_new_session=True
+                argv,
+                cwd=cwd,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                start_new_session=True,
             )
             self.current_pid = proc.pid
             pidfd = os.pidfd_open(proc.pid)
@@ -220,7 +233,9 @@ class Runner:
             time.sleep(0.05)
         for pid in live:
             try:
-                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                cmdline = (
+                    Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                )
             except OSError:
                 cmdline = "?"
             self.leaks.append({"after": label, "pid": pid, "cmdline": cmdline.strip()[:200]})
@@ -249,7 +264,9 @@ def snapshot_netjail(ref: str, scratch: Path) -> tuple[Path, str]:
                             capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
     src = scratch / "netjail-src"
     src.mkdir()
-    archive = subprocess.run(["git", "-C", str(REPO), "archive", commit], capture_output=True, check=True).stdout
+    archive = subprocess.run(
+        ["git", "-C", str(REPO), "archive", commit], capture_output=True, check=True
+    ).stdout
     subprocess.run(["tar", "-x", "-C", str(src)], input=archive, check=True)
     venv = scratch / "netjail-venv"
     base = getattr(sys, "_base_executable", None) or sys.executable
@@ -313,13 +330,21 @@ def make_tools(origins: Origins, work: Path, srt: Path | None, netjail: Path) ->
         allowed = [f"127.0.0.1:{origins.http_port}", f"127.0.0.1:{origins.https_port}"]
         fs = {"denyRead": [], "allowWrite": ["."], "denyWrite": []}
         plain = work / "srt.json"
-        plain.write_text(json.dumps({"network": {"allowedDomains": allowed, "deniedDomains": []}, "filesystem": fs}))
-        tools["srt"] = Tool("srt", [str(srt), "-s", str(plain), "-c"], env, "127.0.0.1", f"--noproxy '' --cacert {ca}")
+        plain.write_text(
+            json.dumps({"network": {"allowedDomains": allowed, "deniedDomains": []}, "filesystem": fs})
+        )
+        tools["srt"] = Tool(
+            "srt", [str(srt), "-s", str(plain), "-c"], env, "127.0.0.1", f"--noproxy '' --cacert {ca}"
+        )
         # srt with its (experimental) TLS termination: the like-for-like comparison for intercepted HTTPS. Its
         # proxy verifies upstreams with Node's roots, so the origin CA reaches it through NODE_EXTRA_CA_CERTS; the
         # client inside trusts srt's bundle, which has extraCaCertPaths appended.
         tls = work / "srt-tls.json"
-        network = {"allowedDomains": allowed, "deniedDomains": [], "tlsTerminate": {"extraCaCertPaths": [str(origins.ca_path)]}}
+        network = {
+            "allowedDomains": allowed,
+            "deniedDomains": [],
+            "tlsTerminate": {"extraCaCertPaths": [str(origins.ca_path)]},
+        }
         tls.write_text(json.dumps({"network": network, "filesystem": fs}))
         tools["srt-tls"] = Tool(
             "srt-tls", [str(srt), "-s", str(tls), "-c"], {**env, "NODE_EXTRA_CA_CERTS": str(origins.ca_path)},
@@ -475,7 +500,9 @@ def parse_single(code: str) -> Callable[[Sample, Tool], dict[str, float]]:
 def parse_loop(code: str, count: int, key: str = "per_request", connect_code: bool = False):
     def parse(sample: Sample, tool: Tool) -> dict[str, float]:
         rows = curl_lines(sample)
-        expect(len(rows) == count, f"expected {count} curl results, got {len(rows)}: {sample.stdout[-300:]!r}")
+        expect(
+            len(rows) == count, f"expected {count} curl results, got {len(rows)}: {sample.stdout[-300:]!r}"
+        )
         codes = {r[1] if connect_code else r[0] for r in rows}
         expect(codes == {code}, f"expected HTTP {code} everywhere, got {codes}")
         return {key: statistics.median(r[3] for r in rows)}
@@ -492,7 +519,9 @@ def parse_keepalive(count: int) -> Callable[[Sample, Tool], dict[str, float]]:
             f"{len(rows)} of {count + 1} transfers finished, {stalled} of them without a 200 "
             f"(curl gives up on a transfer after {CURL_MAX_TIME} s)",
         )
-        measured = rows[1:]  # the first transfer opens the connection (and, in netjail, may wait for the proxy)
+        measured = rows[
+            1:
+        ]  # the first transfer opens the connection (and, in netjail, may wait for the proxy)
         reconnects = sum(r[2] for r in measured)
         expect(reconnects == 0, f"curl opened {reconnects} new connections: keep-alive did not hold")
         total = sum(r[3] for r in measured)
@@ -531,28 +560,53 @@ def build_cases(repeat: int, loop_repeat: int, warmup: int) -> list[Case]:
             all3,
             lambda t, o: "date +%s%N",
             parse_split,
-            [Metric("to_command", "spawn → command starts", "s"), Metric("after_command", "command ends → exit", "s")],
-            repeat, warmup, 30,
+            [
+                Metric("to_command", "spawn → command starts", "s"),
+                Metric("after_command", "command ends → exit", "s"),
+            ],
+            repeat,
+            warmup,
+            30,
         ),
         Case(
-            "http_get", "one HTTP GET, new sandbox per request", all3,
-            lambda t, o: curl(t, t.url(o, "http")), parse_single("200"), [wall, inner], repeat, warmup,
+            "http_get",
+            "one HTTP GET, new sandbox per request",
+            all3,
+            lambda t, o: curl(t, t.url(o, "http")),
+            parse_single("200"),
+            [wall, inner],
+            repeat,
+            warmup,
         ),
         Case(
-            "https_get", "one HTTPS GET, new sandbox per request", all4,
-            lambda t, o: curl(t, t.url(o, "https")), parse_single("200"), [wall, inner], repeat, warmup,
+            "https_get",
+            "one HTTPS GET, new sandbox per request",
+            all4,
+            lambda t, o: curl(t, t.url(o, "https")),
+            parse_single("200"),
+            [wall, inner],
+            repeat,
+            warmup,
         ),
         Case(
-            "http_newconn", "HTTP GET, new curl process and connection each, warm proxy (median of 20)", all3,
+            "http_newconn",
+            "HTTP GET, new curl process and connection each, warm proxy (median of 20)",
+            all3,
             lambda t, o: f"{ready(t, t.url(o, 'http'))}; {loop(20, curl(t, t.url(o, 'http')))}",
-            parse_loop("200", 20), [Metric("per_request", "per request (curl time_total)", "s")],
-            loop_repeat, 1,
+            parse_loop("200", 20),
+            [Metric("per_request", "per request (curl time_total)", "s")],
+            loop_repeat,
+            1,
         ),
         Case(
-            "https_newconn", "HTTPS GET, new curl process and TLS connection each, warm proxy (median of 20)", all4,
+            "https_newconn",
+            "HTTPS GET, new curl process and TLS connection each, warm proxy (median of 20)",
+            all4,
             lambda t, o: f"{ready(t, t.url(o, 'https'))}; {loop(20, curl(t, t.url(o, 'https')))}",
-            parse_loop("200", 20), [Metric("per_request", "per request (curl time_total)", "s")],
-            loop_repeat, 1,
+            parse_loop("200", 20),
+            [Metric("per_request", "per request (curl time_total)", "s")],
+            loop_repeat,
+            1,
         ),
     ]
     for scheme, tools in (("http", all3), ("https", all4)):
@@ -561,11 +615,15 @@ def build_cases(repeat: int, loop_repeat: int, warmup: int) -> list[Case]:
                 f"keepalive_{scheme}",
                 f"200 sequential keep-alive {scheme.upper()} GETs in one curl process (after the path is ready, + 1 warm-up)",
                 tools,
-                lambda t, o, s=scheme: f"{ready(t, t.url(o, s))}; curl -sS -m {CURL_MAX_TIME} {t.curl} -w '{CURL_W}' "
-                + " ".join(f"-o /dev/null {shlex.quote(t.url(o, s))}" for _ in range(201)),
+                lambda t, o, s=scheme: (
+                    f"{ready(t, t.url(o, s))}; curl -sS -m {CURL_MAX_TIME} {t.curl} -w '{CURL_W}' "
+                    + " ".join(f"-o /dev/null {shlex.quote(t.url(o, s))}" for _ in range(201))
+                ),
                 parse_keepalive(200),
                 [Metric("total", "200 requests, in-process", "s"), Metric("per_request", "per request", "s")],
-                loop_repeat, 1, 45,
+                loop_repeat,
+                1,
+                45,
             )
         )
     for scheme, tools in (("https", all4), ("http", all3)):
@@ -574,15 +632,18 @@ def build_cases(repeat: int, loop_repeat: int, warmup: int) -> list[Case]:
                 f"download_{scheme}",
                 f"100 MiB {scheme.upper()} download (after a small request succeeded)",
                 tools,
-                lambda t, o, s=scheme: f"{ready(t, t.url(o, s))}; "
-                + curl(t, t.url(o, s, f"/bytes/{DOWNLOAD_BYTES}")),
+                lambda t, o, s=scheme: (
+                    f"{ready(t, t.url(o, s))}; " + curl(t, t.url(o, s, f"/bytes/{DOWNLOAD_BYTES}"))
+                ),
                 parse_download,
                 [
                     Metric("throughput", "throughput", "MiB/s", "higher"),
                     Metric("inner", "curl time_total", "s"),
                     Metric("maxrss", "peak RSS, largest process of the tree", "MiB"),
                 ],
-                loop_repeat, 1, 120,
+                loop_repeat,
+                1,
+                120,
             )
         )
     deny_tools = ("srt", "netjail")
@@ -630,13 +691,23 @@ def registry_case(tools: dict[str, Tool], work: Path, repeat: int) -> Case:
     fs = {"denyRead": [], "allowWrite": ["."], "denyWrite": []}
     if "srt" in tools:
         path = work / "srt-pip.json"
-        path.write_text(json.dumps({"network": {"allowedDomains": hosts, "deniedDomains": []}, "filesystem": fs}))
-        tools["srt-pip"] = Tool("srt-pip", [str(tools["srt"].prefix[0]), "-s", str(path), "-c"], pip_env, "", "")
+        path.write_text(
+            json.dumps({"network": {"allowedDomains": hosts, "deniedDomains": []}, "filesystem": fs})
+        )
+        tools["srt-pip"] = Tool(
+            "srt-pip", [str(tools["srt"].prefix[0]), "-s", str(path), "-c"], pip_env, "", ""
+        )
     path = work / "netjail-pip.json"
-    path.write_text(json.dumps({"network": {"allowedDomains": ["@pip"], "deniedDomains": []}, "filesystem": fs}))
+    path.write_text(
+        json.dumps({"network": {"allowedDomains": ["@pip"], "deniedDomains": []}, "filesystem": fs})
+    )
     nj = tools["netjail"]
     tools["netjail-pip"] = Tool(
-        "netjail-pip", [nj.prefix[0], "-s", str(path), "-c"], {**pip_env, "NETJAIL_STATE_DIR": nj.env["NETJAIL_STATE_DIR"]}, "", ""
+        "netjail-pip",
+        [nj.prefix[0], "-s", str(path), "-c"],
+        {**pip_env, "NETJAIL_STATE_DIR": nj.env["NETJAIL_STATE_DIR"]},
+        "",
+        "",
     )
     tools["bare-pip"] = Tool("bare-pip", ["bash", "-c"], pip_env, "", "", proxied=False)
     python = shlex.quote(sys.executable)
@@ -649,7 +720,10 @@ def registry_case(tools: dict[str, Tool], work: Path, repeat: int) -> Case:
         )
 
     def parse(sample: Sample, tool: Tool) -> dict[str, float]:
-        expect(sample.stdout.strip().splitlines()[-1:] == [str(len(REGISTRY_PACKAGES))], f"pip: {sample.stderr[-400:]!r}")
+        expect(
+            sample.stdout.strip().splitlines()[-1:] == [str(len(REGISTRY_PACKAGES))],
+            f"pip: {sample.stderr[-400:]!r}",
+        )
         return {"wall": sample.wall_s}
 
     return Case(
@@ -722,7 +796,9 @@ def table_rows(results: dict[str, Any]) -> list[list[str]]:
             for col in COLUMNS:
                 if med[col] is not None:
                     failed = f" [{fails[col]} failed]" if fails.get(col) else ""
-                    cells.append(f"{fmt(med[col], metric['unit'])} (p90 {fmt(p90[col], metric['unit'])}){failed}")
+                    cells.append(
+                        f"{fmt(med[col], metric['unit'])} (p90 {fmt(p90[col], metric['unit'])}){failed}"
+                    )
                 else:
                     cells.append(errors.get(col, "—"))
             arrow = "↑" if metric["better"] == "higher" else "↓"
@@ -733,12 +809,23 @@ def table_rows(results: dict[str, Any]) -> list[list[str]]:
     return rows
 
 
-HEADER = ["case: metric", "bare", "srt", "srt-tls", "netjail", "netjail/bare", "netjail/srt", "netjail/srt-tls"]
+HEADER = [
+    "case: metric",
+    "bare",
+    "srt",
+    "srt-tls",
+    "netjail",
+    "netjail/bare",
+    "netjail/srt",
+    "netjail/srt-tls",
+]
 
 
 def text_table(rows: list[list[str]]) -> str:
     widths = [max(len(r[i]) for r in [HEADER, *rows]) for i in range(len(HEADER))]
-    line = lambda r: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))  # noqa: E731
+    line = lambda r: "  ".join(
+        c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))
+    )  # noqa: E731
     return "\n".join([line(HEADER), "  ".join("-" * w for w in widths), *map(line, rows)])
 
 
@@ -779,7 +866,11 @@ def machine_info(srt: Path | None, netjail: Path, snapshot: str | None) -> dict[
         "loadavg_at_start": os.getloadavg(),
         "python": platform.python_version(),
         "netjail": f"{_version([str(netjail), '--version'])} @ "
-        + (f"{snapshot} (snapshot of a commit)" if snapshot else f"{commit}{' + uncommitted changes' if dirty else ''}"),
+        + (
+            f"{snapshot} (snapshot of a commit)"
+            if snapshot
+            else f"{commit}{' + uncommitted changes' if dirty else ''}"
+        ),
         "mitmproxy": mitmproxy.version.VERSION,
         "srt": _version([str(srt), "--version"]) if srt else "not found",
         "node": _version(["node", "--version"]),
@@ -825,9 +916,19 @@ def write_markdown(results: dict[str, Any], rows: list[list[str]], path: Path) -
         note = f" {case['note']}." if case.get("note") else ""
         lines.append(f"- **{case['name']}** — {case['title']}.{note} ({reps})")
     lines.append("")
-    failed = [(c["name"], t, d["failures"]) for c in results["cases"] for t, d in c["tools"].items() if d["failures"]]
+    failed = [
+        (c["name"], t, d["failures"])
+        for c in results["cases"]
+        for t, d in c["tools"].items()
+        if d["failures"]
+    ]
     if failed:
-        lines += ["## Failed runs", "", "A failed run is left out of the statistics; `[k failed]` in the table counts them.", ""]
+        lines += [
+            "## Failed runs",
+            "",
+            "A failed run is left out of the statistics; `[k failed]` in the table counts them.",
+            "",
+        ]
         for case_name, tool, messages in failed:
             lines.append(f"- {case_name} / {tool}, {len(messages)}×; first: `{messages[0][:400]}`")
         lines.append("")
@@ -850,14 +951,23 @@ def write_markdown(results: dict[str, Any], rows: list[list[str]], path: Path) -
 
 
 def run_case(
-    case: Case, tools: dict[str, Tool], origins: Origins, runner: Runner, cwd: Path, verbose: bool, gate: QuietGate
+    case: Case,
+    tools: dict[str, Tool],
+    origins: Origins,
+    runner: Runner,
+    cwd: Path,
+    verbose: bool,
+    gate: QuietGate,
 ) -> dict:
     present = [t for t in case.tools if t in tools]
     samples: dict[str, list[dict[str, float]]] = {t: [] for t in present}
     errors: dict[str, str] = {}  # a tool that failed too often to be measured
     failures: dict[str, list[str]] = {t: [] for t in present}  # every failed sample, counted and reported
     commands = {t: case.command(tools[t], origins) for t in present}
-    print(f"== {case.name}: {case.title} ({case.warmup} warm-up + {case.repeat} × {', '.join(present)})", flush=True)
+    print(
+        f"== {case.name}: {case.title} ({case.warmup} warm-up + {case.repeat} × {', '.join(present)})",
+        flush=True,
+    )
     load_before = os.getloadavg()[0]
     noisy_before, busy_before = gate.noisy_rounds, len(gate.busy)
     for i in range(case.warmup + case.repeat):
@@ -872,7 +982,8 @@ def run_case(
                     rows = curl_lines(sample)
                     stalled = sum(1 for r in rows if r[0] != "200")
                     detail = (
-                        f"; {len(rows)} transfers reported, {stalled} without a 200" if rows
+                        f"; {len(rows)} transfers reported, {stalled} without a 200"
+                        if rows
                         else "; curl reported nothing (its buffered output is lost when it is killed)"
                     )
                     raise CaseError(f"timed out after {case.timeout:.0f} s{detail}")
@@ -888,7 +999,10 @@ def run_case(
                 samples[name].append(parsed)
             if verbose:
                 shown = ", ".join(f"{k}={v:.4g}" for k, v in parsed.items())
-                print(f"   {'warm-up' if i < case.warmup else f'#{i - case.warmup + 1}'} {name}: {shown}", flush=True)
+                print(
+                    f"   {'warm-up' if i < case.warmup else f'#{i - case.warmup + 1}'} {name}: {shown}",
+                    flush=True,
+                )
     out = {"name": case.name, "title": case.title, "note": case.note, "tools": {},
            "loadavg_1m": [load_before, os.getloadavg()[0]],
            "cpu_busy_before_rounds": [round(b, 3) for b in gate.busy[busy_before:]],
@@ -909,19 +1023,39 @@ def run_case(
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=10, help="measured runs per tool for single-shot cases")
-    parser.add_argument("--loop-repeat", type=int, default=5, help="measured runs per tool for loop/download cases")
+    parser.add_argument(
+        "--loop-repeat", type=int, default=5, help="measured runs per tool for loop/download cases"
+    )
     parser.add_argument("--warmup", type=int, default=2, help="warm-up runs per tool for single-shot cases")
-    parser.add_argument("--quick", action="store_true", help="3 runs, 1 warm-up: a smoke test, not a measurement")
+    parser.add_argument(
+        "--quick", action="store_true", help="3 runs, 1 warm-up: a smoke test, not a measurement"
+    )
     parser.add_argument("--only", help="comma-separated case names (prefix match)")
-    parser.add_argument("--registry", action="store_true", help="also run pip download against the configured index")
-    parser.add_argument("--srt", type=Path, default=Path(os.environ.get("SRT", SRT_DEFAULT)), help="srt executable")
-    parser.add_argument("--quiet", type=float, default=0.25,
-                        help="before each round wait until the CPUs are at most this busy (1 = never wait)")
-    parser.add_argument("--quiet-max-wait", type=float, default=10, help="seconds a round waits for quiet at most")
-    parser.add_argument("--netjail-ref", help="benchmark this git commit of netjail (a snapshot) instead of the working tree")
+    parser.add_argument(
+        "--registry", action="store_true", help="also run pip download against the configured index"
+    )
+    parser.add_argument(
+        "--srt", type=Path, default=Path(os.environ.get("SRT", SRT_DEFAULT)), help="srt executable"
+    )
+    parser.add_argument(
+        "--quiet",
+        type=float,
+        default=0.25,
+        help="before each round wait until the CPUs are at most this busy (1 = never wait)",
+    )
+    parser.add_argument(
+        "--quiet-max-wait", type=float, default=10, help="seconds a round waits for quiet at most"
+    )
+    parser.add_argument(
+        "--netjail-ref", help="benchmark this git commit of netjail (a snapshot) instead of the working tree"
+    )
     parser.add_argument("--serve-origins", type=Path, help=argparse.SUPPRESS)
-    parser.add_argument("--render", type=Path, metavar="JSON", help="rewrite RESULTS.md from a results file; run nothing")
-    parser.add_argument("--no-write", action="store_true", help="print the table only; keep RESULTS.md and results/")
+    parser.add_argument(
+        "--render", type=Path, metavar="JSON", help="rewrite RESULTS.md from a results file; run nothing"
+    )
+    parser.add_argument(
+        "--no-write", action="store_true", help="print the table only; keep RESULTS.md and results/"
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="print every sample")
     args = parser.parse_args()
     if args.serve_origins:
@@ -942,7 +1076,9 @@ def main() -> int:
         return 2
     srt: Path | None = args.srt if args.srt.exists() else None
     if srt is None:
-        print(f"bench: srt not found at {args.srt} (set --srt or $SRT); its columns stay empty", file=sys.stderr)
+        print(
+            f"bench: srt not found at {args.srt} (set --srt or $SRT); its columns stay empty", file=sys.stderr
+        )
     for program in ("bwrap", "curl", "bash"):
         if shutil.which(program) is None:
             print(f"bench: {program} is required", file=sys.stderr)
@@ -965,18 +1101,27 @@ def main() -> int:
         snapshot = None
         if args.netjail_ref:
             netjail, snapshot = snapshot_netjail(args.netjail_ref, scratch)
-            print(f"bench: netjail {args.netjail_ref} = {snapshot}, snapshot at {netjail.parent.parent}", flush=True)
+            print(
+                f"bench: netjail {args.netjail_ref} = {snapshot}, snapshot at {netjail.parent.parent}",
+                flush=True,
+            )
         origins = start_origins(scratch)
         runner.known.add(origins.process.pid)
         tools = make_tools(origins, scratch, srt, netjail)
         machine = machine_info(srt, netjail, snapshot)
         cases = build_cases(args.repeat, args.loop_repeat, args.warmup)
         if args.registry:
-            cases.append(registry_case(tools, scratch, max(3, args.loop_repeat // 2 + 1) if not args.quick else 2))
+            cases.append(
+                registry_case(tools, scratch, max(3, args.loop_repeat // 2 + 1) if not args.quick else 2)
+            )
         if args.only:
             wanted = args.only.split(",")
             cases = [c for c in cases if any(c.name.startswith(w) for w in wanted)]
-        results: dict[str, Any] = {"started": started.isoformat(timespec="seconds"), "machine": machine, "cases": []}
+        results: dict[str, Any] = {
+            "started": started.isoformat(timespec="seconds"),
+            "machine": machine,
+            "cases": [],
+        }
         gate = QuietGate(args.quiet, args.quiet_max_wait)
         for case in cases:
             results["cases"].append(run_case(case, tools, origins, runner, work, args.verbose, gate))
@@ -989,7 +1134,10 @@ def main() -> int:
         print()
         print(text_table(rows))
         if runner.leaks:
-            print(f"\nbench: {len(runner.leaks)} process(es) outlived their sandbox: {runner.leaks}", file=sys.stderr)
+            print(
+                f"\nbench: {len(runner.leaks)} process(es) outlived their sandbox: {runner.leaks}",
+                file=sys.stderr,
+            )
         if not args.no_write:
             stamp = started.strftime("%Y-%m-%dT%H%M%SZ")
             results["json_name"] = f"{stamp}.json"

@@ -22,7 +22,14 @@ import pytest
 import trustme
 
 REPO = Path(__file__).resolve().parent.parent
-TEST_NAMES = ("allowed.test", "denied.test", "other.test", "example.test", "a.example.test", "b.a.example.test")
+TEST_NAMES = (
+    "allowed.test",
+    "denied.test",
+    "other.test",
+    "example.test",
+    "a.example.test",
+    "b.a.example.test",
+)
 
 
 # Tests run this interpreter inside the jail. When the checkout (and so .venv) lives under /tmp, which the jail
@@ -174,7 +181,9 @@ class Netjail:
         latest = self.state / "runs" / "latest"
         return latest.resolve() if latest.exists() else None
 
-    def run(self, *args: str, timeout: float = 60, env: dict[str, str] | None = None, cwd: Path | None = None) -> Result:
+    def run(
+        self, *args: str, timeout: float = 60, env: dict[str, str] | None = None, cwd: Path | None = None
+    ) -> Result:
         before = self.latest_run()
         proc = subprocess.run(
             [netjail_executable(), *args],

@@ -45,9 +45,13 @@ def _fail(message: str) -> None:
 
 
 @main.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
-@click.option("-s", "--settings", "settings_path", type=click.Path(path_type=Path), help="Settings file (srt format).")
+@click.option(
+    "-s", "--settings", "settings_path", type=click.Path(path_type=Path), help="Settings file (srt format)."
+)
 @click.option("-c", "--command", "command", help="Command line to run with bash -c.")
-@click.option("-d", "--debug", is_flag=True, help="Debug log on stderr: settings used, bwrap arguments, decisions.")
+@click.option(
+    "-d", "--debug", is_flag=True, help="Debug log on stderr: settings used, bwrap arguments, decisions."
+)
 @click.argument("argv", nargs=-1, type=click.UNPROCESSED)
 def run(settings_path: Path | None, command: str | None, debug: bool, argv: tuple[str, ...]) -> None:
     """Run CMD (or PROG ARG…) inside the jail.

@@ -55,7 +55,7 @@ def _bars(hosts: list[dict[str, Any]]) -> str:
         cls = "bar" if sent else "bar zero"
         parts.append(
             f'<g class="{cls}" data-host="{_e(host)}" data-bytes-out="{sent}" data-hosts="{count}">'
-            f'<title>{_e(host)}: {sent} bytes sent</title>'
+            f"<title>{_e(host)}: {sent} bytes sent</title>"
             f'<text x="{LABEL - 8}" y="{y + 14}" text-anchor="end">{_e(host if len(host) <= 38 else host[:35] + "...")}</text>'
             f'<rect x="{LABEL}" y="{y}" width="{max(width, 1 if sent else 0.5)}" height="{ROW - 6}" rx="2"></rect>'
             f'<text x="{LABEL + width + 6}" y="{y + 14}">{_e(human_bytes(sent))}</text></g>'
@@ -97,7 +97,7 @@ def _timeline(report: dict[str, Any]) -> str:
                 parts.append(
                     f'<rect class="{cls}" x="{x:.1f}" y="{y + (1 if cls == "tl-allow" else 9)}" width="{max(cell, 2):.1f}" '
                     f'height="8" opacity="{opacity:.2f}"><title>{_e(name)}: {n} '
-                    f'{"allowed" if cls == "tl-allow" else "denied"} at +{at:.1f}s</title></rect>'
+                    f"{'allowed' if cls == 'tl-allow' else 'denied'} at +{at:.1f}s</title></rect>"
                 )
         parts.append("</g>")
     axis_y = ROW * len(names) + 18
@@ -115,7 +115,7 @@ def render_html(report: dict[str, Any]) -> str:
         "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'; img-src data:\">",
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>netjail audit · {_e(run['run_id'])}</title><style>{CSS}</style></head><body>",
-        f"<h1>netjail audit</h1><div class=\"meta\">run <code>{_e(run['run_id'])}</code> · started {_e(run.get('start'))}"
+        f'<h1>netjail audit</h1><div class="meta">run <code>{_e(run["run_id"])}</code> · started {_e(run.get("start"))}'
         f" · exit status {_e(run.get('exit_status'))}"
         + (
             f" · network mode {_e(run['network_mode'])}"
@@ -178,9 +178,9 @@ def render_html(report: dict[str, Any]) -> str:
     )
     for h in report["hosts"]:
         out.append(
-            f"<tr><td>{_e(h['host'])}</td><td class=\"n\">{h['requests']}</td><td class=\"n\">{h['bytes_out']}</td>"
-            f"<td class=\"n\">{h['bytes_in']}</td><td class=\"n{' deny' if h['denied'] else ''}\">{h['denied']}</td>"
-            f"<td class=\"n{' flag' if h['flagged'] else ''}\">{h['flagged']}</td></tr>"
+            f'<tr><td>{_e(h["host"])}</td><td class="n">{h["requests"]}</td><td class="n">{h["bytes_out"]}</td>'
+            f'<td class="n">{h["bytes_in"]}</td><td class="n{" deny" if h["denied"] else ""}">{h["denied"]}</td>'
+            f'<td class="n{" flag" if h["flagged"] else ""}">{h["flagged"]}</td></tr>'
         )
     out.append("</table>")
     if report["flag_kinds"]:

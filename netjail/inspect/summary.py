@@ -41,7 +41,9 @@ def render(flows_jsonl: Path, run_dir: Path) -> str | None:
     if denied:
         total = sum(denied.values())
         top = ", ".join(f"{safe_text(h)} ({n})" for h, n in denied.most_common(TOP_HOSTS))
-        lines.append(f"netjail: blocked {total} request{'s' if total != 1 else ''} to {len(denied)} host(s): {top}")
+        lines.append(
+            f"netjail: blocked {total} request{'s' if total != 1 else ''} to {len(denied)} host(s): {top}"
+        )
         if suggestions:
             snippet = json.dumps({"network": {"allowedDomains": sorted(suggestions.values())}})
             lines.append(f"netjail: to allow them, add to your settings: {safe_text(snippet)}")

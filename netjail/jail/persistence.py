@@ -26,7 +26,9 @@ def missing_protected_paths(rules: PathRules, allow_git_config: bool) -> list[Pa
     for root in rules.writable:
         candidates = [root / name for name in (*DANGEROUS_FILES, *DANGEROUS_DIRECTORIES)]
         if (root / ".git").is_dir():
-            candidates += [root / ".git" / d for d in GIT_DIR_DENIES if not (allow_git_config and d == "config")]
+            candidates += [
+                root / ".git" / d for d in GIT_DIR_DENIES if not (allow_git_config and d == "config")
+            ]
         missing += [p for p in candidates if not os.path.lexists(p)]
     return missing
 

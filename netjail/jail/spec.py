@@ -189,7 +189,9 @@ def path_rules(settings: Settings, cwd: Path, extra_read_only: tuple[Path, ...] 
     fs = settings.filesystem
     writable = _unique(_existing([p for e in fs.allow_write for p in _expand(e, cwd)]))
     mandatory = [
-        p for root in writable for p in mandatory_denies(root, settings.mandatory_deny_search_depth, fs.allow_git_config)
+        p
+        for root in writable
+        for p in mandatory_denies(root, settings.mandatory_deny_search_depth, fs.allow_git_config)
     ]
     denied_writes = _existing([p for e in fs.deny_write for p in _expand(e, cwd, deny=True)])
     read_only = _unique(denied_writes + mandatory + list(extra_read_only))
@@ -243,9 +245,7 @@ CA_REPLACING_VARS = (
 CA_ADDITIVE_VARS = ("NODE_EXTRA_CA_CERTS", "DENO_CERT")
 
 
-def jail_environment(
-    base: dict[str, str], proxy_url: str, jail_bundle: str, ca_cert: str
-) -> dict[str, str]:
+def jail_environment(base: dict[str, str], proxy_url: str, jail_bundle: str, ca_cert: str) -> dict[str, str]:
     """The command's environment: the host's, plus the variables that route clients through the proxy and
     make them trust the run's CA (the same set srt sets, and the CA variables it does not)."""
     env = dict(base)

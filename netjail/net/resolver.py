@@ -23,17 +23,27 @@ A, AAAA = 1, 28
 async def system_lookup(name: str, port: int) -> list[IPAddress]:
     # Not loop.getaddrinfo: the policy addon replaces that with its vetted-only lookup for mitmproxy's dials.
     loop = asyncio.get_running_loop()
-    infos = await loop.run_in_executor(None, functools.partial(socket.getaddrinfo, name, port, type=socket.SOCK_STREAM))
-    return _unique(ipaddress.ip_address(sockaddr[0]) for family, *_, sockaddr in infos if family in (socket.AF_INET, socket.AF_INET6))
+    infos = await loop.run_in_executor(
+        None, functools.partial(socket.getaddrinfo, name, port, type=socket.SOCK_STREAM)
+    )
+    return _unique(
+        ipaddress.ip_address(sockaddr[0])
+        for family, *_, sockaddr in infos
+        if family in (socket.AF_INET, socket.AF_INET6)
+    )
 
 
 async def server_lookup(name: str, server: tuple[str, int]) -> list[IPAddress]:
     """A and AAAA from one DNS server; raises OSError when it gives neither."""
-    answers = await asyncio.gather(*(_query(name, qtype, server) for qtype in (A, AAAA)), return_exceptions=True)
+    answers = await asyncio.gather(
+        *(_query(name, qtype, server) for qtype in (A, AAAA)), return_exceptions=True
+    )
     found = [address for result in answers if isinstance(result, list) for address in result]
     if not found:
         errors = [r for r in answers if isinstance(r, BaseException)]
-        raise OSError(f"{server[0]}:{server[1]} has no address for {name}" + (f" ({errors[0]})" if errors else ""))
+        raise OSError(
+            f"{server[0]}:{server[1]} has no address for {name}" + (f" ({errors[0]})" if errors else "")
+        )
     return _unique(found)
 
 

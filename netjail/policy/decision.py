@@ -61,7 +61,11 @@ def deny(reason: Reason, rule: str, detail: str) -> Verdict:
 
 def failed_closed(error: BaseException) -> Verdict:
     """What a hook answers when judging itself raised: never allow."""
-    return deny("policy_error", "policy-error", f"netjail could not judge this request ({type(error).__name__}); denied")
+    return deny(
+        "policy_error",
+        "policy-error",
+        f"netjail could not judge this request ({type(error).__name__}); denied",
+    )
 
 
 class Policy:
@@ -102,7 +106,7 @@ class Policy:
                 "allow",
                 "would_deny",
                 "default-deny",
-                f"{host.name} is not in network.allowedDomains; allowed because network.mode is \"audit\"",
+                f'{host.name} is not in network.allowedDomains; allowed because network.mode is "audit"',
             )
         if host.ip is not None:
             return deny(
@@ -184,7 +188,11 @@ class Policy:
             f"local-range:{guarded}",
             f"{subject} resolves to {address} ({guarded}); netjail never dials local ranges unless allowed. "
             f"To allow it, add {_address_entry(address)!r} to network.allowedDomains"
-            + (f" or pin it with network.hosts {{{host.name!r}: {str(address)!r}}}" if host.ip is None else ""),
+            + (
+                f" or pin it with network.hosts {{{host.name!r}: {str(address)!r}}}"
+                if host.ip is None
+                else ""
+            ),
         )
 
     def suggested_entry(self, host: Host) -> str:

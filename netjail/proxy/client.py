@@ -29,9 +29,12 @@ class StandbyProxy:
                 [
                     sys.executable,
                     "-I",  # isolated: nothing in the working directory or the environment can shadow its modules
-                    "-m", "netjail.proxy.process",
-                    "--control-fd", str(remote.fileno()),
-                    "--parent", str(os.getpid()),
+                    "-m",
+                    "netjail.proxy.process",
+                    "--control-fd",
+                    str(remote.fileno()),
+                    "--parent",
+                    str(os.getpid()),
                 ],  # fmt: skip
                 pass_fds=[remote.fileno()],
                 stdin=subprocess.DEVNULL,

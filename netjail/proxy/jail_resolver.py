@@ -40,20 +40,28 @@ def answer(
     qtype = dns.types.to_str(question.type)
     parsed = policy.parse(question.name)
     if isinstance(parsed, Verdict):
-        return query.fail(NXDOMAIN).packed, _record(question.name, qtype, parsed.verdict, parsed.rule, parsed.reason, "NXDOMAIN")
+        return query.fail(NXDOMAIN).packed, _record(
+            question.name, qtype, parsed.verdict, parsed.rule, parsed.reason, "NXDOMAIN"
+        )
     verdict = policy.judge_name(parsed)
     if not verdict.allowed:
-        return query.fail(NXDOMAIN).packed, _record(parsed.name, qtype, "deny", verdict.rule, verdict.reason, "NXDOMAIN")
+        return query.fail(NXDOMAIN).packed, _record(
+            parsed.name, qtype, "deny", verdict.rule, verdict.reason, "NXDOMAIN"
+        )
     records = []
     if synthetic is None:
-        return query.succeed(records).packed, _record(parsed.name, qtype, "allow", verdict.rule, verdict.reason, [])
+        return query.succeed(records).packed, _record(
+            parsed.name, qtype, "allow", verdict.rule, verdict.reason, []
+        )
     v4, v6 = synthetic.addresses_for(parsed.name)
     if question.type == A:
         records.append(dns.ResourceRecord.A(question.name, v4, ttl=TTL_SECONDS))
     elif question.type == AAAA:
         records.append(dns.ResourceRecord.AAAA(question.name, v6, ttl=TTL_SECONDS))
     shown = [str(r.ipv4_address if r.type == A else r.ipv6_address) for r in records]
-    return query.succeed(records).packed, _record(parsed.name, qtype, "allow", verdict.rule, verdict.reason, shown)
+    return query.succeed(records).packed, _record(
+        parsed.name, qtype, "allow", verdict.rule, verdict.reason, shown
+    )
 
 
 def _record(name: str, qtype: str | int, verdict: str, rule: str, reason: str, answer: Any) -> dict[str, Any]:
@@ -74,7 +82,10 @@ class JailResolverProtocol(asyncio.DatagramProtocol):
     """Serves the UDP socket bound to port 53 inside the jail's namespace."""
 
     def __init__(
-        self, policy: Callable[[], Policy], synthetic: SyntheticAddresses | None, record: Callable[[dict], None]
+        self,
+        policy: Callable[[], Policy],
+        synthetic: SyntheticAddresses | None,
+        record: Callable[[dict], None],
     ):
         self.policy = policy
         self.synthetic = synthetic

@@ -83,7 +83,13 @@ def _preload() -> None:
 def _mitmproxy_addons() -> list:
     from mitmproxy.addons import core, disable_h2c, next_layer, proxyserver, tlsconfig
 
-    return [core.Core(), proxyserver.Proxyserver(), next_layer.NextLayer(), tlsconfig.TlsConfig(), disable_h2c.DisableH2C()]
+    return [
+        core.Core(),
+        proxyserver.Proxyserver(),
+        next_layer.NextLayer(),
+        tlsconfig.TlsConfig(),
+        disable_h2c.DisableH2C(),
+    ]
 
 
 async def serve(config: dict, sockets: dict[str, list[socket.socket]], control: socket.socket) -> int:

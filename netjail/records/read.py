@@ -27,4 +27,7 @@ def iter_records(path: Path) -> Iterator[dict]:
 
 def safe_text(value: object) -> str:
     """A value from a record, fit for a terminal: control and bidi characters shown escaped, never obeyed."""
-    return _UNSAFE.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100 else f"\\u{ord(m.group()):04x}", str(value))
+    return _UNSAFE.sub(
+        lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100 else f"\\u{ord(m.group()):04x}",
+        str(value),
+    )

@@ -207,8 +207,15 @@ def _private_state(rules: PathRules, prepare: bool) -> tuple[Path, ...]:
 
 
 def build_spec(
-    jail: Jail, loaded: LoadedSettings, argv: tuple[str, ...], cwd: Path, ca: RunCA, files_dir: Path,
-    *, debug: bool = False, prepare: bool = True,
+    jail: Jail,
+    loaded: LoadedSettings,
+    argv: tuple[str, ...],
+    cwd: Path,
+    ca: RunCA,
+    files_dir: Path,
+    *,
+    debug: bool = False,
+    prepare: bool = True,
 ) -> JailSpec:
     """What the jail is asked to apply, from the settings: used by a run, and by `netjail explain` (prepare=False:
     it creates nothing)."""
@@ -262,7 +269,9 @@ def _supervise(
             log.debug("jail.capture_rules", nft=NFT_RULES)
         announce(launched.capture_mode)
         proxy.configure(_proxy_config(runs, ca, launched, debug), launched.sockets)
-        for sockets in launched.sockets.values():  # the proxy holds them now: if it dies, connections are refused
+        for (
+            sockets
+        ) in launched.sockets.values():  # the proxy holds them now: if it dies, connections are refused
             for sock in sockets:
                 sock.close()
         launched.sockets.clear()
@@ -282,7 +291,9 @@ def _supervise(
 
 def _proxy_config(runs: RunDir, ca: RunCA, launched: Launched, debug: bool) -> dict:
     secret_file = None
-    if launched.proxy_secret is not None:  # the listener is outside the jail: only the run's clients may use it
+    if (
+        launched.proxy_secret is not None
+    ):  # the listener is outside the jail: only the run's clients may use it
         secret_file = runs.proxy_dir / "proxy-secret"
         fd = os.open(secret_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as f:
@@ -309,7 +320,9 @@ class ExitNotifier:
             import select
 
             self._kqueue = select.kqueue()
-            self._kqueue.control([select.kevent(pid, select.KQ_FILTER_PROC, select.KQ_EV_ADD, select.KQ_NOTE_EXIT)], 0)
+            self._kqueue.control(
+                [select.kevent(pid, select.KQ_FILTER_PROC, select.KQ_EV_ADD, select.KQ_NOTE_EXIT)], 0
+            )
             self._fd = self._kqueue.fileno()
 
     def fileno(self) -> int:
@@ -378,7 +391,9 @@ def _wait(jail: Jail, launched: Launched, proxy: StandbyProxy) -> Outcome:
                         status = jail.child_exit_status(launched, wait_status)
                         if status is None:
                             return Outcome(
-                                EXIT_NETJAIL_FAILED, "setup_failed", message="the jail could not be set up (bwrap failed)"
+                                EXIT_NETJAIL_FAILED,
+                                "setup_failed",
+                                message="the jail could not be set up (bwrap failed)",
                             )
                         if received is not None:
                             # killed after the grace period: report the signal netjail itself was sent

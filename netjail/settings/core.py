@@ -1322,5 +1322,3 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     print("usage: python -m netjail.settings --schema | --check FILE", file=sys.stderr)
     return 2
-
-

@@ -17,7 +17,16 @@ import pytest
 
 from tests.conftest import DnsServer, Netjail, Origin, serve_connections
 
-PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy", "GRPC_PROXY", "grpc_proxy")
+PROXY_VARS = (
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "ALL_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "all_proxy",
+    "GRPC_PROXY",
+    "grpc_proxy",
+)
 UNSET = "env " + " ".join(f"-u {v}" for v in PROXY_VARS)
 CURL = f"{UNSET} curl -sS --max-time 10"
 TEST_NET_ADDRESS = "203.0.113.9"  # TEST-NET-3: documentation only, no host answers there
@@ -87,7 +96,9 @@ def test_denied_names_get_nxdomain_and_reach_no_resolver(
     assert synthetic.startswith("240."), "an allowed name gets a synthetic address, never a real one"
     assert lines[-1] == "200"
     asked = {name for name, _ in dns_server.questions}
-    assert asked == {"resolved.test"}, "only the allowed name was ever resolved upstream, and only when dialed"
+    assert asked == {"resolved.test"}, (
+        "only the allowed name was ever resolved upstream, and only when dialed"
+    )
     denied = [r for r in dns_records(result) if r["verdict"] == "deny"]
     assert {r["name"] for r in denied} == {f"{secret}.denied.test", "unlisted.test"}
     assert all(r["answer"] == "NXDOMAIN" for r in denied)
@@ -109,7 +120,11 @@ print(s.recv(100).split(b"\\r\\n")[0].decode())
     )  # fmt: skip
     assert result.stdout.splitlines() == ["HTTP/1.1 403 Forbidden", "200"], result.explain()
     denied, control = result.flows
-    assert denied["host"] == TEST_NET_ADDRESS and denied["reason"] == "ip_literal" and denied["verdict"] == "deny"
+    assert (
+        denied["host"] == TEST_NET_ADDRESS
+        and denied["reason"] == "ip_literal"
+        and denied["verdict"] == "deny"
+    )
     assert control["verdict"] == "allow"
 
 
@@ -174,7 +189,9 @@ def test_the_command_cannot_change_links_routes_or_rules(netjail: Netjail, http_
 
 
 @pytest.mark.nonroot
-def test_fallback_to_proxy_variables_is_announced_and_still_closed(netjail: Netjail, http_origin: Origin) -> None:
+def test_fallback_to_proxy_variables_is_announced_and_still_closed(
+    netjail: Netjail, http_origin: Origin
+) -> None:
     """Forced by an nft that cannot work: one warning, capture_mode recorded, still no route out."""
     cfg = netjail.settings({"allowedDomains": ["allowed.test"]})
     env = {**netjail.env, "NETJAIL_NFT": "/bin/false"}
@@ -236,7 +253,9 @@ def test_host():
         )  # fmt: skip
         assert listener.stdout.readline().strip() == "ready"
         host = {"v4": f"10.233.{n}.2", "v6": f"fd6e:6a:{n}::2", "process": listener, "received": []}
-        reader = threading.Thread(target=lambda: host["received"].extend(iter(listener.stdout.readline, "")), daemon=True)
+        reader = threading.Thread(
+            target=lambda: host["received"].extend(iter(listener.stdout.readline, "")), daemon=True
+        )
         reader.start()
         yield host
         listener.kill()
@@ -304,7 +323,9 @@ for family, host in ((socket.AF_INET, "{v4}"), (socket.AF_INET6, "{v6}")):
     time.sleep(0.5)
     assert "ping=0" not in result.stdout, result.explain()
     assert not any("from-the-jail" in line for line in test_host["received"]), test_host["received"]
-    assert not [line for line in test_host["received"] if line.startswith("udp 53")], "DNS went to the test host"
+    assert not [line for line in test_host["received"] if line.startswith("udp 53")], (
+        "DNS went to the test host"
+    )
     assert "status: NOERROR" in result.stdout, "a DNS query to any server is answered by the jail's resolver"
 
 
@@ -312,7 +333,10 @@ def test_ipv6_test_host_is_reachable_only_through_capture(netjail: Netjail, test
     v6 = test_host["v6"]
     url = f"http://[{v6}]:8080/"
     # control: reachable from outside the jail
-    assert subprocess.run(["curl", "-sS", "--noproxy", "*", url], capture_output=True, text=True).stdout == "hello from the test host\n"
+    assert (
+        subprocess.run(["curl", "-sS", "--noproxy", "*", url], capture_output=True, text=True).stdout
+        == "hello from the test host\n"
+    )
 
     denied_cfg = netjail.settings({"allowedDomains": ["allowed.test"]})
     result = netjail.run("-s", str(denied_cfg), "-c", f"{CURL} -o /dev/null -w '%{{http_code}}' '{url}'")

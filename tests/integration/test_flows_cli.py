@@ -66,9 +66,9 @@ def cli(nj: Netjail, *args: str, env: dict[str, str] | None = None, expect: int 
     )
     result = Cli(proc.returncode, proc.stdout, proc.stderr)
     if expect is not None:
-        assert (
-            proc.returncode == expect
-        ), f"netjail {' '.join(args)}: exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+        assert proc.returncode == expect, (
+            f"netjail {' '.join(args)}: exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+        )
     return result
 
 

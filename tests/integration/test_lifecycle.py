@@ -50,7 +50,9 @@ def test_exit_status_of_argv_command(netjail: Netjail, argv: list[str], expected
 
 
 def test_argv_is_passed_literally(netjail: Netjail) -> None:
-    result = netjail.run("-s", str(netjail.settings()), "--", "printf", "%s|", "--setenv", "$HOME", "a b", "-c")
+    result = netjail.run(
+        "-s", str(netjail.settings()), "--", "printf", "%s|", "--setenv", "$HOME", "a b", "-c"
+    )
     assert result.returncode == 0, result.explain()
     assert result.stdout == "--setenv|$HOME|a b|-c|"
 
@@ -72,12 +74,30 @@ def test_run_start_and_end_records(netjail: Netjail) -> None:
     ("content", "field"),
     [
         ("{not json", "(file)"),
-        ('{"network": {"allowedDomains": ["*.com"]}, "filesystem": {"denyRead": [], "allowWrite": [], "denyWrite": []}}', "network.allowedDomains[0]"),
-        ('{"network": {"allowedDomains": ["a*b.com"]}, "filesystem": {"denyRead": [], "allowWrite": [], "denyWrite": []}}', "network.allowedDomains[0]"),
-        ('{"network": {"allowedDomains": ["ok.test", ""]}, "filesystem": {"denyRead": [], "allowWrite": [], "denyWrite": []}}', "network.allowedDomains[1]"),
-        ('{"network": {"allowedDomains": ["*"]}, "filesystem": {"denyRead": [], "allowWrite": [], "denyWrite": []}}', "network.allowedDomains[0]"),
-        ('{"network": {"allowedDomains": "x.test"}, "filesystem": {"denyRead": [], "allowWrite": [], "denyWrite": []}}', "network.allowedDomains"),
-        ('{"network": {"allowedDomain": []}, "filesystem": {"denyRead": [], "allowWrite": [], "denyWrite": []}}', "network.allowedDomain"),
+        (
+            '{"network": {"allowedDomains": ["*.com"]}, "filesystem": {"denyRead": [], "allowWrite": [], "denyWrite": []}}',
+            "network.allowedDomains[0]",
+        ),
+        (
+            '{"network": {"allowedDomains": ["a*b.com"]}, "filesystem": {"denyRead": [], "allowWrite": [], "denyWrite": []}}',
+            "network.allowedDomains[0]",
+        ),
+        (
+            '{"network": {"allowedDomains": ["ok.test", ""]}, "filesystem": {"denyRead": [], "allowWrite": [], "denyWrite": []}}',
+            "network.allowedDomains[1]",
+        ),
+        (
+            '{"network": {"allowedDomains": ["*"]}, "filesystem": {"denyRead": [], "allowWrite": [], "denyWrite": []}}',
+            "network.allowedDomains[0]",
+        ),
+        (
+            '{"network": {"allowedDomains": "x.test"}, "filesystem": {"denyRead": [], "allowWrite": [], "denyWrite": []}}',
+            "network.allowedDomains",
+        ),
+        (
+            '{"network": {"allowedDomain": []}, "filesystem": {"denyRead": [], "allowWrite": [], "denyWrite": []}}',
+            "network.allowedDomain",
+        ),
     ],
 )
 def test_bad_settings_exit_125_naming_file_and_field_and_start_nothing(
@@ -117,7 +137,9 @@ def test_settings_search_order(netjail: Netjail, tmp_path: Path) -> None:
 
 def test_debug_shows_bwrap_arguments_and_decisions(netjail: Netjail, http_origin) -> None:
     cfg = netjail.settings({"allowedDomains": ["allowed.test"]})
-    result = netjail.run("-d", "-s", str(cfg), "-c", f"curl -sS -o /dev/null http://other.test:{http_origin.port}/")
+    result = netjail.run(
+        "-d", "-s", str(cfg), "-c", f"curl -sS -o /dev/null http://other.test:{http_origin.port}/"
+    )
     assert "--die-with-parent" in result.stderr and "--unshare-pid" in result.stderr
     assert "other.test" in result.stderr and "not_allowed" in result.stderr
 
@@ -154,7 +176,9 @@ def _wait_for(predicate, timeout: float = 15.0) -> None:
 def test_signal_is_forwarded_and_nothing_is_left(netjail: Netjail, signum: int) -> None:
     marker = f"netjail-test-{os.getpid()}-{signum}"
     cfg = netjail.settings()
-    proc = netjail.popen("-s", str(cfg), "-c", f"touch started; setsid sleep 300 & exec -a {marker} sleep 300")
+    proc = netjail.popen(
+        "-s", str(cfg), "-c", f"touch started; setsid sleep 300 & exec -a {marker} sleep 300"
+    )
     _wait_for(lambda: (netjail.work / "started").exists())
     time.sleep(0.3)
     family = _descendants(proc.pid)
@@ -170,7 +194,9 @@ def test_signal_is_forwarded_and_nothing_is_left(netjail: Netjail, signum: int) 
 
 
 def test_command_that_ignores_sigterm_is_killed_after_the_grace_period(netjail: Netjail) -> None:
-    proc = netjail.popen("-s", str(netjail.settings()), "-c", "trap '' TERM; touch started; while :; do sleep 0.1; done")
+    proc = netjail.popen(
+        "-s", str(netjail.settings()), "-c", "trap '' TERM; touch started; while :; do sleep 0.1; done"
+    )
     _wait_for(lambda: (netjail.work / "started").exists())
     family = _descendants(proc.pid)
     proc.send_signal(signal.SIGTERM)
@@ -203,7 +229,11 @@ def test_proxy_killed_mid_run_stops_the_sandbox_with_125(netjail: Netjail, http_
         f"curl -sS -o /dev/null {url} && touch started; sleep 300",
     )  # fmt: skip
     _wait_for(lambda: (netjail.work / "started").exists())
-    proxies = [p for p in _descendants(proc.pid) if "netjail.proxy.process" in Path(f"/proc/{p}/cmdline").read_bytes().decode(errors="replace")]
+    proxies = [
+        p
+        for p in _descendants(proc.pid)
+        if "netjail.proxy.process" in Path(f"/proc/{p}/cmdline").read_bytes().decode(errors="replace")
+    ]
     assert len(proxies) == 1
     family = _descendants(proc.pid)
     os.kill(proxies[0], signal.SIGKILL)
@@ -230,7 +260,7 @@ def test_unwritable_state_dir_as_root_via_read_only_mount(netjail: Netjail) -> N
     if os.geteuid() != 0:
         pytest.skip("needs root to make a mount namespace")
     netjail.state.mkdir()
-    script = f"mount --bind {netjail.state} {netjail.state} && mount -o remount,bind,ro {netjail.state} && exec \"$@\""
+    script = f'mount --bind {netjail.state} {netjail.state} && mount -o remount,bind,ro {netjail.state} && exec "$@"'
     proc = subprocess.run(
         ["unshare", "-m", "sh", "-c", script, "sh", netjail_executable(), "-s", str(netjail.settings()), "-c", "touch ran"],
         cwd=netjail.work, env=netjail.env, capture_output=True, text=True, timeout=60,
@@ -243,7 +273,9 @@ def test_unwritable_state_dir_as_root_via_read_only_mount(netjail: Netjail) -> N
 def test_concurrent_runs_keep_their_records_apart(netjail: Netjail, http_origin) -> None:
     cfg = netjail.settings({"allowedDomains": ["allowed.test"]})
     procs = [
-        netjail.popen("-s", str(cfg), "-c", f"curl -sS -o /dev/null http://allowed.test:{http_origin.port}/run-{i}")
+        netjail.popen(
+            "-s", str(cfg), "-c", f"curl -sS -o /dev/null http://allowed.test:{http_origin.port}/run-{i}"
+        )
         for i in range(10)
     ]
     for proc in procs:

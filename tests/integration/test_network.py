@@ -44,7 +44,9 @@ def test_http_allowed_and_recorded_field_by_field(netjail: Netjail, http_origin:
     assert records[-1]["counts"]["allowed"] == 1 and records[-1]["exit_status"] == 0
 
 
-def test_https_intercepted_with_test_ca_via_extra_ca_cert_paths(netjail: Netjail, https_origin: Origin) -> None:
+def test_https_intercepted_with_test_ca_via_extra_ca_cert_paths(
+    netjail: Netjail, https_origin: Origin
+) -> None:
     cfg = netjail.settings({"allowedDomains": ["allowed.test"]})
     result = netjail.run("-s", str(cfg), "-c", f"{CURL} https://allowed.test:{https_origin.port}/x")
     assert result.returncode == 0, result.explain()
@@ -59,7 +61,14 @@ def test_https_works_with_every_ca_variable_unset(netjail: Netjail, https_origin
     cfg = netjail.settings({"allowedDomains": ["allowed.test"]})
     unset = " ".join(
         f"-u {v}"
-        for v in ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "PIP_CERT", "GIT_SSL_CAINFO", "SSL_CERT_DIR")
+        for v in (
+            "SSL_CERT_FILE",
+            "REQUESTS_CA_BUNDLE",
+            "CURL_CA_BUNDLE",
+            "PIP_CERT",
+            "GIT_SSL_CAINFO",
+            "SSL_CERT_DIR",
+        )
     )
     url = f"https://allowed.test:{https_origin.port}/"
     script = f"env {unset} {CURL} {url} && env {unset} python3 -c 'import urllib.request as u; print(u.urlopen(\"{url}\").status)'"
@@ -69,7 +78,9 @@ def test_https_works_with_every_ca_variable_unset(netjail: Netjail, https_origin
     assert len(result.flows) == 2
 
 
-def test_python_clients_urllib_and_requests(netjail: Netjail, https_origin: Origin, http_origin: Origin) -> None:
+def test_python_clients_urllib_and_requests(
+    netjail: Netjail, https_origin: Origin, http_origin: Origin
+) -> None:
     cfg = netjail.settings({"allowedDomains": ["allowed.test"], "deniedDomains": ["denied.test"]})
     import sys
 
@@ -86,7 +97,12 @@ except urllib.error.HTTPError as e:
 """
     result = netjail.run("-s", str(cfg), "--", sys.executable, "-c", code)
     assert result.returncode == 0, result.explain()
-    assert result.stdout.split("\n")[:4] == ["hello from https-origin", "hello from http-origin", "5000", "403 denied_by_rule"]
+    assert result.stdout.split("\n")[:4] == [
+        "hello from https-origin",
+        "hello from http-origin",
+        "5000",
+        "403 denied_by_rule",
+    ]
     flows = result.flows
     assert [f["verdict"] for f in flows] == ["allow", "allow", "allow", "deny"]
     post = flows[2]
@@ -94,7 +110,9 @@ except urllib.error.HTTPError as e:
 
 
 @pytest.mark.parametrize("scheme", ["http", "https"])
-def test_denied_by_rule_with_reason_text(netjail: Netjail, http_origin: Origin, https_origin: Origin, scheme: str) -> None:
+def test_denied_by_rule_with_reason_text(
+    netjail: Netjail, http_origin: Origin, https_origin: Origin, scheme: str
+) -> None:
     port = http_origin.port if scheme == "http" else https_origin.port
     cfg = netjail.settings(
         {
@@ -111,7 +129,11 @@ def test_denied_by_rule_with_reason_text(netjail: Netjail, http_origin: Origin, 
     flows = result.flows
     assert len(flows) == 2, result.explain()
     denied, control = flows
-    assert denied["verdict"] == "deny" and denied["reason"] == "denied_by_rule" and denied["rule"] == "denied.test"
+    assert (
+        denied["verdict"] == "deny"
+        and denied["reason"] == "denied_by_rule"
+        and denied["rule"] == "denied.test"
+    )
     assert denied["status"] == 403 and "uploads go elsewhere" in denied["detail"] and denied["bytes_in"] > 0
     assert denied["method"] == ("CONNECT" if scheme == "https" else "GET")
     assert control["verdict"] == "allow" and control["status"] == 200
@@ -121,9 +143,16 @@ def test_denied_by_rule_with_reason_text(netjail: Netjail, http_origin: Origin, 
     assert all(host != f"denied.test:{port}" for _, _, host in (http_origin.seen + https_origin.seen))
 
 
-def test_not_allowed_is_default_deny_and_summary_suggests_the_fix(netjail: Netjail, http_origin: Origin) -> None:
+def test_not_allowed_is_default_deny_and_summary_suggests_the_fix(
+    netjail: Netjail, http_origin: Origin
+) -> None:
     cfg = netjail.settings({"allowedDomains": ["allowed.test"]})
-    result = netjail.run("-s", str(cfg), "-c", f"{CURL} http://other.test:{http_origin.port}/; {CURL} http://allowed.test:{http_origin.port}/")
+    result = netjail.run(
+        "-s",
+        str(cfg),
+        "-c",
+        f"{CURL} http://other.test:{http_origin.port}/; {CURL} http://allowed.test:{http_origin.port}/",
+    )
     denied, control = result.flows
     assert denied["reason"] == "not_allowed" and denied["rule"] == "default-deny" and denied["status"] == 403
     assert "add 'other.test' to network.allowedDomains" in denied["detail"]
@@ -211,11 +240,17 @@ print(fetch("denied.test", "allowed.test:{p}"), fetch("allowed.test", "allowed.t
     result = netjail.run("-s", str(cfg), "--", sys.executable, "-c", code)
     assert result.stdout.split() == ["403", "200"], result.explain()
     fronted, control = result.flows
-    assert fronted["reason"] == "sni_mismatch" and fronted["sni"] == "denied.test" and fronted["host"] == "allowed.test"
+    assert (
+        fronted["reason"] == "sni_mismatch"
+        and fronted["sni"] == "denied.test"
+        and fronted["host"] == "allowed.test"
+    )
     assert control["verdict"] == "allow"
 
 
-def test_flow_file_reads_back_with_mitmproxy_including_denied_flows(netjail: Netjail, https_origin: Origin) -> None:
+def test_flow_file_reads_back_with_mitmproxy_including_denied_flows(
+    netjail: Netjail, https_origin: Origin
+) -> None:
     from mitmproxy import io
 
     p = https_origin.port
@@ -226,7 +261,10 @@ def test_flow_file_reads_back_with_mitmproxy_including_denied_flows(netjail: Net
     )  # fmt: skip
     with open(result.run_dir / "flows.mitm", "rb") as f:
         flows = list(io.FlowReader(f).stream())
-    assert [(fl.request.method, fl.request.host) for fl in flows] == [("GET", "allowed.test"), ("CONNECT", "denied.test")]
+    assert [(fl.request.method, fl.request.host) for fl in flows] == [
+        ("GET", "allowed.test"),
+        ("CONNECT", "denied.test"),
+    ]
     assert flows[0].response.status_code == 200 and flows[0].response.content == b"hello from https-origin\n"
     assert flows[1].response.status_code == 403
     assert flows[1].metadata["netjail"]["reason"] == "denied_by_rule"
@@ -236,7 +274,9 @@ def test_flow_file_reads_back_with_mitmproxy_including_denied_flows(netjail: Net
     assert result.flows[0]["redacted"] == ["authorization"]
 
 
-def test_large_body_is_streamed_counted_and_capped_in_the_flow_file(netjail: Netjail, https_origin: Origin) -> None:
+def test_large_body_is_streamed_counted_and_capped_in_the_flow_file(
+    netjail: Netjail, https_origin: Origin
+) -> None:
     from mitmproxy import io
 
     p = https_origin.port
@@ -255,7 +295,9 @@ def test_one_record_per_request_in_a_keep_alive_tunnel(netjail: Netjail, https_o
     p = https_origin.port
     cfg = netjail.settings({"allowedDomains": ["allowed.test"]})
     urls = " ".join(f"https://allowed.test:{p}/{i}" for i in range(3))
-    result = netjail.run("-s", str(cfg), "-c", f"{CURL} --http1.1 -o /dev/null -o /dev/null -o /dev/null {urls}")
+    result = netjail.run(
+        "-s", str(cfg), "-c", f"{CURL} --http1.1 -o /dev/null -o /dev/null -o /dev/null {urls}"
+    )
     assert result.returncode == 0, result.explain()
     assert [f["path"] for f in result.flows] == ["/0", "/1", "/2"]
 
@@ -270,7 +312,11 @@ def test_tunnel_without_a_completed_request_gives_one_record(netjail: Netjail, h
     )  # fmt: skip
     assert "rc=60" in result.stdout, result.explain()
     failed, control = result.flows
-    assert failed["method"] == "CONNECT" and failed["reason"] == "client_tls_failed" and failed["verdict"] == "allow"
+    assert (
+        failed["method"] == "CONNECT"
+        and failed["reason"] == "client_tls_failed"
+        and failed["verdict"] == "allow"
+    )
     assert "excludeDomains" in failed["detail"]
     assert control["status"] == 200
 
@@ -282,10 +328,14 @@ def test_upstream_failure_is_recorded_as_such(netjail: Netjail) -> None:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     cfg = netjail.settings({"allowedDomains": ["allowed.test"]})
-    result = netjail.run("-s", str(cfg), "-c", f"{CURL} -o /dev/null -w '%{{http_code}}' http://allowed.test:{port}/")
+    result = netjail.run(
+        "-s", str(cfg), "-c", f"{CURL} -o /dev/null -w '%{{http_code}}' http://allowed.test:{port}/"
+    )
     assert result.stdout == "502", result.explain()
     flow = only_flow(result)
-    assert flow["verdict"] == "allow" and flow["reason"] == "upstream_error" and flow["error_kind"] == "refused"
+    assert (
+        flow["verdict"] == "allow" and flow["reason"] == "upstream_error" and flow["error_kind"] == "refused"
+    )
     assert flow["status"] == 502
     assert "failed upstream" in result.stderr
 
@@ -294,9 +344,17 @@ def test_tls_exclude_domains_tunnels_without_interception(netjail: Netjail, http
     """The client verifies the origin's own certificate (only the test CA is given): no interception happened."""
     p = https_origin.port
     cfg = netjail.settings(
-        {"allowedDomains": ["allowed.test"], "tlsTerminate": {"excludeDomains": ["allowed.test"], "extraCaCertPaths": [str(netjail.test_ca_path)]}}
+        {
+            "allowedDomains": ["allowed.test"],
+            "tlsTerminate": {
+                "excludeDomains": ["allowed.test"],
+                "extraCaCertPaths": [str(netjail.test_ca_path)],
+            },
+        }
     )
-    result = netjail.run("-s", str(cfg), "-c", f"{CURL} --cacert {netjail.jail_test_ca} https://allowed.test:{p}/")
+    result = netjail.run(
+        "-s", str(cfg), "-c", f"{CURL} --cacert {netjail.jail_test_ca} https://allowed.test:{p}/"
+    )
     assert result.stdout == "hello from https-origin\n", result.explain()
     flow = only_flow(result)
     assert flow["method"] == "CONNECT" and flow["verdict"] == "allow"
@@ -316,7 +374,9 @@ def test_no_network_outside_the_proxy(netjail: Netjail, http_origin: Origin) -> 
 
 
 @pytest.mark.parametrize("scheme", ["http", "https"])
-def test_many_keep_alive_requests_through_the_proxy(netjail: Netjail, http_origin: Origin, https_origin: Origin, scheme: str) -> None:
+def test_many_keep_alive_requests_through_the_proxy(
+    netjail: Netjail, http_origin: Origin, https_origin: Origin, scheme: str
+) -> None:
     """Upstream connections are pooled by name: 30 requests on one client connection all succeed."""
     port = http_origin.port if scheme == "http" else https_origin.port
     cfg = netjail.settings({"allowedDomains": ["allowed.test"]})

@@ -15,7 +15,12 @@ CURL = "curl -sS --max-time 20"
 
 def test_http2_to_the_client_http1_upstream(netjail: Netjail, https_origin: Origin) -> None:
     cfg = netjail.settings({"allowedDomains": ["allowed.test"]})
-    result = netjail.run("-s", str(cfg), "-c", f"{CURL} --http2 -o /dev/null -w '%{{http_version}}' https://allowed.test:{https_origin.port}/")
+    result = netjail.run(
+        "-s",
+        str(cfg),
+        "-c",
+        f"{CURL} --http2 -o /dev/null -w '%{{http_version}}' https://allowed.test:{https_origin.port}/",
+    )
     assert result.stdout == "2", result.explain()
     assert result.flows[0]["http_version"] == "HTTP/2.0" and result.flows[0]["status"] == 200
 
@@ -47,9 +52,12 @@ print(len(replies), replies[0])
     assert result.stdout.split() == ["2", "hello"], result.explain()
     (flow,) = result.flows
     assert flow["status"] == 101 and flow["verdict"] == "allow"
-    assert flow["websocket"] == {"messages_out": 3, "messages_in": 3, "bytes_out": 1005 + 2, "bytes_in": 1005 + 2} or (
-        flow["websocket"]["messages_out"] >= 2 and flow["websocket"]["bytes_out"] >= 1005
-    )
+    assert flow["websocket"] == {
+        "messages_out": 3,
+        "messages_in": 3,
+        "bytes_out": 1005 + 2,
+        "bytes_in": 1005 + 2,
+    } or (flow["websocket"]["messages_out"] >= 2 and flow["websocket"]["bytes_out"] >= 1005)
 
 
 def test_network_resolver_is_used_and_never_sees_denied_names(
@@ -58,7 +66,10 @@ def test_network_resolver_is_used_and_never_sees_denied_names(
     """The proxy resolves through network.resolver; a denied or unlisted name is never looked up anywhere."""
     cfg = netjail.settings(
         {
-            "allowedDomains": ["resolved.test", "127.0.0.1"],  # the IP entry lets the name resolve into loopback
+            "allowedDomains": [
+                "resolved.test",
+                "127.0.0.1",
+            ],  # the IP entry lets the name resolve into loopback
             "deniedDomains": ["secret-data.denied.test"],
             "resolver": f"127.0.0.1:{dns_server.port}",
             "hosts": {},
@@ -77,17 +88,25 @@ def test_network_resolver_is_used_and_never_sees_denied_names(
 
 
 def test_resolution_failure_is_an_upstream_dns_error(netjail: Netjail, dns_server: DnsServer) -> None:
-    cfg = netjail.settings({"allowedDomains": ["allowed.test"], "resolver": f"127.0.0.1:{dns_server.port}", "hosts": {}})
+    cfg = netjail.settings(
+        {"allowedDomains": ["allowed.test"], "resolver": f"127.0.0.1:{dns_server.port}", "hosts": {}}
+    )
     dns_server.close()  # nothing answers
-    result = netjail.run("-s", str(cfg), "-c", f"{CURL} -o /dev/null -w '%{{http_code}}' http://allowed.test:1/")
+    result = netjail.run(
+        "-s", str(cfg), "-c", f"{CURL} -o /dev/null -w '%{{http_code}}' http://allowed.test:1/"
+    )
     assert result.stdout == "502", result.explain()
     flow = result.flows[0]
     assert flow["verdict"] == "allow" and flow["reason"] == "upstream_error" and flow["error_kind"] == "dns"
 
 
-def test_audit_mode_allows_only_what_the_allow_list_alone_refuses(netjail: Netjail, http_origin: Origin) -> None:
+def test_audit_mode_allows_only_what_the_allow_list_alone_refuses(
+    netjail: Netjail, http_origin: Origin
+) -> None:
     p = http_origin.port
-    cfg = netjail.settings({"allowedDomains": ["allowed.test"], "deniedDomains": ["denied.test"], "mode": "audit"})
+    cfg = netjail.settings(
+        {"allowedDomains": ["allowed.test"], "deniedDomains": ["denied.test"], "mode": "audit"}
+    )
     get = f"{CURL} --noproxy '' -o /dev/null -w '%{{http_code}} '"
     result = netjail.run(
         "-s", str(cfg), "-c",

@@ -12,7 +12,9 @@ from tests.conftest import Netjail
 
 pytestmark = [
     pytest.mark.registry,
-    pytest.mark.skipif(not os.environ.get("NETJAIL_TEST_REGISTRY"), reason="opt-in: set NETJAIL_TEST_REGISTRY=1"),
+    pytest.mark.skipif(
+        not os.environ.get("NETJAIL_TEST_REGISTRY"), reason="opt-in: set NETJAIL_TEST_REGISTRY=1"
+    ),
 ]
 
 

@@ -15,7 +15,14 @@ from tests.conftest import DnsServer, Origin
 
 
 def sh(script: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(["bash", "-c", script], cwd=cwd, env=env or dict(os.environ), capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        ["bash", "-c", script],
+        cwd=cwd,
+        env=env or dict(os.environ),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_unconfined_writes_persist_in_shell_rc_and_git_hooks(tmp_path: Path) -> None:
@@ -32,7 +39,9 @@ def test_unconfined_network_reaches_any_origin_directly(http_origin: Origin) -> 
 
 
 def test_unconfined_dns_query_reaches_the_resolver(dns_server: DnsServer) -> None:
-    done = sh(f"dig +short +tries=1 +time=2 -p {dns_server.port} @127.0.0.1 secret-data.denied.test", Path("/"))
+    done = sh(
+        f"dig +short +tries=1 +time=2 -p {dns_server.port} @127.0.0.1 secret-data.denied.test", Path("/")
+    )
     assert done.stdout.strip() == "127.0.0.1"
     assert ("secret-data.denied.test", 1) in dns_server.questions
 
@@ -50,7 +59,9 @@ def test_unconfined_unix_socket_connects(tmp_path: Path) -> None:
 
 
 def test_unconfined_environment_secrets_are_inherited(tmp_path: Path) -> None:
-    done = sh("echo ${AWS_SECRET_ACCESS_KEY:-unset}", tmp_path, {**os.environ, "AWS_SECRET_ACCESS_KEY": "hunter2"})
+    done = sh(
+        "echo ${AWS_SECRET_ACCESS_KEY:-unset}", tmp_path, {**os.environ, "AWS_SECRET_ACCESS_KEY": "hunter2"}
+    )
     assert done.stdout.strip() == "hunter2"
 
 

@@ -45,9 +45,13 @@ print(get(f"{host}:{port}"), get("denied.test"), get(f"{host}:{port}"))
 """
 
 
-def test_p1_a_second_request_on_a_kept_alive_tunnel_is_judged_again(netjail: Netjail, https_origin: Origin) -> None:
+def test_p1_a_second_request_on_a_kept_alive_tunnel_is_judged_again(
+    netjail: Netjail, https_origin: Origin
+) -> None:
     cfg = netjail.settings({"allowedDomains": ["allowed.test"], "deniedDomains": ["denied.test"]})
-    result = netjail.run("-s", str(cfg), "--", sys.executable, "-c", TUNNEL, "allowed.test", str(https_origin.port), "tls")
+    result = netjail.run(
+        "-s", str(cfg), "--", sys.executable, "-c", TUNNEL, "allowed.test", str(https_origin.port), "tls"
+    )
     # the fronted request is refused, and the denial closes the tunnel it came on
     assert result.stdout.split() == ["200", "403", "closed"], result.explain()
     assert [f["reason"] for f in result.flows] == ["allowed", "host_mismatch"]
@@ -56,12 +60,16 @@ def test_p1_a_second_request_on_a_kept_alive_tunnel_is_judged_again(netjail: Net
 def test_n8_raw_bytes_inside_an_allowed_tunnel_are_recorded(netjail: Netjail, http_origin: Origin) -> None:
     """Not HTTP, not TLS: forwarded as raw TCP (the entry has no port restriction) and recorded with its bytes."""
     cfg = netjail.settings({"allowedDomains": ["allowed.test"]})
-    result = netjail.run("-s", str(cfg), "--", sys.executable, "-c", TUNNEL, "allowed.test", str(http_origin.port), "raw")
+    result = netjail.run(
+        "-s", str(cfg), "--", sys.executable, "-c", TUNNEL, "allowed.test", str(http_origin.port), "raw"
+    )
     assert result.returncode == 0, result.explain()
     (flow,) = result.flows
     assert flow["scheme"] == "tcp" and flow["bytes_out"] == len("SSH-2.0-OpenSSH_9.0\r\n")
     ported = netjail.settings({"allowedDomains": ["allowed.test:1"]})
-    result = netjail.run("-s", str(ported), "--", sys.executable, "-c", TUNNEL, "allowed.test", str(http_origin.port), "raw")
+    result = netjail.run(
+        "-s", str(ported), "--", sys.executable, "-c", TUNNEL, "allowed.test", str(http_origin.port), "raw"
+    )
     assert result.returncode != 0 and result.flows[0]["verdict"] == "deny"
 
 
@@ -69,7 +77,11 @@ def test_c2_the_bundled_default_allows_no_network(netjail: Netjail, http_origin:
     env = {**netjail.env, "XDG_CONFIG_HOME": str(netjail.tmp_path / "none")}
     env.pop("NETJAIL_SETTINGS", None)
     p = http_origin.port
-    result = netjail.run("-c", f"curl -sS -o /dev/null -w '%{{http_code}}' http://allowed.test:{p}/; echo; echo ok > written", env=env)
+    result = netjail.run(
+        "-c",
+        f"curl -sS -o /dev/null -w '%{{http_code}}' http://allowed.test:{p}/; echo; echo ok > written",
+        env=env,
+    )
     assert result.stdout.splitlines()[0] in ("403", "000"), result.explain()  # 000: the name does not resolve
     assert all(f["verdict"] == "deny" for f in result.flows)
     assert (netjail.work / "written").read_text() == "ok\n", "control: the working directory is writable"
@@ -77,7 +89,9 @@ def test_c2_the_bundled_default_allows_no_network(netjail: Netjail, http_origin:
 
 
 def test_n3_host_resolver_sockets_are_not_in_the_jail(netjail: Netjail) -> None:
-    result = netjail.run("-s", str(netjail.settings()), "-c", "ls -A /run; cat /etc/resolv.conf | grep nameserver")
+    result = netjail.run(
+        "-s", str(netjail.settings()), "-c", "ls -A /run; cat /etc/resolv.conf | grep nameserver"
+    )
     assert result.stdout.split() == ["netjail", "nameserver", "127.0.0.1"], result.explain()
 
 
@@ -110,9 +124,13 @@ def test_r7_every_attempt_on_every_ingress_path_gives_exactly_one_record(
 def test_f4_a_run_leaves_no_stub_or_ghost_file(netjail: Netjail) -> None:
     subprocess.run(["git", "init", "-q", str(netjail.work)], check=True)
     (netjail.work / ".gitignore").write_text("test-ca.pem\n")
-    before = subprocess.run(["git", "status", "--porcelain", "--ignored"], cwd=netjail.work, capture_output=True, text=True).stdout
+    before = subprocess.run(
+        ["git", "status", "--porcelain", "--ignored"], cwd=netjail.work, capture_output=True, text=True
+    ).stdout
     cfg = netjail.settings(filesystem={"allowWrite": ["."], "denyRead": ["~/.ssh"], "denyWrite": ["README"]})
     result = netjail.run("-s", str(cfg), "-c", "echo made > made.txt")
     assert result.returncode == 0, result.explain()
-    after = subprocess.run(["git", "status", "--porcelain", "--ignored"], cwd=netjail.work, capture_output=True, text=True).stdout
+    after = subprocess.run(
+        ["git", "status", "--porcelain", "--ignored"], cwd=netjail.work, capture_output=True, text=True
+    ).stdout
     assert set(after.splitlines()) - set(before.splitlines()) == {"?? made.txt"}

@@ -49,7 +49,9 @@ def test_l1_abstract_unix_sockets_of_the_host_are_unreachable(netjail: Netjail) 
     server.listen()
     try:
         code = f"import socket; s=socket.socket(socket.AF_UNIX); s.connect({name!r}); print('connected')"
-        allowing = netjail.settings({"allowAllUnixSockets": True})  # even with sockets allowed: another namespace
+        allowing = netjail.settings(
+            {"allowAllUnixSockets": True}
+        )  # even with sockets allowed: another namespace
         result = netjail.run("-s", str(allowing), "--", sys.executable, "-c", code)
         assert "connected" not in result.stdout and "Connection refused" in result.stderr, result.explain()
     finally:
@@ -75,7 +77,9 @@ def test_l3_host_argv_and_environ_are_unreadable(netjail: Netjail) -> None:
     marker = f"netjail-secret-arg-{os.getpid()}"
     sleeper = subprocess.Popen(["sh", "-c", f"sleep 60 # {marker}"])
     try:
-        result = netjail.run("-s", str(netjail.settings()), "-c", "cat /proc/*/cmdline 2>/dev/null | tr '\\0' ' '")
+        result = netjail.run(
+            "-s", str(netjail.settings()), "-c", "cat /proc/*/cmdline 2>/dev/null | tr '\\0' ' '"
+        )
         assert marker not in result.stdout, result.explain()
         assert "cat" in result.stdout  # control: its own processes are listed
     finally:
@@ -101,7 +105,9 @@ except OSError as e:
         cfg = netjail.settings(allowPty=allow_pty)
         result = netjail.run("-s", str(cfg), "--", sys.executable, "-c", code)
         lines = dict(line.split(" ", 1) for line in result.stdout.splitlines())
-        assert lines["TIOCSTI"] == "1" and lines["TIOCSTI-high-bits"] == "1" and lines["TIOCLINUX"] == "1", result.explain()
+        assert lines["TIOCSTI"] == "1" and lines["TIOCSTI-high-bits"] == "1" and lines["TIOCLINUX"] == "1", (
+            result.explain()
+        )
         assert lines["control"] != "1"  # not refused by the filter (ENOTTY: stdin is not a terminal here)
 
 
@@ -116,7 +122,9 @@ def test_l5_only_standard_descriptors_are_inherited(netjail: Netjail) -> None:
     finally:
         os.close(read_end)
         os.close(write_end)
-    assert sorted(proc.stdout.split()) == ["0", "1", "2", "3"], proc.stdout + proc.stderr  # 3: ls's own listing
+    assert sorted(proc.stdout.split()) == ["0", "1", "2", "3"], (
+        proc.stdout + proc.stderr
+    )  # 3: ls's own listing
 
 
 def netjail_argv(netjail: Netjail) -> list[str]:

@@ -15,7 +15,20 @@ REPO = Path(__file__).resolve().parents[2]
 
 # Lowest first. `addons` is the repository's top-level folder of mitmproxy addons; `netjail` itself (the root
 # package: the version) may be imported from anywhere.
-LAYERS = ("utils", "net", "settings", "policy", "detect", "records", "addons", "proxy", "jail", "run", "inspect", "cli")
+LAYERS = (
+    "utils",
+    "net",
+    "settings",
+    "policy",
+    "detect",
+    "records",
+    "addons",
+    "proxy",
+    "jail",
+    "run",
+    "inspect",
+    "cli",
+)
 # Backends of the platform interface: neither knows the other, and `netjail.jail` itself knows neither.
 BACKENDS = ("netjail.jail.linux", "netjail.jail.macos")
 
@@ -96,13 +109,22 @@ def test_every_package_of_netjail_is_a_known_layer() -> None:
     [
         ("netjail.policy.decision", "from netjail.run.runner import run\n", "policy may not import run"),
         ("netjail.records.read", "def f():\n    import netjail.cli.group\n", "records may not import cli"),
-        ("netjail.utils.text", "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from netjail.settings import Settings\n",
-         "utils may not import settings"),
+        (
+            "netjail.utils.text",
+            "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from netjail.settings import Settings\n",
+            "utils may not import settings",
+        ),
         ("addons.recorder", "from netjail.proxy import process\n", "addons may not import proxy"),
-        ("netjail.jail.spec", "def f():\n    from netjail.jail.linux.bwrap import BwrapJail\n",
-         "the platform interface may not import netjail.jail.linux"),
-        ("netjail.jail.linux.bwrap", "from netjail.jail.macos import seatbelt\n",
-         "backend netjail.jail.linux may not import netjail.jail.macos"),
+        (
+            "netjail.jail.spec",
+            "def f():\n    from netjail.jail.linux.bwrap import BwrapJail\n",
+            "the platform interface may not import netjail.jail.linux",
+        ),
+        (
+            "netjail.jail.linux.bwrap",
+            "from netjail.jail.macos import seatbelt\n",
+            "backend netjail.jail.linux may not import netjail.jail.macos",
+        ),
         ("netjail.settings.core", "from ..run import runner\n", "settings may not import run"),
     ],
 )
@@ -114,8 +136,14 @@ def test_a_planted_upward_import_is_caught(module: str, source: str, expected: s
 @pytest.mark.parametrize(
     ("module", "source"),
     [
-        ("netjail.run.runner", "from netjail.settings import load_settings\nimport netjail.jail.linux.bwrap\n"),
-        ("netjail.jail.linux.bwrap", "from netjail.jail.spec import JailSpec\nfrom netjail.proxy.ca import RunCA\n"),
+        (
+            "netjail.run.runner",
+            "from netjail.settings import load_settings\nimport netjail.jail.linux.bwrap\n",
+        ),
+        (
+            "netjail.jail.linux.bwrap",
+            "from netjail.jail.spec import JailSpec\nfrom netjail.proxy.ca import RunCA\n",
+        ),
         ("addons.policy", "from netjail.policy.decision import Policy\nimport mitmproxy.http\n"),
         ("netjail.cli.group", "from netjail import __version__\n"),
     ],

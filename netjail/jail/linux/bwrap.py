@@ -29,7 +29,9 @@ from netjail.jail.linux.seccomp import SeccompUnavailable, build_filter
 JAIL_FILES_DIR = "/run/netjail"  # inside the jail: a tmpfs holding the trust bundle and the CA certificate
 JAIL_BUNDLE = f"{JAIL_FILES_DIR}/ca-bundle.pem"
 JAIL_CA_CERT = f"{JAIL_FILES_DIR}/ca.pem"
-RESOLV_CONF = "# netjail: the jail's own resolver (denied names get NXDOMAIN)\nnameserver 127.0.0.1\noptions edns0\n"
+RESOLV_CONF = (
+    "# netjail: the jail's own resolver (denied names get NXDOMAIN)\nnameserver 127.0.0.1\noptions edns0\n"
+)
 
 SIOCGIFFLAGS = 0x8913
 SIOCSIFFLAGS = 0x8914
@@ -90,7 +92,9 @@ def bwrap_args(
         if os.path.isfile(system_bundle):
             args += ["--ro-bind", bundle, os.path.realpath(system_bundle)]
     args += ["--ro-bind", bundle, JAIL_BUNDLE, "--ro-bind", str(spec.ca.cert_path), JAIL_CA_CERT]
-    if os.path.lexists("/etc/resolv.conf"):  # may be a link into /run (systemd-resolved): bind where it points
+    if os.path.lexists(
+        "/etc/resolv.conf"
+    ):  # may be a link into /run (systemd-resolved): bind where it points
         args += ["--ro-bind", str(spec.files_dir / "resolv.conf"), os.path.realpath("/etc/resolv.conf")]
 
     args += ["--chdir", str(spec.cwd)]
@@ -182,7 +186,9 @@ class BwrapJail:
                 os.close(fd)
             parent_end.close()
             self.cleanup(launched)
-            raise JailError(f"cannot prepare the jail's network namespace: {message.decode(errors='replace')}")
+            raise JailError(
+                f"cannot prepare the jail's network namespace: {message.decode(errors='replace')}"
+            )
         for role, fd in zip(report["roles"], fds):
             launched.sockets.setdefault(role, []).append(socket.socket(fileno=fd))
         launched.capture_mode = report["capture"]
@@ -288,7 +294,9 @@ def _become_bwrap(  # pragma: no cover - runs in the forked child
         os.execve(args[0], args, env)
     except BaseException as e:  # noqa: BLE001 - anything here means the jail must not start
         try:
-            channel.sendall(str(e).encode() if isinstance(e, CaptureError) else f"{type(e).__name__}: {e}".encode())
+            channel.sendall(
+                str(e).encode() if isinstance(e, CaptureError) else f"{type(e).__name__}: {e}".encode()
+            )
         finally:
             os._exit(125)
 

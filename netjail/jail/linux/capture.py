@@ -74,7 +74,11 @@ class _CapHeader(ctypes.Structure):
 
 
 class _CapData(ctypes.Structure):
-    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
+    _fields_ = [
+        ("effective", ctypes.c_uint32),
+        ("permitted", ctypes.c_uint32),
+        ("inheritable", ctypes.c_uint32),
+    ]
 
 
 def _ambient_net_admin(libc: ctypes.CDLL, raise_it: bool) -> None:
@@ -105,7 +109,9 @@ def install_capture(ipv6: bool) -> None:
         try:
             _run("ip", [ip, "-batch", "-"], IP_COMMANDS + (IP6_COMMANDS if ipv6 else ""))
         except CaptureError:
-            subprocess.run([ip, "-force", "-batch", "-"], input=UNDO_IP_COMMANDS, capture_output=True, text=True)
+            subprocess.run(
+                [ip, "-force", "-batch", "-"], input=UNDO_IP_COMMANDS, capture_output=True, text=True
+            )
             raise
     finally:
         _ambient_net_admin(libc, False)
@@ -131,5 +137,7 @@ def _run(name: str, argv: list[str], stdin: str) -> None:
     except subprocess.TimeoutExpired as e:
         raise CaptureError(f"{name} ({argv[0]}) did not finish") from e
     if done.returncode != 0:
-        detail = done.stderr.strip().splitlines()[0] if done.stderr.strip() else f"exit status {done.returncode}"
+        detail = (
+            done.stderr.strip().splitlines()[0] if done.stderr.strip() else f"exit status {done.returncode}"
+        )
         raise CaptureError(f"{name} ({argv[0]}) failed: {detail}")

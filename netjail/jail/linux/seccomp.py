@@ -58,7 +58,9 @@ def build_filter(allow_unix_sockets: bool) -> bytes:
     try:
         import pyseccomp as sc
     except (ImportError, OSError) as e:  # OSError: libseccomp itself is missing
-        raise SeccompUnavailable(f"libseccomp is not available ({e}). Fix: apt-get install libseccomp2") from e
+        raise SeccompUnavailable(
+            f"libseccomp is not available ({e}). Fix: apt-get install libseccomp2"
+        ) from e
     denied = sc.ERRNO(errno.EPERM)
     f = sc.SyscallFilter(sc.ALLOW)
     if platform.machine() == "x86_64":

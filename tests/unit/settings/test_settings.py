@@ -126,7 +126,9 @@ def test_no_registry_host_in_repository_files() -> None:
     from pip._internal.models.index import PyPI
 
     tracked = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True, check=True).stdout
-    paths = [REPO / name for name in tracked.decode().split("\0") if name] or [*REPO.joinpath("configs").iterdir()]
+    paths = [REPO / name for name in tracked.decode().split("\0") if name] or [
+        *REPO.joinpath("configs").iterdir()
+    ]
     for path in paths:
         try:
             text = path.read_text()
