@@ -30,9 +30,9 @@ from mitmproxy.connection import Client
 from mitmproxy.proxy import mode_specs, server_hooks
 
 from netjail.net.domains import Host, IPAddress, host_interface_addresses
-from netjail.policy.synthetic import SyntheticAddresses
-from netjail.policy.decision import Policy, Verdict, deny, failed_closed
 from netjail.net.resolver import server_lookup, system_lookup
+from netjail.policy.decision import Policy, Verdict, deny, failed_closed
+from netjail.policy.synthetic import SyntheticAddresses
 from netjail.settings import SettingsError, load_settings
 
 log = logging.getLogger("netjail.policy.decision")

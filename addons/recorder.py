@@ -24,8 +24,8 @@ from typing import Any, BinaryIO
 
 from mitmproxy import ctx, exceptions, http, io, tcp, tls, websocket
 from mitmproxy.connection import Client, Server
-from mitmproxy.proxy import mode_specs
 from mitmproxy.flow import Flow
+from mitmproxy.proxy import mode_specs
 
 from netjail.detect import detectors as audit
 from netjail.detect.mitm import annotate, redact_flow

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-EXIT_NETJAIL_FAILED = 125
+from netjail.utils.status import ExitStatus
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -54,7 +54,7 @@ def explain(settings_path: Path | None, platform: str | None, command: str | Non
         report = build(loaded, platform or host_platform(), command_argv(command or "<command>", ()))
     except (SettingsError, JailError, OSError) as e:
         click.echo(f"netjail: {e}", err=True)
-        sys.exit(EXIT_NETJAIL_FAILED)
+        sys.exit(ExitStatus.NETJAIL_FAILED)
     if as_json:
         click.echo(json.dumps(report, indent=2, ensure_ascii=False))
     else:

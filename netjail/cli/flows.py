@@ -18,16 +18,14 @@ from typing import Any, NoReturn
 
 import click
 
-EXIT_ERROR = 1
-EXIT_FLAGGED = 3
-EXIT_NETJAIL_FAILED = 125
+from netjail.utils.status import ExitStatus
 
 RUN_ARGUMENT = click.argument("run", required=False, metavar="[RUN]")
 JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Machine-readable output (JSON).")
 
 
-def _die(message: str, code: int = EXIT_ERROR) -> NoReturn:
-    from netjail.records.read import safe_text
+def _die(message: str, code: int = ExitStatus.ERROR) -> NoReturn:
+    from netjail.utils.text import safe_text
 
     click.echo(f"netjail: {safe_text(message)}", err=True)
     sys.exit(code)
@@ -116,8 +114,8 @@ def flows(
       netjail flows 20261128T0746 --json | jq -r .url
     """
     from netjail.inspect.flows import COLUMNS, FlowFilter, flow_row
-    from netjail.records.runs import flow_records, run_secrets
     from netjail.inspect.tables import Output
+    from netjail.records.runs import flow_records, run_secrets
 
     chosen = _run(run)
     verdicts = frozenset(v for v, on in (("deny", denied), ("allow", allowed)) if on)
@@ -213,8 +211,8 @@ def _shorten(text: str, width: int) -> str:
 
 
 def _list_runs(infos: list[Any], as_json: bool, root: Path) -> None:
-    from netjail.detect.detectors import human_bytes
     from netjail.inspect.tables import Column, Output
+    from netjail.utils.text import human_bytes
 
     if as_json:
         for info in infos:
@@ -289,7 +287,7 @@ def _prune(
             path, _origin = find_settings_path(settings_path)
             retention = load_settings(path).settings.retention
         except SettingsError as e:
-            _die(str(e), EXIT_NETJAIL_FAILED)
+            _die(str(e), ExitStatus.NETJAIL_FAILED)
         max_age = max_age if max_age is not None else retention.max_age_days
         max_mb = max_mb if max_mb is not None else retention.max_total_mb
         source = str(path)
@@ -350,7 +348,7 @@ def _prune(
     metavar="SIZE",
     help="Flag requests that sent at least SIZE (default 1MiB, as recorded).",
 )
-@click.option("--check", is_flag=True, help=f"Exit {EXIT_FLAGGED} when anything is flagged (for CI).")
+@click.option("--check", is_flag=True, help=f"Exit {ExitStatus.FLAGGED} when anything is flagged (for CI).")
 @JSON_OPTION
 def audit(
     run: str | None, html_path: Path | None, large_upload: int | None, check: bool, as_json: bool
@@ -387,7 +385,7 @@ def audit(
         if html_path is not None:
             click.echo(f"\nHTML report: {html_path}")
     if check and (report["totals"]["flagged_flows"] or report["findings"]):
-        sys.exit(EXIT_FLAGGED)
+        sys.exit(ExitStatus.FLAGGED)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -469,10 +467,11 @@ def learn(
     from netjail.inspect.learn import run_learn
 
     if command is not None and argv:
-        _die("give either -c 'CMD' or -- PROG ARG…, not both", EXIT_NETJAIL_FAILED)
+        _die("give either -c 'CMD' or -- PROG ARG…, not both", ExitStatus.NETJAIL_FAILED)
     if command is None and not argv:
         _die(
-            "nothing to run. Fix: netjail learn -c 'CMD'  or  netjail learn -- PROG ARG…", EXIT_NETJAIL_FAILED
+            "nothing to run. Fix: netjail learn -c 'CMD'  or  netjail learn -- PROG ARG…",
+            ExitStatus.NETJAIL_FAILED,
         )
     sys.exit(
         run_learn(settings_path, output, command, argv, debug=debug, keep_unused=keep_unused, as_json=as_json)

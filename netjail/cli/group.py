@@ -13,8 +13,7 @@ from pathlib import Path
 import click
 
 from netjail import __version__
-
-EXIT_NETJAIL_FAILED = 125
+from netjail.utils.status import ExitStatus
 
 
 class DefaultRunGroup(click.Group):
@@ -41,7 +40,7 @@ def main() -> None:
 
 def _fail(message: str) -> None:
     click.echo(f"netjail: {message}", err=True)
-    sys.exit(EXIT_NETJAIL_FAILED)
+    sys.exit(ExitStatus.NETJAIL_FAILED)
 
 
 @main.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
@@ -77,10 +76,11 @@ def run(settings_path: Path | None, command: str | None, debug: bool, argv: tupl
 
     import structlog
 
-    from netjail.jail.spec import JailError
-    from netjail.run.runner import command_argv, run as run_jailed
-    from netjail.settings import SettingsError, find_settings_path, load_settings
     from netjail.inspect.summary import render
+    from netjail.jail.spec import JailError
+    from netjail.run.runner import command_argv
+    from netjail.run.runner import run as run_jailed
+    from netjail.settings import SettingsError, find_settings_path, load_settings
 
     log = structlog.get_logger("netjail")
     try:

@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator, Mapping
 
+from netjail.utils.text import human_bytes
+
 LARGE_UPLOAD = 1024 * 1024  # bytes out of one request that make it a "large upload"
 SAMPLE_BYTES = 64 * 1024  # the entropy of a body is measured on its first SAMPLE_BYTES
 BINARY_ENTROPY = 7.5  # bits per byte: compressed or encrypted data
@@ -78,20 +80,6 @@ def entropy(data: bytes | str) -> float:
 
 def short_digest(value: bytes) -> str:
     return "sha256:" + hashlib.sha256(value).hexdigest()[:16]
-
-
-def human_bytes(n: int) -> str:
-    size = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{int(size)} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{n} B"
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Secrets
-# ---------------------------------------------------------------------------------------------------------
 
 
 def encoded_forms(value: bytes) -> list[tuple[str, bytes]]:

@@ -17,14 +17,14 @@ from netjail.detect.detectors import (
     BurstCounter,
     flags_for_record,
     host_flags,
-    human_bytes,
     record_bytes_out,
     size_flags,
 )
-from netjail.records.read import iter_records, safe_text
+from netjail.inspect.tables import Column, Output
+from netjail.records.read import iter_records
 from netjail.records.rundir import RunDir
 from netjail.records.runs import configured_secrets, flow_records, run_info, run_secrets
-from netjail.inspect.tables import Column, Output
+from netjail.utils.text import human_bytes, safe_text
 
 MAX_FLAGGED = 1000
 TIMELINE_BINS = 120

@@ -10,8 +10,8 @@ import datetime as dt
 from html import escape
 from typing import Any
 
-from netjail.detect.detectors import human_bytes
 from netjail.inspect.audit import KIND_MEANING, plural, what_left
+from netjail.utils.text import human_bytes
 
 MAX_HOSTS = 60
 CHART_WIDTH = 560

@@ -13,8 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from netjail.proxy.ca import RunCA
 from netjail.jail.spec import PROXY_PORT, Jail, JailSpec
+from netjail.proxy.ca import RunCA
 from netjail.records.rundir import runs_dir
 from netjail.settings import LoadedSettings
 

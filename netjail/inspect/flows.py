@@ -7,8 +7,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from netjail.detect.detectors import human_bytes
 from netjail.inspect.tables import Cell, Column
+from netjail.utils.text import human_bytes
 
 FAILED_REASONS = frozenset({"upstream_error", "client_tls_failed"})
 _SIZE = re.compile(r"(?i)\s*(\d+(?:\.\d+)?)\s*(b|k|kb|kib|m|mb|mib|g|gb|gib)?\s*")

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from netjail.detect.detectors import parent_domain
-from netjail.records.read import safe_text
+from netjail.utils.text import safe_text
 
 WILDCARD_MIN = 3
 
@@ -40,6 +40,7 @@ SHARED_PARENTS = frozenset(
         "pythonanywhere.com", "duckdns.org", "no-ip.org", "dyndns.org", "s3.amazonaws.com",
     }
 )  # fmt: skip
+from netjail.utils.status import ExitStatus
 
 
 def is_shared_parent(parent: str) -> bool:
@@ -168,16 +169,17 @@ def run_learn(
 ) -> int:
     import click
 
-    from netjail.utils import logs
     from netjail.jail.spec import JailError
     from netjail.records.rundir import RunDir
-    from netjail.run.runner import command_argv, run as run_jailed
     from netjail.records.runs import flow_records
+    from netjail.run.runner import command_argv
+    from netjail.run.runner import run as run_jailed
     from netjail.settings import SettingsError, find_settings_path, load_settings
+    from netjail.utils import logs
 
     def fail(message: str) -> int:
         click.echo(f"netjail: {safe_text(message)}", err=True)
-        return 125
+        return ExitStatus.NETJAIL_FAILED
 
     logs.configure(debug)
     try:

@@ -7,7 +7,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Iterator
 
-from netjail.records.read import iter_records, safe_text
+from netjail.records.read import iter_records
+from netjail.utils.text import safe_text
 
 TOP_HOSTS = 5
 

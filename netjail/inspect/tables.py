@@ -11,7 +11,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence, TextIO
 
-from netjail.records.read import safe_text
+from netjail.utils.text import safe_text
 
 Cell = str | tuple[str, str | None]  # text, or (text, rich style)
 
@@ -34,17 +34,10 @@ def is_terminal(stream: TextIO | None = None) -> bool:
         return False
 
 
-def _safe(value: object) -> str:
-    text = str(value)
-    if text.isascii() and text.isprintable():  # the common case, checked at C speed
-        return text
-    return safe_text(text)
-
-
 def _text(cell: Cell) -> tuple[str, str | None]:
     if isinstance(cell, tuple):
-        return _safe(cell[0]), cell[1]
-    return _safe(cell), None
+        return safe_text(cell[0]), cell[1]
+    return safe_text(cell), None
 
 
 class Output:

@@ -12,10 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from netjail.records.read import iter_records, safe_text
+from netjail.inspect.tables import Output
+from netjail.records.read import iter_records
 from netjail.records.rundir import RunDir
 from netjail.records.runs import flow_records, run_info, run_secrets
-from netjail.inspect.tables import Output
+from netjail.utils.text import safe_text
 
 EXAMPLES = 3
 WHAT_KEPT = 8

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from encodings import idna as _idna
 from typing import Literal
 
+from netjail.utils.text import quoted
+
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -35,11 +37,6 @@ _GENERIC_SECOND_LEVEL = frozenset(
 
 class PatternError(ValueError):
     """The message is a full sentence a user can act on: what is wrong and the fix."""
-
-
-def _show(text: str) -> str:
-    """Quote user input for a message; repr() escapes control and bidi characters (log forging)."""
-    return repr(text if len(text) <= 80 else text[:77] + "...")
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -72,19 +69,19 @@ def _check_chars(text: str, what: str) -> None:
     for ch in text:
         if unicodedata.category(ch)[0] in "CZ":  # controls, NUL, format (bidi, ZWJ), every kind of space
             raise PatternError(
-                f"{what} {_show(text)} contains a control character, space or invisible character "
+                f"{what} {quoted(text)} contains a control character, space or invisible character "
                 f"({ch!r}); remove it."
             )
     if "@" in text:
         rest = text.rsplit("@", 1)[1]
         raise PatternError(
-            f"{what} {_show(text)} contains userinfo ('...@'); write only the host, e.g. {_show(rest)}."
+            f"{what} {quoted(text)} contains userinfo ('...@'); write only the host, e.g. {quoted(rest)}."
         )
     if "\\" in text:
-        raise PatternError(f"{what} {_show(text)} contains a backslash; host names cannot contain one.")
+        raise PatternError(f"{what} {quoted(text)} contains a backslash; host names cannot contain one.")
     if "%" in text:
         raise PatternError(
-            f"{what} {_show(text)} contains '%' (an IPv6 zone id or percent-encoding); "
+            f"{what} {quoted(text)} contains '%' (an IPv6 zone id or percent-encoding); "
             "write the plain address or name without it."
         )
 
@@ -94,13 +91,13 @@ def _to_ascii_label(label: str, what: str, text: str) -> str:
     if label.isascii():
         return label.lower()
     if _UNICODE_DOTS & set(label):
-        raise PatternError(f"{what} {_show(text)} uses a non-ASCII dot; separate labels with '.'.")
+        raise PatternError(f"{what} {quoted(text)} uses a non-ASCII dot; separate labels with '.'.")
     try:
         encoded = _idna.ToASCII(label).decode("ascii")
         round_trip = _idna.ToUnicode(encoded)
     except UnicodeError:
         raise PatternError(
-            f"{what} {_show(text)} has a label that cannot be encoded as an IDN; "
+            f"{what} {quoted(text)} has a label that cannot be encoded as an IDN; "
             "write it in punycode (xn--...)."
         ) from None
     # IDNA 2003 (Python's codec) maps some characters away or to others (ß -> ss, fullwidth -> ASCII,
@@ -108,8 +105,8 @@ def _to_ascii_label(label: str, what: str, text: str) -> str:
     # normal form, so a pattern means the same name the client will send.
     if round_trip != label:
         raise PatternError(
-            f"{what} {_show(text)} has the label {_show(label)}, which IDNA encoders disagree on or rewrite "
-            f"(Python reads it as {_show(round_trip)}); write the exact punycode form you mean (xn--...)."
+            f"{what} {quoted(text)} has the label {quoted(label)}, which IDNA encoders disagree on or rewrite "
+            f"(Python reads it as {quoted(round_trip)}); write the exact punycode form you mean (xn--...)."
         )
     return encoded.lower()
 
@@ -122,41 +119,41 @@ def _normalize_name(text: str, what: str, shown: str | None = None) -> str:
     name = text.removesuffix(".")
     text = text if shown is None else shown
     if not name.strip("."):
-        raise PatternError(f"{what} {_show(text)} is empty; write a host name such as 'example.com'.")
+        raise PatternError(f"{what} {quoted(text)} is empty; write a host name such as 'example.com'.")
     if len(name) > _MAX_NAME:  # punycode is never shorter than the text it encodes
         raise PatternError(
-            f"{what} {_show(text)} is longer than {_MAX_NAME} characters; no such name exists."
+            f"{what} {quoted(text)} is longer than {_MAX_NAME} characters; no such name exists."
         )
     if name.startswith("."):
         base = name.lstrip(".")
         raise PatternError(
-            f"{what} {_show(text)} starts with '.'; write {_show(base)} for the name itself "
-            f"or {_show('*.' + base)} for its subdomains."
+            f"{what} {quoted(text)} starts with '.'; write {quoted(base)} for the name itself "
+            f"or {quoted('*.' + base)} for its subdomains."
         )
     labels = []
     for label in name.split("."):
         if not label:
-            raise PatternError(f"{what} {_show(text)} has an empty label ('..'); remove the extra dot.")
+            raise PatternError(f"{what} {quoted(text)} has an empty label ('..'); remove the extra dot.")
         ascii_label = _to_ascii_label(label, what, text)
         if len(ascii_label) > _MAX_LABEL:
             raise PatternError(
-                f"{what} {_show(text)} has a label longer than {_MAX_LABEL} characters; no such name exists."
+                f"{what} {quoted(text)} has a label longer than {_MAX_LABEL} characters; no such name exists."
             )
         bad = sorted(set(ascii_label) - _LABEL_CHARS)
         if bad:
             raise PatternError(
-                f"{what} {_show(text)} contains {_show(''.join(bad))}; host names may use only letters, "
+                f"{what} {quoted(text)} contains {quoted(''.join(bad))}; host names may use only letters, "
                 "digits, '-' and '_' between dots."
             )
         if ascii_label[0] == "-" or ascii_label[-1] == "-":
             raise PatternError(
-                f"{what} {_show(text)} has a label that starts or ends with '-'; "
+                f"{what} {quoted(text)} has a label that starts or ends with '-'; "
                 "that is not a valid host name."
             )
         labels.append(ascii_label)
     result = ".".join(labels)
     if len(result) > _MAX_NAME:
-        raise PatternError(f"{what} {_show(text)} is longer than {_MAX_NAME} characters once encoded.")
+        raise PatternError(f"{what} {quoted(text)} is longer than {_MAX_NAME} characters once encoded.")
     return result
 
 
@@ -219,27 +216,27 @@ def normalize_host(text: str) -> Host:
     if not text:
         raise PatternError("The host is empty; the client must name a destination.")
     if len(text) > _MAX_NAME + 2:  # cheap bound before any parsing of hostile input
-        raise PatternError(f"Host {_show(text)} is longer than {_MAX_NAME} characters; no such name exists.")
+        raise PatternError(f"Host {quoted(text)} is longer than {_MAX_NAME} characters; no such name exists.")
     _check_chars(text, "Host")
     if text.startswith("["):
         addr = _ipv6(text[1:-1]) if text.endswith("]") else None
         if addr is None:
-            raise PatternError(f"Host {_show(text)} is bracketed but is not an IPv6 address.")
+            raise PatternError(f"Host {quoted(text)} is bracketed but is not an IPv6 address.")
         return _host_for_ip(addr)
     if ":" in text:
         addr = _ipv6(text)
         if addr is None:
             raise PatternError(
-                f"Host {_show(text)} contains ':' but is not an IPv6 address; pass the port separately."
+                f"Host {quoted(text)} contains ':' but is not an IPv6 address; pass the port separately."
             )
         return _host_for_ip(addr)
     if "/" in text or "?" in text or "#" in text:
-        raise PatternError(f"Host {_show(text)} contains a path, query or fragment; send only the host.")
+        raise PatternError(f"Host {quoted(text)} contains a path, query or fragment; send only the host.")
     name = _normalize_name(text, "Host")
     if _ends_in_number(name):
         addr4 = _inet_aton(name)
         if addr4 is None:
-            raise PatternError(f"Host {_show(text)} ends in a number but is not a valid IPv4 address.")
+            raise PatternError(f"Host {quoted(text)} ends in a number but is not a valid IPv4 address.")
         return _host_for_ip(addr4)
     return Host(name, None)
 
@@ -285,7 +282,7 @@ def _parse_port(text: str, source: str) -> int:
     if text.isascii() and text.isdigit() and text[0] != "0" and len(text) <= 5 and int(text) <= 65535:
         return int(text)
     raise PatternError(
-        f"Pattern {_show(source)} has the port {_show(text)}; a port must be a number from 1 to 65535 "
+        f"Pattern {quoted(source)} has the port {quoted(text)}; a port must be a number from 1 to 65535 "
         "without leading zeros, e.g. 'example.com:443'."
     )
 
@@ -296,12 +293,12 @@ def _split_port(text: str) -> tuple[str, int | None, bool]:
         close = text.find("]")
         if close == -1:
             raise PatternError(
-                f"Pattern {_show(text)} opens '[' without ']'; write e.g. '[2001:db8::1]:443'."
+                f"Pattern {quoted(text)} opens '[' without ']'; write e.g. '[2001:db8::1]:443'."
             )
         rest = text[close + 1 :]
         if rest and not rest.startswith(":"):
             raise PatternError(
-                f"Pattern {_show(text)} has {_show(rest)} after ']'; only ':port' may follow, "
+                f"Pattern {quoted(text)} has {quoted(rest)} after ']'; only ':port' may follow, "
                 "e.g. '[2001:db8::1]:443'."
             )
         return text[1:close], (_parse_port(rest[1:], text) if rest else None), True
@@ -321,18 +318,18 @@ def _cidr_pattern(source: str, text: str, port: int | None, allow_any: bool) -> 
     addr: IPAddress | None = _ipv6(address) if ":" in address else _strict_ipv4(address)
     if addr is None or not prefix.isascii() or not prefix.isdigit() or (prefix != "0" and prefix[0] == "0"):
         raise PatternError(
-            f"Pattern {_show(source)} is not a valid CIDR range; write a network such as '10.0.0.0/8' "
+            f"Pattern {quoted(source)} is not a valid CIDR range; write a network such as '10.0.0.0/8' "
             "or 'fc00::/7'."
         )
     try:
         network = ipaddress.ip_network(f"{addr}/{prefix}")
     except ValueError:
         try:
-            hint = f"; did you mean {_show(str(ipaddress.ip_network(f'{addr}/{prefix}', strict=False)))}"
+            hint = f"; did you mean {quoted(str(ipaddress.ip_network(f'{addr}/{prefix}', strict=False)))}"
         except ValueError:
             hint = ""
         raise PatternError(
-            f"Pattern {_show(source)} is not a valid CIDR range (prefix too long or host bits set){hint}?"
+            f"Pattern {quoted(source)} is not a valid CIDR range (prefix too long or host bits set){hint}?"
         ) from None
     if isinstance(network, ipaddress.IPv6Network) and network.prefixlen >= 96:
         mapped = network.network_address.ipv4_mapped
@@ -340,7 +337,7 @@ def _cidr_pattern(source: str, text: str, port: int | None, allow_any: bool) -> 
             network = ipaddress.IPv4Network((mapped, network.prefixlen - 96))
     if network.prefixlen == 0 and not allow_any:
         raise PatternError(
-            f"Pattern {_show(source)} covers every address; list the networks you need "
+            f"Pattern {quoted(source)} covers every address; list the networks you need "
             "(a /0 range is accepted only in a deny list)."
         )
     return Pattern(source, "cidr", str(network), port)
@@ -356,37 +353,37 @@ def _strict_ipv4(text: str) -> ipaddress.IPv4Address | None:
 def _wildcard_pattern(source: str, host: str, port: int | None) -> Pattern:
     if host.startswith("**"):
         raise PatternError(
-            f"Pattern {_show(source)} repeats '*'; write a single leading '*.' as in '*.example.com'."
+            f"Pattern {quoted(source)} repeats '*'; write a single leading '*.' as in '*.example.com'."
         )
     if not host.startswith("*."):
         where = (
             "a leading '*' must be followed by '.'" if host.startswith("*") else "'*' appears inside a name"
         )
         raise PatternError(
-            f"Pattern {_show(source)} is not supported ({where}); the only wildcard is a whole leading "
+            f"Pattern {quoted(source)} is not supported ({where}); the only wildcard is a whole leading "
             "label, as in '*.example.com', which matches its subdomains "
             "(add 'example.com' for the name itself)."
         )
     base_text = host[2:]
     if "*" in base_text:
-        raise PatternError(f"Pattern {_show(source)} has more than one '*'; use one leading '*.' only.")
+        raise PatternError(f"Pattern {quoted(source)} has more than one '*'; use one leading '*.' only.")
     if not base_text:
-        raise PatternError(f"Pattern {_show(source)} has nothing after '*.'; write e.g. '*.example.com'.")
+        raise PatternError(f"Pattern {quoted(source)} has nothing after '*.'; write e.g. '*.example.com'.")
     base = _normalize_name(base_text, "Pattern", source)
     labels = base.split(".")
     if _ends_in_number(base):
         raise PatternError(
-            f"Pattern {_show(source)} puts a wildcard over an IP address; "
+            f"Pattern {quoted(source)} puts a wildcard over an IP address; "
             "write a CIDR range such as '10.0.0.0/8'."
         )
     if len(labels) < 2:
         raise PatternError(
-            f"Pattern {_show(source)} would match every name under a top-level domain; "
+            f"Pattern {quoted(source)} would match every name under a top-level domain; "
             f"use a registered domain as the base, e.g. '*.example.{labels[0]}'."
         )
     if len(labels) == 2 and labels[0] in _GENERIC_SECOND_LEVEL and len(labels[1]) == 2:
         raise PatternError(
-            f"Pattern {_show(source)} would match every name under the public suffix {_show(base)}; "
+            f"Pattern {quoted(source)} would match every name under the public suffix {quoted(base)}; "
             f"use a registered domain as the base, e.g. '*.example.{base}'."
         )
     return Pattern(source, "wildcard", base, port)
@@ -403,24 +400,24 @@ def parse_pattern(text: str, *, allow_any: bool = False) -> Pattern:
         rest = text.split("://", 1)[1]
         host = rest.split("/", 1)[0].split("?", 1)[0].split("#", 1)[0].rsplit("@", 1)[-1]
         raise PatternError(
-            f"Pattern {_show(text)} is a URL; write only the host{' (and :port)' if ':' in host else ''}, "
-            f"e.g. {_show(host or 'example.com')}."
+            f"Pattern {quoted(text)} is a URL; write only the host{' (and :port)' if ':' in host else ''}, "
+            f"e.g. {quoted(host or 'example.com')}."
         )
     _check_chars(text, "Pattern")
     if "?" in text or "#" in text:
-        raise PatternError(f"Pattern {_show(text)} contains a query or fragment; write only the host.")
+        raise PatternError(f"Pattern {quoted(text)} contains a query or fragment; write only the host.")
     if "/" in text:
         head = text.partition("/")[0]
         address = head.removeprefix("[")
         if _strict_ipv4(address) is None and _ipv6(address) is None:
             raise PatternError(
-                f"Pattern {_show(text)} contains a path; write only the host, e.g. {_show(head)}."
+                f"Pattern {quoted(text)} contains a path; write only the host, e.g. {quoted(head)}."
             )
     host, port, bracketed = _split_port(text)
     if host == "*":
         if not allow_any:
             raise PatternError(
-                f"Pattern {_show(text)} would allow every host; list the domains you need "
+                f"Pattern {quoted(text)} would allow every host; list the domains you need "
                 "('*' is accepted only in a deny list)."
             )
         return Pattern(text, "any", "*", port)
@@ -431,10 +428,10 @@ def parse_pattern(text: str, *, allow_any: bool = False) -> Pattern:
         if addr6 is None:
             if bracketed and _strict_ipv4(host) is not None:
                 raise PatternError(
-                    f"Pattern {_show(text)} brackets an IPv4 address; write it without brackets."
+                    f"Pattern {quoted(text)} brackets an IPv4 address; write it without brackets."
                 )
             raise PatternError(
-                f"Pattern {_show(text)} is not a valid IPv6 address; with a port, IPv6 must be bracketed, "
+                f"Pattern {quoted(text)} is not a valid IPv6 address; with a port, IPv6 must be bracketed, "
                 "e.g. '[2001:db8::1]:443'."
             )
         return _ip_pattern(text, addr6, port)
@@ -450,10 +447,10 @@ def parse_pattern(text: str, *, allow_any: bool = False) -> Pattern:
         loose = _inet_aton(name)
         if loose is not None:
             raise PatternError(
-                f"Pattern {_show(text)} is an unusual IPv4 spelling; write it as {_show(str(loose))}."
+                f"Pattern {quoted(text)} is an unusual IPv4 spelling; write it as {quoted(str(loose))}."
             )
         raise PatternError(
-            f"Pattern {_show(text)} ends in a number but is not a valid IPv4 address; "
+            f"Pattern {quoted(text)} ends in a number but is not a valid IPv4 address; "
             "write a dotted address such as '10.1.2.3' or a name whose last label is not numeric."
         )
     return Pattern(text, "exact", name, port)

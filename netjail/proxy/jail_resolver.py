@@ -11,8 +11,8 @@ from typing import Any, Callable
 
 from mitmproxy import dns
 
-from netjail.policy.synthetic import SyntheticAddresses
 from netjail.policy.decision import Policy, Verdict
+from netjail.policy.synthetic import SyntheticAddresses
 from netjail.records.rundir import utc_timestamp
 
 log = logging.getLogger("netjail.dns")

@@ -6,7 +6,7 @@ socket for one message: the run's configuration as JSON, with the sockets to ser
 adds netjail's addons before mitmproxy's defaults, serves the explicit-proxy sockets in mitmproxy's regular mode,
 the transparent ones in transparent mode, and the jail resolver's UDP sockets itself. A connection the command
 makes before this is ready waits in the listener's backlog. It writes `ready` on the control socket once it
-judges connections, and exits with one of the EXIT_* codes below.
+judges connections, and exits with one of the `ProxyExit` codes.
 """
 
 from __future__ import annotations
@@ -21,9 +21,7 @@ import signal
 import socket
 import sys
 
-EXIT_OK = 0
-EXIT_START_FAILED = 3
-EXIT_LOG_FAILED = 4
+from netjail.utils.status import ProxyExit
 
 PR_SET_PDEATHSIG = 1
 MAX_SOCKETS = 16
@@ -41,11 +39,11 @@ def _die_with_parent(expected_parent: int) -> None:
         def watch() -> None:
             while os.getppid() == expected_parent:
                 time.sleep(0.2)
-            os._exit(EXIT_START_FAILED)
+            os._exit(ProxyExit.START_FAILED)
 
         threading.Thread(target=watch, daemon=True).start()
     if os.getppid() != expected_parent:
-        os._exit(EXIT_START_FAILED)
+        os._exit(ProxyExit.START_FAILED)
 
 
 # The mitmproxy addons a netjail proxy runs besides its own: options and commands, the listeners, protocol
@@ -124,7 +122,7 @@ async def serve(config: dict, sockets: dict[str, list[socket.socket]], control: 
     while not master.addons.get("proxyserver").is_running:
         if run.done():
             run.result()
-            return EXIT_START_FAILED
+            return ProxyExit.START_FAILED
         await asyncio.sleep(0.002)
 
     proxyserver = master.addons.get("proxyserver")
@@ -147,13 +145,15 @@ async def serve(config: dict, sockets: dict[str, list[socket.socket]], control: 
     await run
     for server in servers:
         server.close()
-    return EXIT_LOG_FAILED if recorder.failed else EXIT_OK
+    return ProxyExit.LOG_FAILED if recorder.failed else ProxyExit.OK
 
 
 def _receive_configuration(control: socket.socket) -> tuple[dict, dict[str, list[socket.socket]]]:
     message, fds, _flags, _addr = socket.recv_fds(control, 1 << 16, MAX_SOCKETS)
     if not message:
-        sys.exit(EXIT_OK)  # netjail gave up before the run started (bad settings, no jail): nothing to do
+        sys.exit(
+            ProxyExit.OK
+        )  # netjail gave up before the run started (bad settings, no jail): nothing to do
     config = json.loads(message)
     sockets: dict[str, list[socket.socket]] = {}
     for role, fd in zip(config["roles"], fds, strict=True):
@@ -189,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
         raise
     except Exception as e:  # noqa: BLE001 - any failure to start is reported, and the run stops
         print(f"netjail proxy: failed to start: {type(e).__name__}: {e}", file=sys.stderr)
-        return EXIT_START_FAILED
+        return ProxyExit.START_FAILED
 
 
 if __name__ == "__main__":

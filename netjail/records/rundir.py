@@ -12,11 +12,9 @@ import json
 import os
 import secrets
 import shutil
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
-
 
 RUN_ID_TIME_FORMAT = "%Y%m%dT%H%M%S"
 

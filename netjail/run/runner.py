@@ -22,9 +22,7 @@ from typing import Callable
 import structlog
 
 from netjail import __version__
-from netjail.proxy.ca import RunCA, create_run_ca
 from netjail.jail.persistence import missing_protected_paths, quarantine, write_watch
-from netjail.proxy.client import ProxyFailed, StandbyProxy
 from netjail.jail.spec import (
     Jail,
     JailError,
@@ -34,17 +32,18 @@ from netjail.jail.spec import (
     inherited_environment,
     path_rules,
 )
-from netjail.run.backends import current_jail
+from netjail.proxy.ca import RunCA, create_run_ca
+from netjail.proxy.client import ProxyFailed, StandbyProxy
 from netjail.records.rundir import RecordLog, RunDir, runs_dir, state_dir, utc_timestamp
+from netjail.run.backends import current_jail
 from netjail.run.sweep import sweep_abandoned
 from netjail.settings import LoadedSettings, Settings
+from netjail.utils.status import ExitStatus, ProxyExit
 
 log = structlog.get_logger("netjail")
 
-EXIT_NETJAIL_FAILED = 125
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 GRACE_SECONDS = 5.0
-PROXY_EXIT_LOG_FAILED = 4  # netjail.proxy.process.EXIT_LOG_FAILED, without importing the proxy module
 
 
 class RunFailed(Exception):
@@ -139,11 +138,11 @@ def _run(
         )
         started = True
 
-    outcome = Outcome(EXIT_NETJAIL_FAILED, "setup_failed")
+    outcome = Outcome(ExitStatus.NETJAIL_FAILED, "setup_failed")
     try:
         outcome = _supervise(jail, loaded, runs, argv, cwd, debug, announce, warn, proxy)
     except (JailError, RunFailed, OSError) as e:
-        outcome = Outcome(EXIT_NETJAIL_FAILED, getattr(e, "reason", "setup_failed"), message=str(e))
+        outcome = Outcome(ExitStatus.NETJAIL_FAILED, getattr(e, "reason", "setup_failed"), message=str(e))
     finally:
         runs.remove_secrets()
         for moved in quarantine(runs.path):
@@ -166,7 +165,9 @@ def _run(
                 }
             )
         except OSError as e:
-            outcome = Outcome(EXIT_NETJAIL_FAILED, "log_failed", message=f"cannot write the flow log: {e}")
+            outcome = Outcome(
+                ExitStatus.NETJAIL_FAILED, "log_failed", message=f"cannot write the flow log: {e}"
+            )
         records.close()
     outcome.run_dir = runs.path
     return outcome
@@ -278,8 +279,10 @@ def _supervise(
         jail.start(launched)
         outcome = _wait(jail, launched, proxy)
         jail.cleanup(launched)
-        if proxy.stop() == PROXY_EXIT_LOG_FAILED and outcome.reason != "log_failed":
-            outcome = Outcome(EXIT_NETJAIL_FAILED, "log_failed", message="the flow log could not be written")
+        if proxy.stop() == ProxyExit.LOG_FAILED and outcome.reason != "log_failed":
+            outcome = Outcome(
+                ExitStatus.NETJAIL_FAILED, "log_failed", message="the flow log could not be written"
+            )
         return outcome
     except ProxyFailed as e:
         raise RunFailed(str(e), reason="proxy_failed") from e
@@ -377,21 +380,23 @@ def _wait(jail: Jail, launched: Launched, proxy: StandbyProxy) -> Outcome:
                         deadline = deadline or time.monotonic() + GRACE_SECONDS
                     case "proxy":
                         code = proxy.process.wait()
-                        reason = "log_failed" if code == PROXY_EXIT_LOG_FAILED else "proxy_failed"
+                        reason = "log_failed" if code == ProxyExit.LOG_FAILED else "proxy_failed"
                         message = (
                             "the flow log could not be written; the sandbox was stopped"
                             if reason == "log_failed"
                             else f"the proxy stopped unexpectedly (exit {code}); the sandbox was stopped"
                         )
                         jail.cleanup(launched)
-                        return Outcome(EXIT_NETJAIL_FAILED, reason, message=message, signal_received=received)
+                        return Outcome(
+                            ExitStatus.NETJAIL_FAILED, reason, message=message, signal_received=received
+                        )
                     case "jail":
                         _, wait_status = os.waitpid(launched.pid, 0)
                         launched.reaped = True
                         status = jail.child_exit_status(launched, wait_status)
                         if status is None:
                             return Outcome(
-                                EXIT_NETJAIL_FAILED,
+                                ExitStatus.NETJAIL_FAILED,
                                 "setup_failed",
                                 message="the jail could not be set up (bwrap failed)",
                             )

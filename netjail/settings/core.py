@@ -43,6 +43,8 @@ from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
 
 from netjail.net.domains import Pattern, PatternError, normalize_host, parse_pattern
 from netjail.settings.presets import PresetError, expand_preset
+from netjail.utils.status import ExitStatus
+from netjail.utils.text import quoted, safe_text
 
 __all__ = [
     "BUNDLED_DEFAULT",
@@ -80,7 +82,7 @@ class SettingsError(Exception):
     def __init__(self, file: str, field: str, problem: str, fix: str) -> None:
         self.file, self.field = file, field
         self.problem, self.fix = problem.rstrip(". "), fix.rstrip(". ")
-        super().__init__(f"{_safe(file)}: {field}: {self.problem}. Fix: {self.fix}")
+        super().__init__(f"{safe_text(file)}: {field}: {self.problem}. Fix: {self.fix}")
 
 
 class _Problem(ValueError):
@@ -89,19 +91,6 @@ class _Problem(ValueError):
     def __init__(self, problem: str, fix: str, at: tuple[str | int, ...] = ()) -> None:
         super().__init__(problem)
         self.problem, self.fix, self.at = problem, fix, at
-
-
-def _safe(text: str) -> str:
-    """Text as is if printable, else JSON-escaped, so no value can break a line or the terminal (L7)."""
-    printable = all(unicodedata.category(ch)[0] not in "CZ" or ch == " " for ch in text)
-    return text if printable else json.dumps(text)
-
-
-def _show(value: object) -> str:
-    """Quote a user value for a message; repr() escapes control and bidi characters."""
-    if not isinstance(value, str):
-        return json.dumps(value)[:80]
-    return repr(value if len(value) <= 80 else value[:77] + "...")
 
 
 def _split_sentence(message: str) -> tuple[str, str]:
@@ -143,12 +132,12 @@ def _pattern_validator(*, allow_any: bool, allow_port: bool = True) -> Any:
         text = _require_str(value, '"example.com"')
         if text.startswith("@"):
             raise _Problem(
-                f"{_show(text)} is a preset, and presets are expanded only in network.allowedDomains",
+                f"{quoted(text)} is a preset, and presets are expanded only in network.allowedDomains",
                 "list the hosts here explicitly",
             )
         pattern = parse_pattern(text, allow_any=allow_any)
         if pattern.port is not None and not allow_port:
-            raise _Problem(f"{_show(text)} has a port, which this list does not take", "remove the ':port'")
+            raise _Problem(f"{quoted(text)} has a port, which this list does not take", "remove the ':port'")
         return pattern
 
     return validate
@@ -189,7 +178,7 @@ def _validate_ip(value: object) -> IPAddress:
         addr = None
     if addr is None or "%" in text:
         raise _Problem(
-            f"{_show(text)} is not an IP address",
+            f"{quoted(text)} is not an IP address",
             'write an IPv4 address such as "192.0.2.10" or an IPv6 address such as "2001:db8::10"',
         )
     return _unmap(addr)
@@ -206,15 +195,16 @@ def _validate_network(value: object) -> IPNetwork:
     try:
         addr = ipaddress.ip_address(address)
     except ValueError:
-        raise _Problem(f"{_show(text)} is not an IP address or CIDR range", fix) from None
+        raise _Problem(f"{quoted(text)} is not an IP address or CIDR range", fix) from None
     width = addr.max_prefixlen
     if slash and not (re.fullmatch(r"\d{1,3}", prefix) and int(prefix) <= width):
-        raise _Problem(f"{_show(text)} has an invalid prefix length (0 to {width})", fix)
+        raise _Problem(f"{quoted(text)} has an invalid prefix length (0 to {width})", fix)
     bits = int(prefix) if slash else width
     if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
         if bits < 96:
             raise _Problem(
-                f"{_show(text)} spans more than the IPv4-mapped block", "list IPv4 and IPv6 ranges separately"
+                f"{quoted(text)} spans more than the IPv4-mapped block",
+                "list IPv4 and IPv6 ranges separately",
             )
         return ipaddress.IPv4Network((addr.ipv4_mapped, bits - 96), strict=False)
     return ipaddress.ip_network((addr, bits), strict=False)
@@ -239,14 +229,16 @@ def _check_path(value: str) -> str:
         raise _Problem("the path is empty", 'write a path such as "~/.ssh" or "." (the working directory)')
     for ch, name in (("\x00", "a NUL character"), ("\n", "a newline"), ("\r", "a carriage return")):
         if ch in value:
-            raise _Problem(f"the path {_show(value)} contains {name}", "remove it; no real path contains one")
+            raise _Problem(
+                f"the path {quoted(value)} contains {name}", "remove it; no real path contains one"
+            )
     return value
 
 
 def _check_absolute(value: str) -> str:
     if not os.path.isabs(_check_path(value)):
         raise _Problem(
-            f"{_show(value)} is not an absolute path", "give the binary's full path, e.g. /usr/bin/bwrap"
+            f"{quoted(value)} is not an absolute path", "give the binary's full path, e.g. /usr/bin/bwrap"
         )
     return value
 
@@ -264,12 +256,12 @@ def _validate_ca_file(value: object) -> Path:
         data = path.read_bytes()
     except OSError as exc:
         raise _Problem(
-            f"cannot read the CA certificate file {_show(str(path))} ({exc.strerror or exc})",
+            f"cannot read the CA certificate file {quoted(str(path))} ({exc.strerror or exc})",
             "give the path of an existing PEM file, or remove the entry",
         ) from None
     if not _has_pem_certificate(data):
         raise _Problem(
-            f"{_show(str(path))} holds no PEM certificate",
+            f"{quoted(str(path))} holds no PEM certificate",
             "point at a file with '-----BEGIN CERTIFICATE-----' blocks (convert DER with 'openssl x509 -inform der')",
         )
     return path
@@ -400,7 +392,7 @@ MachServiceName = Annotated[
 def _check_mach(value: str) -> str:
     if "*" in value.removesuffix("*"):
         raise _Problem(
-            f"{_show(value)} uses '*' other than at the end",
+            f"{quoted(value)} uses '*' other than at the end",
             'write a single trailing "*", e.g. "com.example.*" (or "*" for all services)',
         )
     return value
@@ -487,10 +479,10 @@ class NetworkSettings(_Model):
         for key, reason in value.items():
             if key not in entries:
                 close = difflib.get_close_matches(key, entries, n=1)
-                hint = f" (did you mean {_show(close[0])}?)" if close else ""
+                hint = f" (did you mean {quoted(close[0])}?)" if close else ""
                 raise _Problem(
-                    f"{_show(key)} is not an entry of deniedDomains, so this reason could never be shown",
-                    f"use the exact deniedDomains entry as the key{hint}, or add {_show(key)} to deniedDomains",
+                    f"{quoted(key)} is not an entry of deniedDomains, so this reason could never be shown",
+                    f"use the exact deniedDomains entry as the key{hint}, or add {quoted(key)} to deniedDomains",
                     at=(key,),
                 )
             if any(unicodedata.category(ch) in ("Cc", "Cf") for ch in reason):
@@ -513,13 +505,13 @@ class NetworkSettings(_Model):
                 raise _Problem(problem, fix, at=(key,)) from None
             if host.ip is not None:
                 raise _Problem(
-                    f"{_show(key)} is an IP address; hosts pins names to addresses",
+                    f"{quoted(key)} is an IP address; hosts pins names to addresses",
                     'use a host name as the key, e.g. "registry.internal.test"',
                     at=(key,),
                 )
             if host.name in pinned:
                 raise _Problem(
-                    f"{_show(key)} names {_show(host.name)} a second time", "keep one entry", at=(key,)
+                    f"{quoted(key)} names {quoted(host.name)} a second time", "keep one entry", at=(key,)
                 )
             pinned[host.name] = addr
         return pinned
@@ -543,10 +535,10 @@ def parse_resolver(text: str) -> tuple[str, int]:
     if text.startswith("[") and "]" in text:
         host, _, rest = text[1:].partition("]")
         if rest and not rest.startswith(":"):
-            raise _Problem(f"{_show(text)} is not a resolver address", fix)
+            raise _Problem(f"{quoted(text)} is not a resolver address", fix)
         port_text = rest[1:] if rest else ""
         if not port_text and rest:
-            raise _Problem(f"{_show(text)} has an empty port", fix)
+            raise _Problem(f"{quoted(text)} has an empty port", fix)
     elif text.count(":") == 1:
         host, _, port_text = text.partition(":")
     try:
@@ -555,10 +547,10 @@ def parse_resolver(text: str) -> tuple[str, int]:
         addr = None
     if addr is None or "%" in host or (text.startswith("[") and addr.version != 6):
         raise _Problem(
-            f"{_show(text)} is not an IP address; netjail must not need DNS to reach its DNS server", fix
+            f"{quoted(text)} is not an IP address; netjail must not need DNS to reach its DNS server", fix
         )
     if port_text and not (re.fullmatch(r"[1-9][0-9]{0,4}", port_text) and int(port_text) <= 65535):
-        raise _Problem(f"{_show(text)} has an invalid port (1 to 65535)", fix)
+        raise _Problem(f"{quoted(text)} has an invalid port (1 to 65535)", fix)
     return str(_unmap(addr)), int(port_text) if port_text else 53
 
 
@@ -570,7 +562,7 @@ def _inert_deny_glob(value: str) -> _Problem | None:
         return None
     trimmed = value.rstrip("/")
     return _Problem(
-        f"the deny glob {_show(value)} ends in '/', so it can match no path and would deny nothing",
+        f"the deny glob {quoted(value)} ends in '/', so it can match no path and would deny nothing",
         f'write "{trimmed}", or add a "**" segment to match at any depth',
     )
 
@@ -1057,7 +1049,7 @@ def _describe(error: Any, parent: type[BaseModel] | None) -> tuple[str, str]:
         fix = (
             f"did you mean {json.dumps(guess)}?" if guess else "remove it (docs/srt-compat.md lists the keys)"
         )
-        return f"unknown key {_show(name)} (known to neither srt nor netjail)", fix
+        return f"unknown key {quoted(name)} (known to neither srt nor netjail)", fix
     if kind == "missing":
         hit = _field_for_alias(parent, name) if parent else None
         shape = _unwrap(hit[1]) if hit else None
@@ -1068,18 +1060,18 @@ def _describe(error: Any, parent: type[BaseModel] | None) -> tuple[str, str]:
         noun, fix = _EXPECTED[kind]
         return f"must be {noun}, not {_json_type(value)}", fix
     if kind == "literal_error":
-        return f"{_show(value)} is not allowed here", f"use {ctx['expected']}"
+        return f"{quoted(value)} is not allowed here", f"use {ctx['expected']}"
     pattern = ctx.get("pattern", "")
     if kind == "string_pattern_mismatch" and pattern == _ENV_NAME:
         return (
-            f"{_show(value)} is not an environment variable name",
+            f"{quoted(value)} is not an environment variable name",
             "use letters, digits and '_', not a leading digit",
         )
     if kind == "string_pattern_mismatch" and pattern == _HEADER_NAME:
-        return f"{_show(value)} is not an HTTP header name", "write the bare header name, e.g. authorization"
+        return f"{quoted(value)} is not an HTTP header name", "write the bare header name, e.g. authorization"
     if kind == "string_pattern_mismatch" and pattern == _GUID:
         return (
-            f"{_show(value)} is not a GUID",
+            f"{quoted(value)} is not a GUID",
             "write it as xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx (hex digits)",
         )
     if kind in ("too_short", "string_too_short") and ctx.get("min_length") == 1:
@@ -1087,7 +1079,7 @@ def _describe(error: Any, parent: type[BaseModel] | None) -> tuple[str, str]:
     msg = error["msg"]
     if kind.startswith(("greater_than", "less_than", "too_", "string_too_")):
         return (
-            f"{_show(value)} is out of range: {msg[:1].lower()}{msg[1:]}",
+            f"{quoted(value)} is out of range: {msg[:1].lower()}{msg[1:]}",
             "use a value in the allowed range",
         )
     return msg, "see docs/srt-compat.md and docs/settings.schema.json"
@@ -1153,7 +1145,7 @@ def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     seen: dict[str, Any] = {}
     for key, value in pairs:
         if key in seen:
-            raise _Problem(f"the key {_show(key)} appears twice in one object", "keep only one of them")
+            raise _Problem(f"the key {quoted(key)} appears twice in one object", "keep only one of them")
         seen[key] = value
     return seen
 
@@ -1232,7 +1224,7 @@ def _expand_allowed(
                     raise SettingsError(
                         file,
                         field_path,
-                        f"preset {entry} produced {_show(host)}, which is not a valid entry: {why}",
+                        f"preset {entry} produced {quoted(host)}, which is not a valid entry: {why}",
                         f"fix the URL in the package manager's configuration, or list hosts instead of {entry}",
                     )
             expansions[entry] = hosts
@@ -1315,7 +1307,7 @@ def main(argv: list[str] | None = None) -> int:
             loaded = load_settings(Path(args[1]))
         except SettingsError as exc:
             print(exc, file=sys.stderr)
-            return 125
+            return ExitStatus.NETJAIL_FAILED
         for warning in loaded.warnings:
             print(f"warning: {warning}", file=sys.stderr)
         sys.stdout.write(loaded.effective_json())

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from netjail.run import runner
 from netjail.jail.macos.sandbox_exec import PROXY_USER, SeatbeltJail
+from netjail.run import runner
 from netjail.settings import load_settings
 from tests.conftest import Origin
 

@@ -10,7 +10,6 @@ import sys
 import threading
 from pathlib import Path
 
-
 from tests.conftest import DnsServer, Origin
 
 

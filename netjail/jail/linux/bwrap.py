@@ -21,10 +21,10 @@ import socket
 import struct
 from pathlib import Path
 
-from netjail.proxy.ca import SYSTEM_BUNDLE_PATHS, RunCA
 from netjail.jail.linux.capture import DNS_PORT, TRANSPARENT_PORT, CaptureError, install_capture
-from netjail.jail.spec import PROXY_PORT, JailError, JailSpec, Launched, PathRules, jail_environment
 from netjail.jail.linux.seccomp import SeccompUnavailable, build_filter
+from netjail.jail.spec import PROXY_PORT, JailError, JailSpec, Launched, PathRules, jail_environment
+from netjail.proxy.ca import SYSTEM_BUNDLE_PATHS, RunCA
 
 JAIL_FILES_DIR = "/run/netjail"  # inside the jail: a tmpfs holding the trust bundle and the CA certificate
 JAIL_BUNDLE = f"{JAIL_FILES_DIR}/ca-bundle.pem"
@@ -32,6 +32,7 @@ JAIL_CA_CERT = f"{JAIL_FILES_DIR}/ca.pem"
 RESOLV_CONF = (
     "# netjail: the jail's own resolver (denied names get NXDOMAIN)\nnameserver 127.0.0.1\noptions edns0\n"
 )
+from netjail.utils.status import ExitStatus
 
 SIOCGIFFLAGS = 0x8913
 SIOCSIFFLAGS = 0x8914
@@ -287,7 +288,7 @@ def _become_bwrap(  # pragma: no cover - runs in the forked child
         for s in sockets:
             s.close()
         if channel.recv(2) != b"go":
-            os._exit(125)  # netjail gave up before the command was allowed to start
+            os._exit(ExitStatus.NETJAIL_FAILED)  # netjail gave up before the command was allowed to start
         channel.close()
         _only_inherit(bwrap_fds)
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # Python ignores it; the command must not inherit that
@@ -298,7 +299,7 @@ def _become_bwrap(  # pragma: no cover - runs in the forked child
                 str(e).encode() if isinstance(e, CaptureError) else f"{type(e).__name__}: {e}".encode()
             )
         finally:
-            os._exit(125)
+            os._exit(ExitStatus.NETJAIL_FAILED)
 
 
 def _only_inherit(keep: tuple[int, ...]) -> None:  # pragma: no cover - forked child

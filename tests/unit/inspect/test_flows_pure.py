@@ -22,10 +22,10 @@ from netjail.detect import detectors as audit
 from netjail.detect.detectors import BodyScanner, BurstCounter, Secrets, encoded_forms, values_from_file
 from netjail.inspect.flows import FlowFilter, host_matches, parse_size
 from netjail.inspect.learn import learn_from_records, learned_settings
-from netjail.records.read import safe_text
-from netjail.records.runs import RunInfo, RunNotFound, plan_prune, resolve_run
 from netjail.inspect.tables import Column, Output
 from netjail.inspect.why import tool_of, what_of
+from netjail.records.runs import RunInfo, RunNotFound, plan_prune, resolve_run
+from netjail.utils.text import safe_text
 
 SECRET = b"tok_9fQ2xLm4Zr8Wv1Kp"
 
@@ -509,8 +509,8 @@ def test_tool_and_what(record: dict[str, Any], tool: str | None, what: str | Non
 
 def test_html_report_escapes_and_loads_nothing(tmp_path: Path) -> None:
     from netjail.inspect.audit import build_report
-    from netjail.records.rundir import RunDir
     from netjail.inspect.audit_html import render_html
+    from netjail.records.rundir import RunDir
 
     run_dir = tmp_path / "runs" / "20260101T000000.000Z-abcdef"
     synthetic_run(run_dir, 50, random.Random(2))

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from netjail.settings import presets
 from netjail.net.domains import parse_pattern
+from netjail.settings import presets
 from netjail.settings.presets import PresetError, expand_preset, expand_presets, url_host
 
 

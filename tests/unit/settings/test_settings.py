@@ -16,7 +16,6 @@ from typing import Any
 
 import pytest
 
-from netjail.settings import presets
 from netjail.settings import (
     BUNDLED_DEFAULT,
     NETJAIL_KEYS,
@@ -29,6 +28,7 @@ from netjail.settings import (
     find_settings_path,
     json_schema,
     load_settings,
+    presets,
 )
 
 REPO = Path(__file__).resolve().parents[3]

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from netjail.jail.spec import JailError, JailSpec, Launched, path_rules
-from netjail.run.backends import current_jail
 from netjail.jail.macos.sandbox_exec import PROXY_USER, SeatbeltJail
 from netjail.jail.macos.seatbelt import check
+from netjail.jail.spec import JailError, JailSpec, Launched, path_rules
+from netjail.run.backends import current_jail
 from netjail.settings import Settings
 from tests.unit.jail.macos.test_seatbelt import ca_at
 

@@ -25,8 +25,6 @@ from typing import Any
 
 import pytest
 
-from netjail.proxy.ca import RunCA
-from netjail.jail.spec import JailSpec, path_rules
 from netjail.jail.linux.bwrap import bwrap_args
 from netjail.jail.macos.seatbelt import (
     EGRESS_SERVICES,
@@ -52,6 +50,8 @@ from netjail.jail.macos.seatbelt import (
     sbpl_string,
     seatbelt_policy,
 )
+from netjail.jail.spec import JailSpec, path_rules
+from netjail.proxy.ca import RunCA
 from netjail.settings import Settings
 
 REPO = Path(__file__).resolve().parents[4]
