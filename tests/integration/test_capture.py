@@ -15,7 +15,9 @@ import uuid
 
 import pytest
 
-from tests.conftest import DnsServer, Netjail, Origin, serve_connections
+from tests.support.dns import DnsServer
+from tests.support.netjail import Netjail
+from tests.support.servers import Origin, serve_connections
 
 PROXY_VARS = (
     "HTTP_PROXY",

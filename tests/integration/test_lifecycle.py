@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, Netjail, netjail_executable
+from tests.support.netjail import REPO, Netjail, netjail_executable
 
 pytestmark = pytest.mark.nonroot
 

@@ -10,7 +10,9 @@ import sys
 
 import pytest
 
-from tests.conftest import DnsServer, Netjail, Origin
+from tests.support.dns import DnsServer
+from tests.support.netjail import Netjail
+from tests.support.servers import Origin
 
 pytestmark = pytest.mark.nonroot
 
