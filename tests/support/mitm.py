@@ -14,12 +14,13 @@ from mitmproxy.proxy import context, mode_specs, server_hooks
 from mitmproxy.proxy.layers.tls import parse_client_hello
 from mitmproxy.test import taddons, tflow, tutils
 
-FILESYSTEM = {"denyRead": [], "allowWrite": [], "denyWrite": []}
+FILESYSTEM: dict[str, list[str]] = {"denyRead": [], "allowWrite": [], "denyWrite": []}
 
 
 def write_settings(path: Path, network: dict[str, Any], **top: Any) -> str:
-    """A settings file at `path` with these network settings (nothing else the addons read); its path, as the
-    `netjail_settings` option takes it."""
+    """A settings file at `path` with these network settings (srt's required keys default to empty lists); its
+    path, as the `netjail_settings` option takes it."""
+    network = {"allowedDomains": [], "deniedDomains": [], **network}
     path.write_text(json.dumps({"network": network, "filesystem": FILESYSTEM, **top}))
     return str(path)
 
@@ -81,7 +82,7 @@ def request(host: str, port: int, path: str, scheme: str, host_header: str | Non
         port=port,
         scheme=scheme.encode(),
         path=path.encode(),
-        headers=http.Headers(Host=host_header or shown, **{"User-Agent": "test"}),
+        headers=http.Headers([(b"Host", (host_header or shown).encode()), (b"User-Agent", b"test")]),
         content=b"",
     )
 
