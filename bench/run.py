@@ -51,11 +51,13 @@ SYSTEM_BUNDLES = (
 )
 
 # --------------------------------------------------------------------------------------------------------------
-# Origins: the test suite's own origin server (tests/conftest.py), imported rather than copied.
+# Origins: the test suite's own origin server (tests/support/servers.py), imported rather than copied.
 
 
-def _load_conftest() -> Any:
-    spec = importlib.util.spec_from_file_location("netjail_tests_conftest", REPO / "tests" / "conftest.py")
+def _load_test_servers() -> Any:
+    spec = importlib.util.spec_from_file_location(
+        "netjail_test_servers", REPO / "tests" / "support" / "servers.py"
+    )
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up there
@@ -89,18 +91,18 @@ def serve_origins(workdir: Path) -> None:
 
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: never outlive the bench
-    conftest = _load_conftest()
+    servers = _load_test_servers()
     # The suite's handler leaves Nagle on: a TLS response then stalls ~40 ms on the client's delayed ACK, which
     # would swamp every HTTPS number here. This module is a private copy, so the tests are not affected.
-    conftest.OriginHandler.disable_nagle_algorithm = True
+    servers.OriginHandler.disable_nagle_algorithm = True
     ca = trustme.CA()
     ca_path = workdir / "origin-ca.pem"
     ca.cert_pem.write_to_path(str(ca_path))
-    http = conftest._start_origin("http-origin", None)
+    http = servers.start_origin("http-origin", None)
     cert = ca.issue_cert(ORIGIN_NAME, "127.0.0.1")
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     cert.configure_cert(context)
-    https = conftest._start_origin("https-origin", context)
+    https = servers.start_origin("https-origin", context)
     print(json.dumps({"http": http.port, "https": https.port, "ca": str(ca_path)}), flush=True)
     sys.stdin.read()  # until the bench closes the pipe or dies
 

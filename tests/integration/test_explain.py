@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from netjail.jail.macos.seatbelt import check
-from tests.conftest import Netjail, netjail_executable
+from tests.support.netjail import Netjail, netjail_executable
 
 pytestmark = pytest.mark.nonroot
 

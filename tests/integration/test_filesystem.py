@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Netjail
+from tests.support.netjail import Netjail
 
 pytestmark = pytest.mark.nonroot
 
@@ -125,7 +125,7 @@ def test_host_processes_are_invisible(netjail: Netjail) -> None:
 
 def test_srt_settings_file_with_every_key_runs_with_warnings(netjail: Netjail, http_origin) -> None:
     """srt's own example of every key, less the five keys netjail refuses (external proxies)."""
-    from tests.conftest import REPO
+    from tests.support.netjail import REPO
 
     settings = json.loads((REPO / "tests" / "data" / "srt-every-key.json").read_text())
     network = settings["network"]

@@ -30,7 +30,8 @@ from typing import Any
 import pytest
 import trustme
 
-from tests.conftest import TEST_NAMES, Netjail, Origin, Result, netjail_executable
+from tests.support.netjail import TEST_NAMES, Netjail, Result, netjail_executable
+from tests.support.servers import Origin
 
 CURL = "curl -sS --max-time 20"
 nonroot = pytest.mark.nonroot

@@ -6,12 +6,12 @@ import json
 import os
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, Netjail, netjail_executable
+from tests.support.netjail import REPO, Netjail, netjail_executable
+from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.nonroot
 
@@ -165,11 +165,14 @@ def _descendants(pid: int) -> list[int]:
     return found
 
 
-def _wait_for(predicate, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
+def _still_running(pids: list[int]) -> list[int]:
+    return [p for p in pids if Path(f"/proc/{p}").exists()]
+
+
+def _process_args() -> str:
+    """Every process's command line, one a line (each line starts with a newline, for whole-name matches)."""
+    lines = subprocess.run(["ps", "-eo", "args="], capture_output=True, text=True).stdout.splitlines()
+    return "".join(f"\n{line.strip()}" for line in lines)
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
@@ -179,15 +182,17 @@ def test_signal_is_forwarded_and_nothing_is_left(netjail: Netjail, signum: int) 
     proc = netjail.popen(
         "-s", str(cfg), "-c", f"touch started; setsid sleep 300 & exec -a {marker} sleep 300"
     )
-    _wait_for(lambda: (netjail.work / "started").exists())
-    time.sleep(0.3)
+    assert wait_until((netjail.work / "started").exists), "the command never started"
+    # after `touch started` the shell still forks the setsid'd sleep and then execs the marked one (the shell's
+    # own command line names the marker too, so look for a process that starts with it)
+    assert wait_until(lambda: f"\n{marker} " in _process_args()), "the marked sleep never started"
     family = _descendants(proc.pid)
     assert family, "the sandbox should be running"
     proc.send_signal(signum)
     _, stderr = proc.communicate(timeout=30)
     assert proc.returncode == 128 + signum, stderr
-    _wait_for(lambda: not [p for p in family if Path(f"/proc/{p}").exists()])
-    assert marker not in subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    assert wait_until(lambda: not _still_running(family)), f"left running: {_still_running(family)}"
+    assert marker not in _process_args()
     end = json.loads((netjail.latest_run() / "flows.jsonl").read_text().splitlines()[-1])
     assert end["reason"] == "interrupted" and end["signal"] == signum
     assert not (netjail.latest_run() / "proxy").exists()
@@ -197,23 +202,23 @@ def test_command_that_ignores_sigterm_is_killed_after_the_grace_period(netjail: 
     proc = netjail.popen(
         "-s", str(netjail.settings()), "-c", "trap '' TERM; touch started; while :; do sleep 0.1; done"
     )
-    _wait_for(lambda: (netjail.work / "started").exists())
+    assert wait_until((netjail.work / "started").exists), "the command never started"
     family = _descendants(proc.pid)
     proc.send_signal(signal.SIGTERM)
     proc.communicate(timeout=30)
     assert proc.returncode == 128 + signal.SIGTERM
-    _wait_for(lambda: not [p for p in family if Path(f"/proc/{p}").exists()])
+    assert wait_until(lambda: not _still_running(family)), f"left running: {_still_running(family)}"
 
 
 def test_sigkill_of_netjail_takes_the_sandbox_down(netjail: Netjail) -> None:
     proc = netjail.popen("-s", str(netjail.settings()), "-c", "touch started; sleep 300")
-    _wait_for(lambda: (netjail.work / "started").exists())
+    assert wait_until((netjail.work / "started").exists), "the command never started"
     family = _descendants(proc.pid)
     killed_run = netjail.latest_run()
     assert (killed_run / "proxy").exists(), "the CA key exists while the run lasts"
     proc.kill()
     proc.wait(timeout=10)
-    _wait_for(lambda: not [p for p in family if Path(f"/proc/{p}").exists()])
+    assert wait_until(lambda: not _still_running(family)), f"left running: {_still_running(family)}"
     # the next run sweeps what the killed one left: its CA key, and its record is closed
     assert netjail.run("-s", str(netjail.settings()), "-c", "true").returncode == 0
     assert not (killed_run / "proxy").exists()
@@ -228,7 +233,7 @@ def test_proxy_killed_mid_run_stops_the_sandbox_with_125(netjail: Netjail, http_
         "-s", str(cfg), "-c",
         f"curl -sS -o /dev/null {url} && touch started; sleep 300",
     )  # fmt: skip
-    _wait_for(lambda: (netjail.work / "started").exists())
+    assert wait_until((netjail.work / "started").exists), "the command never started"
     proxies = [
         p
         for p in _descendants(proc.pid)
@@ -240,7 +245,7 @@ def test_proxy_killed_mid_run_stops_the_sandbox_with_125(netjail: Netjail, http_
     _, stderr = proc.communicate(timeout=30)
     assert proc.returncode == 125, stderr
     assert "proxy" in stderr
-    _wait_for(lambda: not [p for p in family if Path(f"/proc/{p}").exists()])
+    assert wait_until(lambda: not _still_running(family)), f"left running: {_still_running(family)}"
     end = json.loads((netjail.latest_run() / "flows.jsonl").read_text().splitlines()[-1])
     assert end["reason"] == "proxy_failed" and end["exit_status"] == 125
 

@@ -16,7 +16,7 @@ import pytest
 from netjail.jail.macos.sandbox_exec import PROXY_USER, SeatbeltJail
 from netjail.run import runner
 from netjail.settings import load_settings
-from tests.conftest import Origin
+from tests.support.servers import Origin
 
 FAKE_SANDBOX_EXEC = '#!/bin/sh\n[ "$1" = "-p" ] || exit 64\nshift 2\nexec "$@"\n'
 

@@ -8,7 +8,8 @@ import json
 
 import pytest
 
-from tests.conftest import Netjail, Origin
+from tests.support.netjail import Netjail
+from tests.support.servers import Origin
 
 pytestmark = pytest.mark.nonroot
 

@@ -6,7 +6,9 @@ import sys
 
 import pytest
 
-from tests.conftest import DnsServer, Netjail, Origin, WebSocketEcho
+from tests.support.dns import DnsServer
+from tests.support.netjail import Netjail
+from tests.support.servers import Origin, WebSocketEcho
 
 pytestmark = pytest.mark.nonroot
 

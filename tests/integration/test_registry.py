@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from tests.conftest import Netjail
+from tests.support.netjail import Netjail
 
 pytestmark = [
     pytest.mark.registry,

@@ -23,7 +23,8 @@ from pathlib import Path
 import pytest
 
 from netjail.jail.macos.seatbelt import check
-from tests.conftest import Netjail, Origin
+from tests.support.netjail import Netjail
+from tests.support.servers import Origin
 
 pytestmark = [
     pytest.mark.macos,

@@ -10,7 +10,8 @@ import sys
 import threading
 from pathlib import Path
 
-from tests.conftest import DnsServer, Origin
+from tests.support.dns import DnsServer
+from tests.support.servers import Origin
 
 
 def sh(script: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:

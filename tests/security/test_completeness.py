@@ -7,7 +7,8 @@ import sys
 
 import pytest
 
-from tests.conftest import REPO, Netjail, Origin
+from tests.support.netjail import REPO, Netjail
+from tests.support.servers import Origin
 
 pytestmark = pytest.mark.nonroot
 

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Netjail, serve_connections
+from tests.support.netjail import Netjail
+from tests.support.servers import serve_connections
 
 pytestmark = pytest.mark.nonroot
 
@@ -128,7 +129,7 @@ def test_l5_only_standard_descriptors_are_inherited(netjail: Netjail) -> None:
 
 
 def netjail_argv(netjail: Netjail) -> list[str]:
-    from tests.conftest import netjail_executable
+    from tests.support.netjail import netjail_executable
 
     return [netjail_executable(), "-s", str(netjail.settings())]
 

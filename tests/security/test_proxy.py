@@ -10,7 +10,10 @@ import sys
 
 import pytest
 
-from tests.conftest import DnsServer, Netjail, Origin
+from tests.support.dns import DnsServer
+from tests.support.netjail import Netjail
+from tests.support.servers import Origin
+from tests.support.wait import stays_false, wait_until
 
 pytestmark = pytest.mark.nonroot
 
@@ -193,19 +196,22 @@ def test_n7_the_proxy_dialing_itself_is_one_refusal(netjail: Netjail) -> None:
 def test_l2_nothing_of_netjail_listens_outside_the_jail(netjail: Netjail) -> None:
     proc = netjail.popen("-s", str(netjail.settings()), "-c", "touch started; sleep 30")
     try:
-        import time
+        assert wait_until((netjail.work / "started").exists), "the command never started"
 
-        deadline = time.monotonic() + 15
-        while not (netjail.work / "started").exists():
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
-        time.sleep(0.5)
-        family = subprocess.run(
-            ["ps", "-o", "pid=", "--ppid", str(proc.pid)], capture_output=True, text=True
-        ).stdout.split()
-        listening = subprocess.run(["ss", "-Hltnup"], capture_output=True, text=True).stdout
-        for pid in [str(proc.pid), *family]:
-            assert f"pid={pid}," not in listening, listening
+        def listening_outside() -> list[str]:
+            family = subprocess.run(
+                ["ps", "-o", "pid=", "--ppid", str(proc.pid)], capture_output=True, text=True
+            ).stdout.split()
+            listening = subprocess.run(["ss", "-Hltnup"], capture_output=True, text=True).stdout
+            return [
+                line
+                for line in listening.splitlines()
+                for pid in [str(proc.pid), *family]
+                if f"pid={pid}," in line
+            ]
+
+        # the run is up; a listener opened late (after the command started) would show within this window
+        assert stays_false(listening_outside, 0.5, interval=0.1), listening_outside()
         with socket.socket() as s:  # the port the proxy uses inside the jail is closed outside it
             assert s.connect_ex(("127.0.0.1", 3128)) != 0
     finally:

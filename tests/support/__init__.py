@@ -1,0 +1,1 @@
+"""Helpers for the test suite: loopback origin servers, the netjail runner, a DNS server, polling waits."""

@@ -1,0 +1,127 @@
+"""Origin servers on 127.0.0.1: HTTP and HTTPS (`OriginHandler`), a WebSocket echo, and an accept loop for
+hand-written protocols. Standard library only at import (bench/run.py loads this file on its own)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import socket
+import ssl
+import threading
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING, Any, Callable
+
+if TYPE_CHECKING:
+    import trustme
+
+
+class OriginHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "origin/1"
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def _reply(self, status: int, body: bytes, content_type: str = "text/plain") -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def do_GET(self) -> None:
+        self.server.seen.append(("GET", self.path, self.headers.get("Host")))  # type: ignore[attr-defined]
+        if self.path.startswith("/bytes/"):
+            self._reply(200, b"x" * int(self.path.split("/")[2]))
+        elif self.path.startswith("/status/"):
+            self._reply(int(self.path.split("/")[2]), b"status\n")
+        elif self.path == "/headers":
+            self._reply(200, json.dumps(dict(self.headers.items())).encode(), "application/json")
+        else:
+            self._reply(200, f"hello from {self.server.label}\n".encode())  # type: ignore[attr-defined]
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length)
+        self.server.seen.append(("POST", self.path, self.headers.get("Host")))  # type: ignore[attr-defined]
+        self._reply(200, f"{len(body)} {hashlib.sha256(body).hexdigest()}\n".encode())
+
+
+@dataclass
+class Origin:
+    label: str
+    port: int
+    server: ThreadingHTTPServer
+
+    @property
+    def seen(self) -> list[tuple[str, str, str]]:
+        return self.server.seen  # type: ignore[attr-defined]
+
+
+def start_origin(label: str, context: ssl.SSLContext | None) -> Origin:
+    """An `OriginHandler` server on an ephemeral port of 127.0.0.1 (TLS with `context`), serving in a thread."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), OriginHandler)
+    server.daemon_threads = True
+    server.label = label  # type: ignore[attr-defined]
+    server.seen = []  # type: ignore[attr-defined]
+    if context is not None:
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return Origin(label, server.server_address[1], server)
+
+
+def tls_server_context(ca: trustme.CA, *names: str) -> ssl.SSLContext:
+    """A server-side TLS context with a certificate from `ca` for `names`."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert(*names).configure_cert(context)
+    return context
+
+
+def serve_connections(server: socket.socket, handle: Callable[[socket.socket], None]) -> None:
+    """Accept on `server` in a background thread until it is closed; each connection is handled (and closed)
+    in a thread of its own."""
+
+    def handle_and_close(conn: socket.socket) -> None:
+        with conn:
+            handle(conn)
+
+    def accept() -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            threading.Thread(target=handle_and_close, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+
+
+class WebSocketEcho:
+    """A WebSocket echo origin (plain ws://) on 127.0.0.1, built on wsproto."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        serve_connections(self.sock, self._serve)
+
+    @staticmethod
+    def _serve(conn: socket.socket) -> None:
+        from wsproto import ConnectionType, WSConnection
+        from wsproto.events import AcceptConnection, CloseConnection, Message, Request
+
+        ws = WSConnection(ConnectionType.SERVER)
+        while data := conn.recv(65536):
+            ws.receive_data(data)
+            for event in ws.events():
+                if isinstance(event, Request):
+                    conn.sendall(ws.send(AcceptConnection()))
+                elif isinstance(event, Message):
+                    conn.sendall(ws.send(Message(data=event.data)))
+                elif isinstance(event, CloseConnection):
+                    conn.sendall(ws.send(event.response()))
+                    return
+
+    def close(self) -> None:
+        self.sock.close()
