@@ -1,6 +1,6 @@
 """Settings: srt's JSON and netjail's additions, validated into typed models, with every srt key's verdict."""
 
-from netjail.settings.core import (
+from netjail.settings.models import (
     BUNDLED_DEFAULT,
     NETJAIL_KEYS,
     SRT_KEYS,
