@@ -85,7 +85,7 @@ class SettingsError(Exception):
         super().__init__(f"{safe_text(file)}: {field}: {self.problem}. Fix: {self.fix}")
 
 
-class _Problem(ValueError):
+class Problem(ValueError):
     """Raised by validators: `at` extends the field path (a list index or a dict key) below the field."""
 
     def __init__(self, problem: str, fix: str, at: tuple[str | int, ...] = ()) -> None:
@@ -93,7 +93,7 @@ class _Problem(ValueError):
         self.problem, self.fix, self.at = problem, fix, at
 
 
-def _split_sentence(message: str) -> tuple[str, str]:
+def split_sentence(message: str) -> tuple[str, str]:
     """'What is wrong; what to do.' -> (problem, fix). A '; ' inside a quoted value does not split."""
     quote = None
     i = 0
@@ -117,10 +117,10 @@ def _split_sentence(message: str) -> tuple[str, str]:
 # ---------------------------------------------------------------------------------------------------------
 
 
-def _require_str(value: object, example: str) -> str:
+def require_str(value: object, example: str) -> str:
     if not isinstance(value, str):
-        raise _Problem(
-            f"must be a string, not {_json_type(value)}", f"write it in double quotes, e.g. {example}"
+        raise Problem(
+            f"must be a string, not {json_type(value)}", f"write it in double quotes, e.g. {example}"
         )
     return value
 
@@ -129,15 +129,15 @@ def _pattern_validator(*, allow_any: bool, allow_port: bool = True) -> Any:
     def validate(value: object) -> Pattern:
         if isinstance(value, Pattern):
             return value
-        text = _require_str(value, '"example.com"')
+        text = require_str(value, '"example.com"')
         if text.startswith("@"):
-            raise _Problem(
+            raise Problem(
                 f"{quoted(text)} is a preset, and presets are expanded only in network.allowedDomains",
                 "list the hosts here explicitly",
             )
         pattern = parse_pattern(text, allow_any=allow_any)
         if pattern.port is not None and not allow_port:
-            raise _Problem(f"{quoted(text)} has a port, which this list does not take", "remove the ':port'")
+            raise Problem(f"{quoted(text)} has a port, which this list does not take", "remove the ':port'")
         return pattern
 
     return validate
@@ -162,7 +162,7 @@ HostPattern = Annotated[
 ]
 
 
-def _unmap(addr: IPAddress) -> IPAddress:
+def unmap(addr: IPAddress) -> IPAddress:
     if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
         return addr.ipv4_mapped
     return addr
@@ -171,38 +171,38 @@ def _unmap(addr: IPAddress) -> IPAddress:
 def _validate_ip(value: object) -> IPAddress:
     if isinstance(value, (ipaddress.IPv4Address, ipaddress.IPv6Address)):
         return value
-    text = _require_str(value, '"192.0.2.10"')
+    text = require_str(value, '"192.0.2.10"')
     try:
         addr = ipaddress.ip_address(text)
     except ValueError:
         addr = None
     if addr is None or "%" in text:
-        raise _Problem(
+        raise Problem(
             f"{quoted(text)} is not an IP address",
             'write an IPv4 address such as "192.0.2.10" or an IPv6 address such as "2001:db8::10"',
         )
-    return _unmap(addr)
+    return unmap(addr)
 
 
 def _validate_network(value: object) -> IPNetwork:
     """srt's address range: an IP literal or CIDR, unbracketed; IPv4-mapped IPv6 means its IPv4 range."""
     if isinstance(value, (ipaddress.IPv4Network, ipaddress.IPv6Network)):
         return value
-    text = _require_str(value, '"10.0.0.0/8"')
+    text = require_str(value, '"10.0.0.0/8"')
     fix = 'write an address or CIDR range such as "10.0.0.0/8", "192.0.2.10" or "fc00::/7" (IPv6 unbracketed)'
     address, slash, prefix = text.partition("/")
     address = address.split("%", 1)[0]  # srt drops an IPv6 zone id here
     try:
         addr = ipaddress.ip_address(address)
     except ValueError:
-        raise _Problem(f"{quoted(text)} is not an IP address or CIDR range", fix) from None
+        raise Problem(f"{quoted(text)} is not an IP address or CIDR range", fix) from None
     width = addr.max_prefixlen
     if slash and not (re.fullmatch(r"\d{1,3}", prefix) and int(prefix) <= width):
-        raise _Problem(f"{quoted(text)} has an invalid prefix length (0 to {width})", fix)
+        raise Problem(f"{quoted(text)} has an invalid prefix length (0 to {width})", fix)
     bits = int(prefix) if slash else width
     if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
         if bits < 96:
-            raise _Problem(
+            raise Problem(
                 f"{quoted(text)} spans more than the IPv4-mapped block",
                 "list IPv4 and IPv6 ranges separately",
             )
@@ -226,18 +226,16 @@ IPNet = Annotated[
 
 def _check_path(value: str) -> str:
     if not value:
-        raise _Problem("the path is empty", 'write a path such as "~/.ssh" or "." (the working directory)')
+        raise Problem("the path is empty", 'write a path such as "~/.ssh" or "." (the working directory)')
     for ch, name in (("\x00", "a NUL character"), ("\n", "a newline"), ("\r", "a carriage return")):
         if ch in value:
-            raise _Problem(
-                f"the path {quoted(value)} contains {name}", "remove it; no real path contains one"
-            )
+            raise Problem(f"the path {quoted(value)} contains {name}", "remove it; no real path contains one")
     return value
 
 
 def _check_absolute(value: str) -> str:
     if not os.path.isabs(_check_path(value)):
-        raise _Problem(
+        raise Problem(
             f"{quoted(value)} is not an absolute path", "give the binary's full path, e.g. /usr/bin/bwrap"
         )
     return value
@@ -246,7 +244,7 @@ def _check_absolute(value: str) -> str:
 def _to_path(value: object) -> Path:
     if isinstance(value, Path):
         return value
-    return Path(_check_path(_require_str(value, '"~/.config/app/token"'))).expanduser()
+    return Path(_check_path(require_str(value, '"~/.config/app/token"'))).expanduser()
 
 
 def _validate_ca_file(value: object) -> Path:
@@ -255,12 +253,12 @@ def _validate_ca_file(value: object) -> Path:
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise _Problem(
+        raise Problem(
             f"cannot read the CA certificate file {quoted(str(path))} ({exc.strerror or exc})",
             "give the path of an existing PEM file, or remove the entry",
         ) from None
     if not _has_pem_certificate(data):
-        raise _Problem(
+        raise Problem(
             f"{quoted(str(path))} holds no PEM certificate",
             "point at a file with '-----BEGIN CERTIFICATE-----' blocks (convert DER with 'openssl x509 -inform der')",
         )
@@ -287,26 +285,26 @@ def _has_pem_certificate(data: bytes) -> bool:
 
 
 _PATH_SCHEMA = WithJsonSchema({"type": "string", "minLength": 1})
-FsPath = Annotated[str, PlainValidator(lambda v: _check_path(_require_str(v, '"~/.ssh"'))), _PATH_SCHEMA]
+FsPath = Annotated[str, PlainValidator(lambda v: _check_path(require_str(v, '"~/.ssh"'))), _PATH_SCHEMA]
 AbsPath = Annotated[
-    str, PlainValidator(lambda v: _check_absolute(_require_str(v, '"/usr/bin/bwrap"'))), _PATH_SCHEMA
+    str, PlainValidator(lambda v: _check_absolute(require_str(v, '"/usr/bin/bwrap"'))), _PATH_SCHEMA
 ]
 FilePath = Annotated[Path, PlainValidator(_to_path), PlainSerializer(str, return_type=str), _PATH_SCHEMA]
 CaFile = Annotated[
     Path, PlainValidator(_validate_ca_file), PlainSerializer(str, return_type=str), _PATH_SCHEMA
 ]
 NonEmptyStr = Annotated[str, StringConstraints(min_length=1)]
-_ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
-_HEADER_NAME = r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"
+ENV_NAME_REGEX = r"^[A-Za-z_][A-Za-z0-9_]*$"
+HEADER_NAME_REGEX = r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"
 _HEX = "[0-9a-fA-F]"
-_GUID = rf"^{_HEX}{{8}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{12}}$"
-EnvName = Annotated[str, StringConstraints(pattern=_ENV_NAME)]
-Guid = Annotated[str, StringConstraints(pattern=_GUID)]  # zod's uuid()
-HeaderName = Annotated[str, StringConstraints(pattern=_HEADER_NAME, to_lower=True)]
+GUID_REGEX = rf"^{_HEX}{{8}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{12}}$"
+EnvName = Annotated[str, StringConstraints(pattern=ENV_NAME_REGEX)]
+Guid = Annotated[str, StringConstraints(pattern=GUID_REGEX)]  # zod's uuid()
+HeaderName = Annotated[str, StringConstraints(pattern=HEADER_NAME_REGEX, to_lower=True)]
 Port = Annotated[int, Field(ge=1, le=65535)]
 
 
-def _json_type(value: object) -> str:
+def json_type(value: object) -> str:
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -325,22 +323,22 @@ def _json_type(value: object) -> str:
 # ---------------------------------------------------------------------------------------------------------
 
 
-class _Model(BaseModel):
+class SettingsModel(BaseModel):
     model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True)
 
 
-def _refuse_when_true(problem: str, fix: str) -> Any:
+def refuse_when_true(problem: str, fix: str) -> Any:
     def check(value: bool) -> bool:
         if value:
-            raise _Problem(problem, fix)
+            raise Problem(problem, fix)
         return value
 
     return check
 
 
-def _refuse_present(problem: str, fix: str) -> Any:
+def refuse_present(problem: str, fix: str) -> Any:
     def check(value: Any) -> Any:
-        raise _Problem(problem, fix)
+        raise Problem(problem, fix)
 
     return check
 
@@ -351,14 +349,14 @@ _EXTERNAL_PROXY = (
 )
 
 
-class MitmProxyConfig(_Model):
+class MitmProxyConfig(SettingsModel):
     """srt: route some domains through an upstream proxy on a Unix socket. Refused."""
 
     socket_path: NonEmptyStr
     domains: Annotated[list[HostPattern], Field(min_length=1)]
 
 
-class ParentProxyConfig(_Model):
+class ParentProxyConfig(SettingsModel):
     """srt: upstream proxy for all outbound connections. Refused unless empty."""
 
     http: NonEmptyStr | None = None
@@ -366,7 +364,7 @@ class ParentProxyConfig(_Model):
     no_proxy: str | None = None
 
 
-class TlsTerminate(_Model):
+class TlsTerminate(SettingsModel):
     ca_cert_path: NonEmptyStr | None = None  # warned: netjail always mints a per-run CA
     ca_key_path: NonEmptyStr | None = None
     exclude_domains: list[HostPattern] = []
@@ -376,7 +374,7 @@ class TlsTerminate(_Model):
     def _ca_pair(self) -> TlsTerminate:
         if (self.ca_cert_path is None) != (self.ca_key_path is None):
             missing = "caKeyPath" if self.ca_key_path is None else "caCertPath"
-            raise _Problem(
+            raise Problem(
                 "caCertPath and caKeyPath must be given together (as in srt)", f"add {missing} or remove both"
             )
         return self
@@ -384,21 +382,21 @@ class TlsTerminate(_Model):
 
 MachServiceName = Annotated[
     str,
-    PlainValidator(lambda v: _check_mach(_require_str(v, '"com.example.*"'))),
+    PlainValidator(lambda v: _check_mach(require_str(v, '"com.example.*"'))),
     WithJsonSchema({"type": "string"}),
 ]
 
 
 def _check_mach(value: str) -> str:
     if "*" in value.removesuffix("*"):
-        raise _Problem(
+        raise Problem(
             f"{quoted(value)} uses '*' other than at the end",
             'write a single trailing "*", e.g. "com.example.*" (or "*" for all services)',
         )
     return value
 
 
-class NetworkSettings(_Model):
+class NetworkSettings(SettingsModel):
     allowed_domains: list[AllowPattern]
     denied_domains: list[DenyPattern]
     denied_domain_reasons: dict[str, NonEmptyStr] = {}
@@ -436,21 +434,21 @@ class NetworkSettings(_Model):
     )
 
     _refuse_http_port = field_validator("http_proxy_port", mode="before")(
-        _refuse_present(f"an external HTTP proxy is not supported: {_EXTERNAL_PROXY}", "remove httpProxyPort")
+        refuse_present(f"an external HTTP proxy is not supported: {_EXTERNAL_PROXY}", "remove httpProxyPort")
     )
     _refuse_socks_port = field_validator("socks_proxy_port", mode="before")(
-        _refuse_present(
+        refuse_present(
             f"an external SOCKS proxy is not supported: {_EXTERNAL_PROXY}", "remove socksProxyPort"
         )
     )
     _refuse_mitm = field_validator("mitm_proxy", mode="before")(
-        _refuse_present(
+        refuse_present(
             f"routing domains to another proxy is not supported: {_EXTERNAL_PROXY}",
             "remove mitmProxy; netjail terminates TLS itself and records every request",
         )
     )
     _refuse_filter = field_validator("filter_request", mode="before")(
-        _refuse_present(
+        refuse_present(
             "filterRequest is a JavaScript callback for srt's library API and cannot be given in a settings file",
             "remove filterRequest",
         )
@@ -461,7 +459,7 @@ class NetworkSettings(_Model):
     def _refuse_parent(cls, value: Any) -> Any:
         named = [key for key in ("http", "https") if isinstance(value, dict) and value.get(key) is not None]
         if named:
-            raise _Problem(
+            raise Problem(
                 "chaining to a parent proxy is not supported: netjail dials upstream itself, and ignoring the "
                 "setting would send traffic around the proxy you named",
                 "remove parentProxy, or run netjail where direct connections are allowed",
@@ -480,13 +478,13 @@ class NetworkSettings(_Model):
             if key not in entries:
                 close = difflib.get_close_matches(key, entries, n=1)
                 hint = f" (did you mean {quoted(close[0])}?)" if close else ""
-                raise _Problem(
+                raise Problem(
                     f"{quoted(key)} is not an entry of deniedDomains, so this reason could never be shown",
                     f"use the exact deniedDomains entry as the key{hint}, or add {quoted(key)} to deniedDomains",
                     at=(key,),
                 )
             if any(unicodedata.category(ch) in ("Cc", "Cf") for ch in reason):
-                raise _Problem(
+                raise Problem(
                     "the reason contains a control or invisible character (newline, escape, bidi mark)",
                     "write the reason as one plain line",
                     at=(key,),
@@ -501,16 +499,16 @@ class NetworkSettings(_Model):
             try:
                 host = normalize_host(key)
             except PatternError as exc:
-                problem, fix = _split_sentence(str(exc))
-                raise _Problem(problem, fix, at=(key,)) from None
+                problem, fix = split_sentence(str(exc))
+                raise Problem(problem, fix, at=(key,)) from None
             if host.ip is not None:
-                raise _Problem(
+                raise Problem(
                     f"{quoted(key)} is an IP address; hosts pins names to addresses",
                     'use a host name as the key, e.g. "registry.internal.test"',
                     at=(key,),
                 )
             if host.name in pinned:
-                raise _Problem(
+                raise Problem(
                     f"{quoted(key)} names {quoted(host.name)} a second time", "keep one entry", at=(key,)
                 )
             pinned[host.name] = addr
@@ -529,16 +527,16 @@ class NetworkSettings(_Model):
 
 
 def parse_resolver(text: str) -> tuple[str, int]:
-    """ "IP", "IP:port" or "[IPv6]:port" -> (ip, port); port 53 by default. Raises _Problem."""
+    """ "IP", "IP:port" or "[IPv6]:port" -> (ip, port); port 53 by default. Raises Problem."""
     fix = 'write an IP address with an optional port, e.g. "192.0.2.53", "192.0.2.53:5353" or "[2001:db8::53]:53"'
     host, port_text = text, ""
     if text.startswith("[") and "]" in text:
         host, _, rest = text[1:].partition("]")
         if rest and not rest.startswith(":"):
-            raise _Problem(f"{quoted(text)} is not a resolver address", fix)
+            raise Problem(f"{quoted(text)} is not a resolver address", fix)
         port_text = rest[1:] if rest else ""
         if not port_text and rest:
-            raise _Problem(f"{quoted(text)} has an empty port", fix)
+            raise Problem(f"{quoted(text)} has an empty port", fix)
     elif text.count(":") == 1:
         host, _, port_text = text.partition(":")
     try:
@@ -546,28 +544,28 @@ def parse_resolver(text: str) -> tuple[str, int]:
     except ValueError:
         addr = None
     if addr is None or "%" in host or (text.startswith("[") and addr.version != 6):
-        raise _Problem(
+        raise Problem(
             f"{quoted(text)} is not an IP address; netjail must not need DNS to reach its DNS server", fix
         )
     if port_text and not (re.fullmatch(r"[1-9][0-9]{0,4}", port_text) and int(port_text) <= 65535):
-        raise _Problem(f"{quoted(text)} has an invalid port (1 to 65535)", fix)
-    return str(_unmap(addr)), int(port_text) if port_text else 53
+        raise Problem(f"{quoted(text)} has an invalid port (1 to 65535)", fix)
+    return str(unmap(addr)), int(port_text) if port_text else 53
 
 
-def _inert_deny_glob(value: str) -> _Problem | None:
+def inert_deny_glob(value: str) -> Problem | None:
     """srt's rule: a rooted deny glob ending in '/' matches nothing, so it would deny nothing (fail open)."""
     if not value.endswith("/") or not any(c in value for c in "*?[]"):
         return None
     if not value.startswith(("/", "~")):
         return None
     trimmed = value.rstrip("/")
-    return _Problem(
+    return Problem(
         f"the deny glob {quoted(value)} ends in '/', so it can match no path and would deny nothing",
         f'write "{trimmed}", or add a "**" segment to match at any depth',
     )
 
 
-class FilesystemSettings(_Model):
+class FilesystemSettings(SettingsModel):
     disabled: bool = False
     deny_read: list[FsPath]
     allow_read: list[FsPath] = []
@@ -576,7 +574,7 @@ class FilesystemSettings(_Model):
     allow_git_config: bool = False
 
     _refuse_disabled = field_validator("disabled")(
-        _refuse_when_true(
+        refuse_when_true(
             "netjail always enforces the filesystem rules (and its mandatory write protections)",
             "remove disabled or set it to false; list what the command may write in allowWrite",
         )
@@ -586,7 +584,7 @@ class FilesystemSettings(_Model):
     @classmethod
     def _no_inert_globs(cls, value: list[str]) -> list[str]:
         for index, entry in enumerate(value):
-            if (problem := _inert_deny_glob(entry)) is not None:
+            if (problem := inert_deny_glob(entry)) is not None:
                 problem.at = (index,)
                 raise problem
         return value
@@ -595,7 +593,7 @@ class FilesystemSettings(_Model):
 CredentialMode = Literal["deny", "mask"]
 
 
-class CredentialFile(_Model):
+class CredentialFile(SettingsModel):
     path: FsPath
     mode: CredentialMode
     extract: str | None = None
@@ -608,18 +606,18 @@ class CredentialFile(_Model):
     @model_validator(mode="after")
     def _srt_rules(self) -> CredentialFile:
         if self.mode == "mask" and self.path.endswith("/"):
-            raise _Problem(
+            raise Problem(
                 'mode "mask" applies to a single file, not a directory',
                 'use mode "deny" for a directory, or name the credential file inside it',
                 at=("path",),
             )
-        if (problem := _inert_deny_glob(self.path)) is not None:
+        if (problem := inert_deny_glob(self.path)) is not None:
             problem.at = ("path",)
             raise problem
         return self
 
 
-class CredentialEnvVar(_Model):
+class CredentialEnvVar(SettingsModel):
     name: EnvName
     mode: CredentialMode
     extract: str | None = None
@@ -629,7 +627,7 @@ class CredentialEnvVar(_Model):
     inject_hosts: list[HostPattern] | None = None
 
 
-class AwsPair(_Model):
+class AwsPair(SettingsModel):
     access_key_id_var: EnvName
     secret_access_key_var: EnvName
     session_token_var: EnvName | None = None
@@ -638,13 +636,13 @@ class AwsPair(_Model):
 Sigv4Policy = Literal["deny", "passthrough"]
 
 
-class Sigv4(_Model):
+class Sigv4(SettingsModel):
     streaming: Sigv4Policy | None = None
     presigned: Sigv4Policy | None = None
     sigv4a: Sigv4Policy | None = Field(default=None, alias="sigv4a")  # to_camel would say "sigv4A"
 
 
-class CredentialsSettings(_Model):
+class CredentialsSettings(SettingsModel):
     """srt's credential sources. netjail denies them all: masked files become unreadable, masked
     variables are withheld (netjail passes only envPassthrough variables into the jail anyway)."""
 
@@ -655,31 +653,31 @@ class CredentialsSettings(_Model):
     sigv4: Sigv4 | None = None
 
 
-class RipgrepConfig(_Model):
+class RipgrepConfig(SettingsModel):
     command: str
     args: list[str] | None = None
     argv0: str | None = None
 
 
-class SeccompConfig(_Model):
+class SeccompConfig(SettingsModel):
     apply_path: str | None = None
     argv0: str | None = None
 
 
-class SrtWinConfig(_Model):
+class SrtWinConfig(SettingsModel):
     path: NonEmptyStr
 
 
 def _check_port_range(value: tuple[int, int]) -> tuple[int, int]:
     low, high = value
     if not (low <= high and high - low <= 64):
-        raise _Problem(
+        raise Problem(
             "low must be at most high and the range at most 64 ports wide (as in srt)", "fix the range"
         )
     return value
 
 
-class WindowsConfig(_Model):
+class WindowsConfig(SettingsModel):
     sandbox_user: Annotated[str, StringConstraints(min_length=1, max_length=20)] | None = None
     sublayer_guid: Guid | None = None
     wfp_sublayer_guid: Guid | None = None
@@ -689,18 +687,18 @@ class WindowsConfig(_Model):
     _port_range = field_validator("proxy_port_range")(lambda v: v if v is None else _check_port_range(v))
 
 
-class GitConfig(_Model):
+class GitConfig(SettingsModel):
     safe_directories: list[str] = []
 
 
-class AuditSettings(_Model):
+class AuditSettings(SettingsModel):
     """netjail addition: secrets whose values the audit report looks for in recorded traffic."""
 
     secret_env: list[EnvName] = []
     secret_files: list[FilePath] = []
 
 
-class RecordSettings(_Model):
+class RecordSettings(SettingsModel):
     """netjail addition: what the recorder keeps in flows.mitm."""
 
     body_cap: Annotated[int, Field(ge=0)] = Field(
@@ -712,7 +710,7 @@ class RecordSettings(_Model):
     )
 
 
-class RetentionSettings(_Model):
+class RetentionSettings(SettingsModel):
     """netjail addition: how long run directories are kept. Applied by `netjail runs --prune`."""
 
     max_age_days: Annotated[int, Field(ge=1)] | None = Field(
@@ -725,7 +723,7 @@ class RetentionSettings(_Model):
     )
 
 
-class Settings(_Model):
+class Settings(SettingsModel):
     schema_uri: str | None = Field(default=None, alias="$schema", description="Ignored; for editors.")
     network: NetworkSettings
     filesystem: FilesystemSettings
@@ -753,19 +751,19 @@ class Settings(_Model):
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
 
     _refuse_nested = field_validator("enable_weaker_nested_sandbox")(
-        _refuse_when_true(
+        refuse_when_true(
             "netjail has no weaker nested-sandbox mode (srt's drops /proc and namespace isolation)",
             "remove the key or set it to false; run netjail where unprivileged user namespaces work",
         )
     )
     _refuse_weaker_net = field_validator("enable_weaker_network_isolation")(
-        _refuse_when_true(
+        refuse_when_true(
             "netjail has no weaker network isolation mode (srt's opens a macOS trust service to the sandbox)",
             "remove the key or set it to false",
         )
     )
     _refuse_apple_events = field_validator("allow_apple_events")(
-        _refuse_when_true(
+        refuse_when_true(
             "netjail never lets the command launch programs outside the jail (srt's allowAppleEvents does, on macOS)",
             "remove the key or set it to false",
         )
@@ -782,7 +780,7 @@ class Settings(_Model):
         withheld = {v.name: v.mode for v in self.credentials.env_vars}
         for index, name in enumerate(self.env_passthrough):
             if name in withheld:
-                raise _Problem(
+                raise Problem(
                     f"{name} is passed into the jail here but credentials.envVars withholds it (mode {withheld[name]!r})",
                     "remove it from one of the two lists",
                     at=("envPassthrough", index),
@@ -916,7 +914,7 @@ SRT_KEYS: tuple[Verdict, ...] = tuple(Verdict(p, v, why) for p, v, why in _rows(
 NETJAIL_KEYS: tuple[tuple[str, str], ...] = tuple((k, m) for k, m in _rows(_NETJAIL_TABLE))
 
 
-def _field_for_alias(model: type[BaseModel], alias: str) -> tuple[str, Any] | None:
+def field_for_alias(model: type[BaseModel], alias: str) -> tuple[str, Any] | None:
     for name, info in model.model_fields.items():
         if (info.alias or name) == alias:
             return name, info.annotation
@@ -930,7 +928,7 @@ def _values_at(root: BaseModel, path: str) -> list[tuple[str, Any]]:
         many, alias = segment.endswith("[]"), segment.removesuffix("[]")
         step: list[tuple[str, Any]] = []
         for where, obj in found:
-            hit = _field_for_alias(type(obj), alias) if isinstance(obj, BaseModel) else None
+            hit = field_for_alias(type(obj), alias) if isinstance(obj, BaseModel) else None
             if hit is None:
                 continue
             here = f"{where}.{alias}" if where else alias
@@ -991,7 +989,7 @@ _EXPECTED = {
 }
 
 
-def _render_path(loc: tuple[Any, ...]) -> tuple[str, type[BaseModel] | None]:
+def render_path(loc: tuple[Any, ...]) -> tuple[str, type[BaseModel] | None]:
     """pydantic's loc -> a JSON path (network.allowedDomains[2], network.hosts["x"]) and the model that
     holds its last key (for "did you mean")."""
     out = ""
@@ -1012,7 +1010,7 @@ def _render_path(loc: tuple[Any, ...]) -> tuple[str, type[BaseModel] | None]:
             continue
         hit = None
         if isinstance(tp, type) and issubclass(tp, BaseModel):
-            parent, hit = tp, _field_for_alias(tp, segment)
+            parent, hit = tp, field_for_alias(tp, segment)
         ident = re.fullmatch(r"[A-Za-z_$][A-Za-z0-9_]*", segment) is not None
         out += (f".{segment}" if out else segment) if ident else f"[{json.dumps(segment)}]"
         tp = hit[1] if hit else None
@@ -1051,25 +1049,25 @@ def _describe(error: Any, parent: type[BaseModel] | None) -> tuple[str, str]:
         )
         return f"unknown key {quoted(name)} (known to neither srt nor netjail)", fix
     if kind == "missing":
-        hit = _field_for_alias(parent, name) if parent else None
+        hit = field_for_alias(parent, name) if parent else None
         shape = _unwrap(hit[1]) if hit else None
         is_model = isinstance(shape, type) and issubclass(shape, BaseModel)
         example = ": []" if get_origin(shape) is list else ": {}" if is_model else ""
         return "this key is required (srt requires it too)", f'add "{name}"{example}'
     if kind in _EXPECTED:
         noun, fix = _EXPECTED[kind]
-        return f"must be {noun}, not {_json_type(value)}", fix
+        return f"must be {noun}, not {json_type(value)}", fix
     if kind == "literal_error":
         return f"{quoted(value)} is not allowed here", f"use {ctx['expected']}"
     pattern = ctx.get("pattern", "")
-    if kind == "string_pattern_mismatch" and pattern == _ENV_NAME:
+    if kind == "string_pattern_mismatch" and pattern == ENV_NAME_REGEX:
         return (
             f"{quoted(value)} is not an environment variable name",
             "use letters, digits and '_', not a leading digit",
         )
-    if kind == "string_pattern_mismatch" and pattern == _HEADER_NAME:
+    if kind == "string_pattern_mismatch" and pattern == HEADER_NAME_REGEX:
         return f"{quoted(value)} is not an HTTP header name", "write the bare header name, e.g. authorization"
-    if kind == "string_pattern_mismatch" and pattern == _GUID:
+    if kind == "string_pattern_mismatch" and pattern == GUID_REGEX:
         return (
             f"{quoted(value)} is not a GUID",
             "write it as xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx (hex digits)",
@@ -1085,22 +1083,22 @@ def _describe(error: Any, parent: type[BaseModel] | None) -> tuple[str, str]:
     return msg, "see docs/srt-compat.md and docs/settings.schema.json"
 
 
-def _to_settings_error(file: str, exc: ValidationError, remap: dict[int, int]) -> SettingsError:
+def to_settings_error(file: str, exc: ValidationError, remap: dict[int, int]) -> SettingsError:
     errors = exc.errors(include_url=False)
     # A misspelt key usually also makes a required key "missing": the unknown key is the useful report.
     first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
     loc = tuple(first["loc"])
     cause = (first.get("ctx") or {}).get("error")
-    if isinstance(cause, _Problem):
+    if isinstance(cause, Problem):
         loc += cause.at
         problem, fix = cause.problem, cause.fix
     elif isinstance(cause, PatternError):
-        problem, fix = _split_sentence(str(cause))
+        problem, fix = split_sentence(str(cause))
     else:
         problem = fix = ""
     if loc[:2] == ("network", "allowedDomains") and len(loc) > 2 and isinstance(loc[2], int):
         loc = (*loc[:2], remap.get(loc[2], loc[2]), *loc[3:])  # index in the file, before preset expansion
-    path, parent = _render_path(loc)
+    path, parent = render_path(loc)
     if not problem:
         problem, fix = _describe(first, parent)
     return SettingsError(file, path, problem, fix)
@@ -1145,13 +1143,13 @@ def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     seen: dict[str, Any] = {}
     for key, value in pairs:
         if key in seen:
-            raise _Problem(f"the key {quoted(key)} appears twice in one object", "keep only one of them")
+            raise Problem(f"the key {quoted(key)} appears twice in one object", "keep only one of them")
         seen[key] = value
     return seen
 
 
 def _reject_constant(name: str) -> Any:
-    raise _Problem(f"{name} is not valid JSON", "write a number or remove the value")
+    raise Problem(f"{name} is not valid JSON", "write a number or remove the value")
 
 
 def _first_null(value: Any, loc: tuple[str | int, ...] = ()) -> tuple[str | int, ...] | None:
@@ -1179,7 +1177,7 @@ def _parse_json(file: str, text: str) -> Any:
             f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}",
             "correct the JSON syntax (double-quoted strings, no comments, no trailing commas)",
         ) from None
-    except _Problem as exc:
+    except Problem as exc:
         raise SettingsError(file, "(file)", exc.problem, exc.fix) from None
 
 
@@ -1217,7 +1215,7 @@ def _expand_allowed(
             try:
                 hosts = expand_preset(entry, environ)
             except PresetError as exc:
-                problem, fix = _split_sentence(str(exc))
+                problem, fix = split_sentence(str(exc))
                 raise SettingsError(file, field_path, problem, fix) from None
             for host in hosts:
                 if (why := _preset_host_problem(host)) is not None:
@@ -1262,19 +1260,19 @@ def load_settings(
         raise SettingsError(
             file,
             "(file)",
-            f"the file holds {_json_type(data)}, not a JSON object",
+            f"the file holds {json_type(data)}, not a JSON object",
             'wrap the settings in { } with "network" and "filesystem" keys',
         )
     if (null_at := _first_null(data)) is not None:
         raise SettingsError(
-            file, _render_path(null_at)[0], "null is not a value here", "remove the key to get its default"
+            file, render_path(null_at)[0], "null is not a value here", "remove the key to get its default"
         )
     data, expansions, remap = _expand_allowed(file, copy.deepcopy(data), environ)
     try:
         # JSON mode keeps JSON's types strict (no "true" for true, no 1 for true) as srt's zod schema does.
         settings = Settings.model_validate_json(json.dumps(data), strict=True, by_alias=True, by_name=False)
     except ValidationError as exc:
-        raise _to_settings_error(file, exc, remap) from None
+        raise to_settings_error(file, exc, remap) from None
     return LoadedSettings(settings, path, origin, tuple(collect_warnings(settings)), expansions)
 
 
