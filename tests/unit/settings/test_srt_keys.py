@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import re
@@ -13,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from netjail.settings import NETJAIL_KEYS, SRT_KEYS, SettingsError, json_schema
+from netjail.settings import NETJAIL_KEYS, SRT_KEYS, SettingsError, json_schema, srt_keys
 
 from .settings_files import EVERY_KEY, REPO, SYSTEM_BUNDLE, load, minimal
 
@@ -166,6 +167,13 @@ def test_compat_doc_lists_every_key() -> None:
         assert f"| `{key}` | {meaning} |" in doc
     counts = Counter(v.verdict for v in SRT_KEYS)
     assert f"{counts['honoured']} honoured, {counts['warned']} warned, {counts['refused']} refused" in doc
+
+
+def test_compat_doc_names_the_module_that_holds_the_table() -> None:
+    doc = (REPO / "docs" / "srt-compat.md").read_text()
+    module = Path(inspect.getfile(srt_keys)).relative_to(REPO).as_posix()
+    assert f"`SRT_KEYS` in `{module}`" in doc
+    assert srt_keys.SRT_KEYS is SRT_KEYS
 
 
 def test_every_model_field_is_an_srt_key_or_a_netjail_addition() -> None:
