@@ -1,5 +1,5 @@
 """`python -m netjail.settings --check FILE | --schema`."""
 
-from netjail.settings.core import main
+from netjail.settings.tool import main
 
 raise SystemExit(main())

@@ -1,0 +1,56 @@
+"""How a settings file is refused: one line naming the file, the field (as a JSON path), the problem and the
+fix. Validators raise `Problem`; the loader turns it into a `SettingsError`."""
+
+from __future__ import annotations
+
+from netjail.utils.text import safe_text
+
+
+class SettingsError(Exception):
+    """A settings file netjail will not run with. str() is one line: file, field, problem and fix."""
+
+    def __init__(self, file: str, field: str, problem: str, fix: str) -> None:
+        self.file, self.field = file, field
+        self.problem, self.fix = problem.rstrip(". "), fix.rstrip(". ")
+        super().__init__(f"{safe_text(file)}: {field}: {self.problem}. Fix: {self.fix}")
+
+
+class Problem(ValueError):
+    """Raised by validators: `at` extends the field path (a list index or a dict key) below the field."""
+
+    def __init__(self, problem: str, fix: str, at: tuple[str | int, ...] = ()) -> None:
+        super().__init__(problem)
+        self.problem, self.fix, self.at = problem, fix, at
+
+
+def split_sentence(message: str) -> tuple[str, str]:
+    """'What is wrong; what to do.' -> (problem, fix). A '; ' inside a quoted value does not split."""
+    quote = None
+    i = 0
+    while i < len(message):
+        ch = message[i]
+        if quote:
+            if ch == "\\":
+                i += 1
+            elif ch == quote:
+                quote = None
+        elif ch in "'\"" and (i == 0 or not message[i - 1].isalnum()):  # not an apostrophe
+            quote = ch
+        elif message.startswith("; ", i):
+            return message[:i], message[i + 2 :].rstrip(".")
+        i += 1
+    return message.rstrip("."), "correct the entry as described (docs/domain-rules.md lists the forms)"
+
+
+def json_type(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, (list, tuple)):
+        return "an array"
+    return "an object"

@@ -1,0 +1,225 @@
+"""The whole settings file: srt's top-level keys, its credentials, ripgrep, seccomp, windows and git blocks,
+and netjail's additions (envPassthrough, audit, record, retention). The network and filesystem blocks have
+their own modules.
+
+Field order follows srt's schema; netjail's additions come last in each model.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, StringConstraints, field_validator, model_validator
+
+from netjail.settings.errors import Problem
+from netjail.settings.fields import (
+    AbsPath,
+    EnvName,
+    FilePath,
+    FsPath,
+    Guid,
+    HeaderName,
+    HostPattern,
+    NonEmptyStr,
+    SettingsModel,
+    refuse_when_true,
+)
+from netjail.settings.filesystem import FilesystemSettings, inert_deny_glob
+from netjail.settings.network import NetworkSettings
+
+CredentialMode = Literal["deny", "mask"]
+
+
+class CredentialFile(SettingsModel):
+    path: FsPath
+    mode: CredentialMode
+    extract: str | None = None
+    on_extract_no_match: Literal["warn", "deny", "error"] | None = None
+    decode: Literal["jwt"] | None = None
+    mask_claims: list[NonEmptyStr] | None = None
+    mask_duplicates: bool | None = None
+    inject_hosts: list[HostPattern] | None = None
+
+    @model_validator(mode="after")
+    def _srt_rules(self) -> CredentialFile:
+        if self.mode == "mask" and self.path.endswith("/"):
+            raise Problem(
+                'mode "mask" applies to a single file, not a directory',
+                'use mode "deny" for a directory, or name the credential file inside it',
+                at=("path",),
+            )
+        if (problem := inert_deny_glob(self.path)) is not None:
+            problem.at = ("path",)
+            raise problem
+        return self
+
+
+class CredentialEnvVar(SettingsModel):
+    name: EnvName
+    mode: CredentialMode
+    extract: str | None = None
+    on_extract_no_match: Literal["warn", "deny", "error"] | None = None
+    decode: Literal["jwt"] | None = None
+    mask_claims: list[NonEmptyStr] | None = None
+    inject_hosts: list[HostPattern] | None = None
+
+
+class AwsPair(SettingsModel):
+    access_key_id_var: EnvName
+    secret_access_key_var: EnvName
+    session_token_var: EnvName | None = None
+
+
+Sigv4Policy = Literal["deny", "passthrough"]
+
+
+class Sigv4(SettingsModel):
+    streaming: Sigv4Policy | None = None
+    presigned: Sigv4Policy | None = None
+    sigv4a: Sigv4Policy | None = Field(default=None, alias="sigv4a")  # to_camel would say "sigv4A"
+
+
+class CredentialsSettings(SettingsModel):
+    """srt's credential sources. netjail denies them all: masked files become unreadable, masked
+    variables are withheld (netjail passes only envPassthrough variables into the jail anyway)."""
+
+    files: list[CredentialFile] = []
+    env_vars: list[CredentialEnvVar] = []
+    allow_plaintext_inject: bool = False
+    aws_pairs: list[AwsPair] = []
+    sigv4: Sigv4 | None = None
+
+
+class RipgrepConfig(SettingsModel):
+    command: str
+    args: list[str] | None = None
+    argv0: str | None = None
+
+
+class SeccompConfig(SettingsModel):
+    apply_path: str | None = None
+    argv0: str | None = None
+
+
+class SrtWinConfig(SettingsModel):
+    path: NonEmptyStr
+
+
+def _check_port_range(value: tuple[int, int]) -> tuple[int, int]:
+    low, high = value
+    if not (low <= high and high - low <= 64):
+        raise Problem(
+            "low must be at most high and the range at most 64 ports wide (as in srt)", "fix the range"
+        )
+    return value
+
+
+class WindowsConfig(SettingsModel):
+    sandbox_user: Annotated[str, StringConstraints(min_length=1, max_length=20)] | None = None
+    sublayer_guid: Guid | None = None
+    wfp_sublayer_guid: Guid | None = None
+    proxy_port_range: tuple[Annotated[int, Field(ge=1)], Annotated[int, Field(le=65535)]] | None = None
+    srt_win: SrtWinConfig | None = None
+
+    _port_range = field_validator("proxy_port_range")(lambda v: v if v is None else _check_port_range(v))
+
+
+class GitConfig(SettingsModel):
+    safe_directories: list[str] = []
+
+
+class AuditSettings(SettingsModel):
+    """netjail addition: secrets whose values the audit report looks for in recorded traffic."""
+
+    secret_env: list[EnvName] = []
+    secret_files: list[FilePath] = []
+
+
+class RecordSettings(SettingsModel):
+    """netjail addition: what the recorder keeps in flows.mitm."""
+
+    body_cap: Annotated[int, Field(ge=0)] = Field(
+        default=1_048_576, description="Bytes kept of each request and response body (0 = none)."
+    )
+    redact_headers: list[HeaderName] = Field(
+        default=["authorization", "cookie", "proxy-authorization"],
+        description="Header names whose values are replaced before a flow is written (case-insensitive).",
+    )
+
+
+class RetentionSettings(SettingsModel):
+    """netjail addition: how long run directories are kept. Applied by `netjail runs --prune`."""
+
+    max_age_days: Annotated[int, Field(ge=1)] | None = Field(
+        default=None, description="Remove runs that started more than this many days ago."
+    )
+    max_total_mb: Annotated[int, Field(ge=1)] | None = Field(
+        default=None,
+        alias="maxTotalMB",
+        description="Then remove the oldest runs until all runs together take at most this many MB (10^6 bytes).",
+    )
+
+
+class Settings(SettingsModel):
+    schema_uri: str | None = Field(default=None, alias="$schema", description="Ignored; for editors.")
+    network: NetworkSettings
+    filesystem: FilesystemSettings
+    credentials: CredentialsSettings = Field(default_factory=CredentialsSettings)
+    ignore_violations: dict[str, list[str]] = {}
+    enable_weaker_nested_sandbox: bool = False
+    enable_weaker_network_isolation: bool = False
+    allow_apple_events: bool = False
+    ripgrep: RipgrepConfig | None = None
+    mandatory_deny_search_depth: Annotated[int, Field(ge=1, le=10)] = 3
+    allow_pty: bool = False
+    seccomp: SeccompConfig | None = None
+    bwrap_path: AbsPath | None = None
+    socat_path: AbsPath | None = None
+    java_agent_jar_path: AbsPath | None = None
+    windows: WindowsConfig | None = None
+    git: GitConfig | None = None
+    # netjail additions
+    env_passthrough: list[EnvName] = Field(
+        default=[],
+        description="Names of host environment variables passed into the jail (all others are not).",
+    )
+    audit: AuditSettings = Field(default_factory=AuditSettings)
+    record: RecordSettings = Field(default_factory=RecordSettings)
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
+
+    _refuse_nested = field_validator("enable_weaker_nested_sandbox")(
+        refuse_when_true(
+            "netjail has no weaker nested-sandbox mode (srt's drops /proc and namespace isolation)",
+            "remove the key or set it to false; run netjail where unprivileged user namespaces work",
+        )
+    )
+    _refuse_weaker_net = field_validator("enable_weaker_network_isolation")(
+        refuse_when_true(
+            "netjail has no weaker network isolation mode (srt's opens a macOS trust service to the sandbox)",
+            "remove the key or set it to false",
+        )
+    )
+    _refuse_apple_events = field_validator("allow_apple_events")(
+        refuse_when_true(
+            "netjail never lets the command launch programs outside the jail (srt's allowAppleEvents does, on macOS)",
+            "remove the key or set it to false",
+        )
+    )
+
+    @model_validator(mode="after")
+    def _apply_credentials(self) -> Settings:
+        # Credential files are denied reads, whatever their mode (netjail cannot mask): merged into
+        # denyRead so every jail backend applies them without knowing about credentials.
+        extra = [f.path for f in self.credentials.files if f.path not in self.filesystem.deny_read]
+        if extra:
+            deny_read = [*self.filesystem.deny_read, *dict.fromkeys(extra)]
+            self.filesystem = self.filesystem.model_copy(update={"deny_read": deny_read})
+        withheld = {v.name: v.mode for v in self.credentials.env_vars}
+        for index, name in enumerate(self.env_passthrough):
+            if name in withheld:
+                raise Problem(
+                    f"{name} is passed into the jail here but credentials.envVars withholds it (mode {withheld[name]!r})",
+                    "remove it from one of the two lists",
+                    at=("envPassthrough", index),
+                )
+        return self

@@ -1,0 +1,189 @@
+"""Every key of srt's (sandbox-runtime 0.0.78) settings schema, with netjail's verdict on it, and netjail's
+own keys. docs/srt-compat.md is built from these tables; a test keeps the two equal.
+
+A verdict is: honoured with srt's meaning, accepted with a one-line warning (ignoring it cannot weaken the
+jail), or refused (honouring it silently would weaken the jail, or it cannot be done). Keys neither srt nor
+netjail knows are refused by the models, so a typo never turns into a silently dropped rule.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+from netjail.settings.fields import field_for_alias
+from netjail.settings.models import Settings
+
+
+@dataclass(frozen=True)
+class Verdict:
+    path: str  # dotted, camelCase, "[]" for array items
+    verdict: Literal["honoured", "warned", "refused"]
+    why: str
+
+
+# path | verdict | why  ("[]" = each item of an array; a "see X" line shares X's verdict and reason)
+_SRT_TABLE = """
+network                                  | honoured | required, as in srt
+network.allowedDomains                   | honoured | hosts, *.wildcards, IP literals, optional :port; netjail adds "@preset" entries
+network.deniedDomains                    | honoured | checked before allowedDomains; "*" denies everything
+network.deniedDomainReasons              | honoured | shown in the denial and the flow record; each key must be a deniedDomains entry
+network.strictAllowlist                  | honoured | netjail never asks: a host not allowed is denied, whatever the value
+network.deniedResolvedAddresses          | honoured | added to the ranges an allowed name may not resolve to
+network.allowUnixSockets                 | warned   | ignored on Linux (as by srt), where Unix sockets stay blocked; honoured on macOS: these socket paths may be bound and connected
+network.allowAllUnixSockets              | honoured | true lets the command create Unix sockets (on macOS: bind and connect any path but the system resolver's)
+network.allowLocalBinding                | honoured | true lets the command listen on its own loopback (on macOS, which has none of its own: the host's)
+network.allowMachLookup                  | warned   | ignored on Linux, which has no XPC services; honoured on macOS, except DNS and other egress services unless named exactly
+network.httpProxyPort                    | refused  | an external proxy would replace netjail's: nothing would be judged or recorded
+network.socksProxyPort                   | refused  | an external proxy would replace netjail's: nothing would be judged or recorded
+network.mitmProxy                        | refused  | traffic handed to another proxy would leave netjail's policy and recorder
+network.mitmProxy.socketPath             | refused  | see network.mitmProxy
+network.mitmProxy.domains                | refused  | see network.mitmProxy
+network.filterRequest                    | refused  | a JavaScript callback of srt's library: no JSON value is valid (srt refuses it too)
+network.tlsTerminate                     | honoured | netjail always terminates TLS (to judge Host and SNI, and record); this block tunes it
+network.tlsTerminate.caCertPath          | warned   | ignored: netjail mints a fresh CA per run, whose key never leaves the run
+network.tlsTerminate.caKeyPath           | warned   | ignored: netjail mints a fresh CA per run, whose key never leaves the run
+network.tlsTerminate.excludeDomains      | honoured | tunnelled without termination, still judged by name and recorded
+network.tlsTerminate.extraCaCertPaths    | honoured | added to the jail's trust bundle; each file must exist and hold a certificate
+network.parentProxy                      | refused  | netjail dials upstream itself; ignoring it would route around your proxy ({} is accepted)
+network.parentProxy.http                 | refused  | see network.parentProxy
+network.parentProxy.https                | refused  | see network.parentProxy
+network.parentProxy.noProxy              | honoured | with no parent proxy every connection is direct, which is what it asks
+filesystem                               | honoured | required, as in srt
+filesystem.disabled                      | refused  | true would drop every filesystem rule; false is accepted
+filesystem.denyRead                      | honoured | hidden inside the jail
+filesystem.allowRead                     | honoured | readable again inside a denyRead region
+filesystem.allowWrite                    | honoured | the only writable paths (besides the jail's private /tmp)
+filesystem.denyWrite                     | honoured | read-only even inside allowWrite
+filesystem.allowGitConfig                | honoured | true leaves .git/config writable (.git/hooks stays protected)
+credentials                              | honoured | every declared credential is kept from the command
+credentials.files                        | honoured | each path is added to filesystem.denyRead
+credentials.files[].path                 | honoured | added to filesystem.denyRead
+credentials.files[].mode                 | honoured | "deny" as in srt; "mask" denies too, with a warning (as srt does on macOS)
+credentials.files[].extract              | warned   | ignored: masking is not supported, masked files are denied instead
+credentials.files[].onExtractNoMatch     | warned   | see credentials.files[].extract
+credentials.files[].decode               | warned   | see credentials.files[].extract
+credentials.files[].maskClaims           | warned   | see credentials.files[].extract
+credentials.files[].maskDuplicates       | warned   | see credentials.files[].extract
+credentials.files[].injectHosts          | warned   | see credentials.files[].extract
+credentials.envVars                      | honoured | each variable is kept out of the jail
+credentials.envVars[].name               | honoured | never passed into the jail; refused if envPassthrough lists it too
+credentials.envVars[].mode               | honoured | "deny" as in srt; "mask" withholds the variable too, with a warning
+credentials.envVars[].extract            | warned   | ignored: masking is not supported, masked variables are withheld instead
+credentials.envVars[].onExtractNoMatch   | warned   | see credentials.envVars[].extract
+credentials.envVars[].decode             | warned   | see credentials.envVars[].extract
+credentials.envVars[].maskClaims         | warned   | see credentials.envVars[].extract
+credentials.envVars[].injectHosts        | warned   | see credentials.envVars[].extract
+credentials.allowPlaintextInject         | warned   | ignored: netjail injects no credential, in plaintext or otherwise
+credentials.awsPairs                     | warned   | ignored: SigV4 re-signing needs masking; the variables are withheld instead
+credentials.awsPairs[].accessKeyIdVar    | warned   | see credentials.awsPairs
+credentials.awsPairs[].secretAccessKeyVar | warned  | see credentials.awsPairs
+credentials.awsPairs[].sessionTokenVar   | warned   | see credentials.awsPairs
+credentials.sigv4                        | warned   | ignored: SigV4 re-signing needs masking; the variables are withheld instead
+credentials.sigv4.streaming              | warned   | see credentials.sigv4
+credentials.sigv4.presigned              | warned   | see credentials.sigv4
+credentials.sigv4.sigv4a                 | warned   | see credentials.sigv4
+ignoreViolations                         | warned   | ignored: netjail records every denial in the run's flow log; nothing is suppressed
+enableWeakerNestedSandbox                | refused  | true asks for a weaker jail, which netjail does not offer; false is accepted
+enableWeakerNetworkIsolation             | refused  | true asks for weaker network isolation, which netjail does not offer; false is accepted
+allowAppleEvents                         | refused  | true would let the command launch programs outside the jail; false is accepted
+ripgrep                                  | warned   | ignored: netjail finds the mandatory-deny files itself
+ripgrep.command                          | warned   | see ripgrep
+ripgrep.args                             | warned   | see ripgrep
+ripgrep.argv0                            | warned   | see ripgrep
+mandatoryDenySearchDepth                 | honoured | how deep to look for dangerous files under writable paths (1-10)
+allowPty                                 | honoured | true gives the command a pseudo-terminal (macOS-only in srt)
+seccomp                                  | warned   | ignored: netjail does not use srt's apply-seccomp helper
+seccomp.applyPath                        | warned   | see seccomp
+seccomp.argv0                            | warned   | see seccomp
+bwrapPath                                | honoured | the bubblewrap binary netjail runs instead of the one on PATH
+socatPath                                | warned   | ignored: netjail does not bridge its proxy with socat
+javaAgentJarPath                         | warned   | ignored: netjail points JVMs at its proxy with JAVA_TOOL_OPTIONS properties
+windows                                  | warned   | ignored: Windows only; netjail runs on Linux and macOS
+windows.sandboxUser                      | warned   | see windows
+windows.sublayerGuid                     | warned   | see windows
+windows.wfpSublayerGuid                  | warned   | see windows
+windows.proxyPortRange                   | warned   | see windows
+windows.srtWin                           | warned   | see windows
+windows.srtWin.path                      | warned   | see windows
+git                                      | warned   | ignored: the jail keeps your own uid, so git's ownership check passes anyway
+git.safeDirectories                      | warned   | see git
+"""
+
+# netjail's own keys (not in srt): key | meaning
+_NETJAIL_TABLE = """
+$schema                  | ignored; lets an editor find docs/settings.schema.json
+network.allowedDomains "@pip", "@npm" | presets: the index/registry hosts of this machine's pip or npm configuration
+network.hosts            | pin a name to an address, like curl --resolve; the name may point anywhere, private ranges included
+network.resolver         | upstream DNS server of netjail itself: "IP", "IP:port" or "[IPv6]:port"; default the system resolver
+network.mode             | "enforce" (default) or "audit": record what would be denied but let it through (learn mode)
+network.capture          | "auto" (default), "transparent" or "proxy-variables": how traffic that ignores proxy variables is handled
+envPassthrough           | host environment variables passed into the jail; no other variable is
+audit.secretEnv          | environment variables whose values the audit report looks for in recorded traffic
+audit.secretFiles        | files whose contents the audit report looks for in recorded traffic
+record.bodyCap           | bytes kept of each body in flows.mitm (default 1 MiB; 0 = none)
+record.redactHeaders     | headers whose values are replaced before a flow is written
+retention.maxAgeDays     | netjail runs --prune removes runs older than this many days
+retention.maxTotalMB     | netjail runs --prune then removes the oldest runs until the rest take at most this many MB
+"""
+
+
+def _rows(table: str) -> list[list[str]]:
+    return [[cell.strip() for cell in line.split(" | ")] for line in table.strip().splitlines()]
+
+
+SRT_KEYS: tuple[Verdict, ...] = tuple(Verdict(p, v, why) for p, v, why in _rows(_SRT_TABLE))  # type: ignore[arg-type]
+NETJAIL_KEYS: tuple[tuple[str, str], ...] = tuple((k, m) for k, m in _rows(_NETJAIL_TABLE))
+
+
+def _values_at(root: BaseModel, path: str) -> list[tuple[str, Any]]:
+    """Concrete (path, value) pairs for a table path such as "credentials.files[].extract"."""
+    found: list[tuple[str, Any]] = [("", root)]
+    for segment in path.split("."):
+        many, alias = segment.endswith("[]"), segment.removesuffix("[]")
+        step: list[tuple[str, Any]] = []
+        for where, obj in found:
+            hit = field_for_alias(type(obj), alias) if isinstance(obj, BaseModel) else None
+            if hit is None:
+                continue
+            here = f"{where}.{alias}" if where else alias
+            value = getattr(obj, hit[0])
+            step += [(f"{here}[{i}]", v) for i, v in enumerate(value or [])] if many else [(here, value)]
+        found = step
+    return found
+
+
+def _is_set(value: Any) -> bool:
+    if isinstance(value, BaseModel):
+        return any(_is_set(getattr(value, name)) for name in type(value).model_fields)
+    return value not in (None, False, [], {}, "")
+
+
+def _warning_roots() -> list[Verdict]:
+    # One warning per subtree (ripgrep, not ripgrep.command as well); credential entries are handled apart.
+    warned = [
+        v
+        for v in SRT_KEYS
+        if v.verdict == "warned" and not v.path.startswith(("credentials.files[]", "credentials.envVars[]"))
+    ]
+    return [v for v in warned if not any(v.path.startswith((p.path + ".", p.path + "[]")) for p in warned)]
+
+
+def collect_warnings(settings: Settings) -> list[str]:
+    """One line per srt key that is present with an effect and that netjail ignores."""
+    warnings: list[str] = []
+    for verdict in _warning_roots():
+        for where, value in _values_at(settings, verdict.path):
+            if _is_set(value):
+                warnings.append(f"{where}: {verdict.why}")
+    for kind, modes, instead in (
+        ("files", [f.mode for f in settings.credentials.files], "the file is made unreadable"),
+        ("envVars", [v.mode for v in settings.credentials.env_vars], "the variable is withheld"),
+    ):
+        for index, mode in enumerate(modes):
+            if mode == "mask":
+                where = f"credentials.{kind}[{index}]"
+                warnings.append(f'{where}: mode "mask" is not supported; {instead} inside the jail instead')
+    return warnings
