@@ -125,7 +125,7 @@ def test_every_package_of_netjail_is_a_known_layer() -> None:
             "from netjail.jail.macos import seatbelt\n",
             "backend netjail.jail.linux may not import netjail.jail.macos",
         ),
-        ("netjail.settings.core", "from ..run import runner\n", "settings may not import run"),
+        ("netjail.settings.load", "from ..run import runner\n", "settings may not import run"),
     ],
 )
 def test_a_planted_upward_import_is_caught(module: str, source: str, expected: str) -> None:
