@@ -1,5 +1,5 @@
 """macOS seatbelt: the SBPL profile `sandbox-exec -p` applies, generated from the same resolved path rules as the
-bwrap argument list (`netjail.jail.spec.path_rules`), and a small SBPL reader, checker and evaluator for the tests.
+bwrap argument list (`netjail.jail.paths.path_rules`), and a small SBPL reader, checker and evaluator for the tests.
 
 Generation is pure: `profile(policy)` turns a `SeatbeltPolicy` (absolute, already resolved paths, as strings) into
 text, touching no file. `seatbelt_policy()` builds that policy from a `JailSpec` and the network settings.
@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, Literal
 
-from netjail.jail.spec import DANGEROUS_DIRECTORIES, DANGEROUS_FILES, GIT_DIR_DENIES
+from netjail.jail.paths import DANGEROUS_DIRECTORIES, DANGEROUS_FILES, GIT_DIR_DENIES
 
 if TYPE_CHECKING:
     from netjail.jail.spec import JailSpec

@@ -50,7 +50,8 @@ from netjail.jail.macos.seatbelt import (
     sbpl_string,
     seatbelt_policy,
 )
-from netjail.jail.spec import JailSpec, path_rules
+from netjail.jail.paths import path_rules
+from netjail.jail.spec import JailSpec
 from netjail.proxy.ca import RunCA
 from netjail.settings import Settings
 
