@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from netjail.jail.macos.seatbelt import check
 from tests.conftest import Netjail, Origin
+from tests.support.sbpl import check
 
 pytestmark = [
     pytest.mark.macos,

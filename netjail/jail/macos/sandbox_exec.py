@@ -35,7 +35,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from netjail.jail.environment import jail_environment
-from netjail.jail.macos.seatbelt import HOST_TEMP_DIRS, SbplError, profile, seatbelt_policy, user_temp_dir
+from netjail.jail.macos.policy import HOST_TEMP_DIRS, seatbelt_policy, user_temp_dir
+from netjail.jail.macos.sbpl import SbplError
+from netjail.jail.macos.seatbelt import profile
 from netjail.jail.spec import JailError, JailSpec, Launched
 
 if TYPE_CHECKING:
