@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from netjail.detect.detectors import parent_domain
+from netjail.detect.flags import parent_domain
 from netjail.utils.text import safe_text
 
 WILDCARD_MIN = 3
