@@ -15,6 +15,7 @@ import urllib.parse
 from collections import Counter
 from typing import TYPE_CHECKING, Iterable, Iterator, Mapping
 
+from netjail.net.suffixes import registrable_domain
 from netjail.utils.text import human_bytes
 
 if TYPE_CHECKING:
@@ -309,30 +310,12 @@ def flags_for_record(record: Mapping, *, large_upload: int = LARGE_UPLOAD) -> li
 # ---------------------------------------------------------------------------------------------------------
 
 
-def parent_domain(host: str) -> str | None:
-    """The domain a burst of names is counted under: the last two labels, or three under a generic
-    second-level label (`co.uk`). None for IP addresses and single-label names."""
-    if not host or ":" in host or re.fullmatch(r"[\d.]+", host):
-        return None
-    labels = host.split(".")
-    if len(labels) < 2:
-        return None
-    keep = (
-        3
-        if len(labels) >= 3
-        and labels[-2] in {"co", "com", "net", "org", "ac", "gov", "edu"}
-        and len(labels[-1]) == 2
-        else 2
-    )
-    return ".".join(labels[-keep:])
-
-
 def _label_looks_encoded(label: str) -> bool:
     return len(label) >= 16 and entropy(label) >= 3.2
 
 
 class BurstCounter:
-    """Distinct names per parent domain, over a run; bounded: at most `keep` example names per domain, and
+    """Distinct names per registrable domain (a DNS tunnel needs a zone its owner controls), over a run; bounded: at most `keep` example names per domain, and
     distinct names are counted through a set capped at `cap` per domain."""
 
     def __init__(self, cap: int = 10_000, keep: int = 5):
@@ -346,7 +329,7 @@ class BurstCounter:
             return
         if len(self._seen) < 100 * self.cap:
             self._seen.add(host)
-        parent = parent_domain(host)
+        parent = registrable_domain(host)
         if parent is None or host == parent:
             return
         names = self.names.setdefault(parent, set())

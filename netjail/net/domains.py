@@ -14,6 +14,7 @@ from encodings import idna as _idna
 from typing import Literal
 
 from netjail.net.addresses import IPAddress, IPNetwork, unmapped
+from netjail.net.suffixes import is_public_suffix
 from netjail.utils.text import quoted
 
 _MAX_NAME = 253
@@ -23,10 +24,6 @@ _HEX = frozenset("0123456789abcdef")
 _DIGITS = {8: frozenset("01234567"), 10: frozenset("0123456789"), 16: _HEX}
 # Python's idna codec splits on these, other resolvers do not: refuse rather than guess.
 _UNICODE_DOTS = frozenset("\u3002\uff0e\uff61")
-# Second-level labels that registries sell under, so `*.co.uk` covers a whole public suffix.
-_GENERIC_SECOND_LEVEL = frozenset(
-    {"ac", "co", "com", "edu", "go", "gob", "gov", "mil", "ne", "net", "or", "org"}
-)
 
 
 class PatternError(ValueError):
@@ -368,7 +365,7 @@ def _wildcard_pattern(source: str, host: str, port: int | None) -> Pattern:
             f"Pattern {quoted(source)} would match every name under a top-level domain; "
             f"use a registered domain as the base, e.g. '*.example.{labels[0]}'."
         )
-    if len(labels) == 2 and labels[0] in _GENERIC_SECOND_LEVEL and len(labels[1]) == 2:
+    if is_public_suffix(base, private=False):  # a registry's (`co.uk`); a host's (`github.io`) may be meant
         raise PatternError(
             f"Pattern {quoted(source)} would match every name under the public suffix {quoted(base)}; "
             f"use a registered domain as the base, e.g. '*.example.{base}'."

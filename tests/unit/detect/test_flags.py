@@ -105,3 +105,14 @@ def test_scanner_is_linear_on_long_runs() -> None:
     started = time.perf_counter()
     assert _scan(*(blob[i : i + 65536] for i in range(0, len(blob), 65536))) == []
     print(f"4 MiB single-character run scanned in {time.perf_counter() - started:.3f} s")
+
+
+def test_subdomain_bursts_are_counted_per_registrable_domain() -> None:
+    counter = BurstCounter()
+    for i in range(25):
+        counter.add(f"d{i}.mine.cloudfront.net")  # one customer's names: counted under it
+        counter.add(f"customer{i}.cloudfront.net")  # 25 customers of a CDN: each its own domain, no burst
+        counter.add(f"n{i}.example.co.uk")
+        counter.add(f"x{i}.co.uk")  # registered names under a registry's suffix, no burst
+    found = {f["domain"] for f in counter.findings()}
+    assert found == {"mine.cloudfront.net", "example.co.uk"}

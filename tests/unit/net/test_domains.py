@@ -216,7 +216,15 @@ VALID_PATTERNS = [
     ("*.example.com:8443", "wildcard", "example.com", 8443),
     ("*.bücher.example", "wildcard", "xn--bcher-kva.example", None),
     ("*.example.co.uk", "wildcard", "example.co.uk", None),
-    ("*.github.io", "wildcard", "github.io", None),
+    ("*.github.io", "wildcard", "github.io", None),  # a hosting provider's suffix: the user may mean it
+    ("*.githubusercontent.com", "wildcard", "githubusercontent.com", None),
+    ("*.amazonaws.com", "wildcard", "amazonaws.com", None),
+    (
+        "*.net.example",
+        "wildcard",
+        "net.example",
+        None,
+    ),  # an unknown top-level domain has no suffixes below it
     ("*._tcp.example.com", "wildcard", "_tcp.example.com", None),
     ("10.1.2.3", "ip", "10.1.2.3", None),
     ("127.0.0.1:8080", "ip", "127.0.0.1", 8080),
@@ -269,6 +277,13 @@ INVALID_PATTERNS = [
     ("*.co.uk", "public suffix"),
     ("*.com.au", "public suffix"),
     ("*.ac.jp:443", "public suffix"),
+    ("*.gov.uk", "public suffix"),
+    (
+        "*.kyoto.jp",
+        "public suffix",
+    ),  # the Public Suffix List's registry section, beyond `co.`/`com.` + two letters
+    ("*.b.kobe.jp", "public suffix"),  # under a wildcard rule (*.kobe.jp)
+    ("*.個人.香港", "public suffix"),  # IDN, compared in punycode
     ("a*b.com", "leading label"),
     ("*example.com", "followed by '.'"),
     ("**.x", "repeats"),
