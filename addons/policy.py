@@ -29,7 +29,8 @@ from mitmproxy import ctx, exceptions, http, tcp, tls
 from mitmproxy.connection import Client
 from mitmproxy.proxy import mode_specs, server_hooks
 
-from netjail.net.domains import Host, IPAddress, host_interface_addresses
+from netjail.net.addresses import IPAddress, host_interface_addresses
+from netjail.net.domains import Host
 from netjail.net.resolver import server_lookup, system_lookup
 from netjail.policy.decision import Policy, Verdict, deny, failed_closed
 from netjail.policy.synthetic import SyntheticAddresses

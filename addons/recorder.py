@@ -27,7 +27,7 @@ from mitmproxy.connection import Client, Server
 from mitmproxy.flow import Flow
 from mitmproxy.proxy import mode_specs
 
-from netjail.detect import detectors as audit
+from netjail import detect as audit
 from netjail.detect.mitm import annotate, redact_flow
 from netjail.records.rundir import RecordLog, utc_timestamp
 from netjail.settings import SettingsError, load_settings
@@ -40,7 +40,7 @@ DEFAULT_REDACT = ("authorization", "cookie", "proxy-authorization")
 
 class BodyTap:
     """A `stream` callable: passes chunks through unchanged, counting and hashing them, keeping a prefix, and
-    feeding them to the audit detector if it has one (netjail/detect/detectors.py: secrets, encoded data, entropy)."""
+    feeding them to the audit detector if it has one (netjail/detect/: secrets, encoded data, entropy)."""
 
     def __init__(self, keep: int, scanner: audit.BodyScanner | None = None):
         self.keep = keep

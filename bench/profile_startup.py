@@ -56,7 +56,7 @@ PROXY_SETS = {
 }
 OWN_FUNCTIONS = (
     "cli.py:.*\\(run\\)", "runner.py:.*\\(run\\)", "settings.py:.*\\(load_settings\\)", "ca.py:.*\\(create_run_ca\\)",
-    "jail.py:.*\\(path_rules\\)", "linux.py:.*\\(launch\\)", "runner.py:.*\\(_start_proxy\\)", "runner.py:.*\\(_wait\\)",
+    "paths.py:.*\\(path_rules\\)", "linux.py:.*\\(launch\\)", "runner.py:.*\\(_start_proxy\\)", "runner.py:.*\\(_wait\\)",
     "runner.py:.*\\(_stop_proxy\\)", "summary.py:.*\\(render\\)", "runner.py:.*\\(count_verdicts\\)",
     "rundir.py:.*\\(create\\)", "jail.py:.*\\(environment\\)", "linux.py:.*\\(environment\\)",
 )  # fmt: skip

@@ -8,16 +8,15 @@ from typing import Any
 from mitmproxy import http
 from mitmproxy.flow import Flow
 
-from netjail.detect.detectors import (
+from netjail.detect.flags import (
     BodyScanner,
-    Secrets,
     header_flags,
     host_flags,
-    redact_record,
     size_flags,
     url_flags,
     url_secret_flags,
 )
+from netjail.detect.secrets import Secrets, redact_record
 
 
 def annotate(

@@ -13,7 +13,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from netjail.detect.detectors import (
+from netjail.detect.flags import (
     BurstCounter,
     flags_for_record,
     host_flags,

@@ -18,33 +18,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from netjail.detect.detectors import parent_domain
+from netjail.net.suffixes import is_shared_parent, registrable_domain
+from netjail.utils.status import ExitStatus
 from netjail.utils.text import safe_text
 
 WILDCARD_MIN = 3
-
-# Parents under which anyone can get a name: a wildcard there would allow other people's sites. Most are
-# "private" entries of the Public Suffix List; cloud storage and CDN domains are added.
-SHARED_PARENTS = frozenset(
-    {
-        "github.io", "githubusercontent.com", "gitlab.io", "bitbucket.io", "pages.dev", "workers.dev",
-        "netlify.app", "netlify.com", "vercel.app", "now.sh", "herokuapp.com", "herokudns.com", "fly.dev",
-        "onrender.com", "railway.app", "glitch.me", "repl.co", "replit.dev", "web.app", "firebaseapp.com",
-        "appspot.com", "run.app", "cloudfunctions.net", "googleapis.com", "googleusercontent.com",
-        "storage.googleapis.com", "amazonaws.com", "cloudfront.net", "elasticbeanstalk.com",
-        "azurewebsites.net", "azureedge.net", "azurefd.net", "blob.core.windows.net", "windows.net",
-        "cloudapp.net", "trafficmanager.net", "akamaihd.net", "akamaized.net", "edgekey.net", "edgesuite.net",
-        "fastly.net", "fastlylb.net", "b-cdn.net", "digitaloceanspaces.com", "ondigitalocean.app",
-        "ngrok.io", "ngrok-free.app", "ngrok.app", "trycloudflare.com", "r2.dev", "blogspot.com",
-        "wordpress.com", "tumblr.com", "readthedocs.io", "surge.sh", "deno.dev", "supabase.co",
-        "pythonanywhere.com", "duckdns.org", "no-ip.org", "dyndns.org", "s3.amazonaws.com",
-    }
-)  # fmt: skip
-from netjail.utils.status import ExitStatus
-
-
-def is_shared_parent(parent: str) -> bool:
-    return parent in SHARED_PARENTS or any(parent.endswith("." + s) for s in SHARED_PARENTS)
 
 
 @dataclass
@@ -81,7 +59,7 @@ def learn_from_records(records: Iterable[dict[str, Any]], *, wildcard_min: int =
     learned = Learned(new_hosts=list(new_hosts), base_rules_used=list(used_rules))
     by_parent: dict[str, list[str]] = {}
     for host in new_hosts:
-        parent = parent_domain(host)
+        parent = registrable_domain(host, private=False)  # a hosting provider's customers, under its name
         if parent and host != parent:
             by_parent.setdefault(parent, []).append(host)
     wildcards: dict[str, str] = {}

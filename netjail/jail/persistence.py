@@ -15,7 +15,8 @@ import os
 import shutil
 from pathlib import Path
 
-from netjail.jail.spec import DANGEROUS_DIRECTORIES, DANGEROUS_FILES, GIT_DIR_DENIES, PathRules
+from netjail.jail.paths import DANGEROUS_DIRECTORIES, DANGEROUS_FILES, GIT_DIR_DENIES
+from netjail.jail.spec import PathRules
 
 WATCH_FILE = "watch.json"
 QUARANTINE_DIR = "quarantine"

@@ -10,13 +10,12 @@ import ipaddress
 from dataclasses import asdict, dataclass
 from typing import Collection, Literal
 
+from netjail.net.addresses import IPAddress, local_range_of
 from netjail.net.domains import (
     Host,
-    IPAddress,
     Pattern,
     PatternError,
     address_explicitly_allowed,
-    local_range_of,
     match_destination,
     normalize_host,
 )

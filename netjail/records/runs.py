@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Iterator, Mapping
 from netjail.records.rundir import RUN_ID_TIME_FORMAT, RunDir, runs_dir, utc_timestamp
 
 if TYPE_CHECKING:
-    from netjail.detect.detectors import Secrets
+    from netjail.detect.secrets import Secrets
 
 MB = 1_000_000
 
@@ -286,7 +286,7 @@ def configured_secrets(run: RunDir) -> list[str]:
 def run_secrets(run: RunDir, environ: Mapping[str, str] = os.environ) -> Secrets:
     """The secrets the run's settings name (audit.secretEnv / secretFiles), read now: reports replace them
     again, in case a record was written by something that did not (an older netjail, stock mitmdump)."""
-    from netjail.detect.detectors import Secrets
+    from netjail.detect.secrets import Secrets
 
     env_names, files = _audit_settings(run)
     if not env_names and not files:
@@ -299,7 +299,7 @@ def flow_records(
 ) -> Iterator[dict]:
     """The run's records of the given events (`flow`; `dns` for the jail resolver's), streamed, with any
     configured secret value replaced."""
-    from netjail.detect.detectors import redact_record
+    from netjail.detect.secrets import redact_record
     from netjail.records.read import iter_records
 
     for record in iter_records(run.flows_jsonl):

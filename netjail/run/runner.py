@@ -22,16 +22,10 @@ from typing import Callable
 import structlog
 
 from netjail import __version__
+from netjail.jail.environment import inherited_environment
+from netjail.jail.paths import path_rules
 from netjail.jail.persistence import missing_protected_paths, quarantine, write_watch
-from netjail.jail.spec import (
-    Jail,
-    JailError,
-    JailSpec,
-    Launched,
-    PathRules,
-    inherited_environment,
-    path_rules,
-)
+from netjail.jail.spec import Jail, JailError, JailSpec, Launched, PathRules
 from netjail.proxy.ca import RunCA, create_run_ca
 from netjail.proxy.client import ProxyFailed, StandbyProxy
 from netjail.records.rundir import RecordLog, RunDir, runs_dir, state_dir, utc_timestamp

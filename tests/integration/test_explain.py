@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from netjail.jail.macos.seatbelt import check
 from tests.support.netjail import Netjail, netjail_executable
+from tests.support.sbpl import check
 
 pytestmark = pytest.mark.nonroot
 

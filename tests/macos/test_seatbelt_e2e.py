@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from netjail.jail.macos.seatbelt import check
 from tests.support.netjail import Netjail
+from tests.support.sbpl import check
 from tests.support.servers import Origin
 
 pytestmark = [

@@ -21,9 +21,10 @@ import socket
 import struct
 from pathlib import Path
 
+from netjail.jail.environment import jail_environment
 from netjail.jail.linux.capture import DNS_PORT, TRANSPARENT_PORT, CaptureError, install_capture
 from netjail.jail.linux.seccomp import SeccompUnavailable, build_filter
-from netjail.jail.spec import PROXY_PORT, JailError, JailSpec, Launched, PathRules, jail_environment
+from netjail.jail.spec import PROXY_PORT, JailError, JailSpec, Launched, PathRules
 from netjail.proxy.ca import SYSTEM_BUNDLE_PATHS, RunCA
 
 JAIL_FILES_DIR = "/run/netjail"  # inside the jail: a tmpfs holding the trust bundle and the CA certificate

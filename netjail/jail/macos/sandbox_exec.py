@@ -34,8 +34,11 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from netjail.jail.macos.seatbelt import HOST_TEMP_DIRS, SbplError, profile, seatbelt_policy, user_temp_dir
-from netjail.jail.spec import JailError, JailSpec, Launched, jail_environment
+from netjail.jail.environment import jail_environment
+from netjail.jail.macos.policy import HOST_TEMP_DIRS, seatbelt_policy, user_temp_dir
+from netjail.jail.macos.sbpl import SbplError
+from netjail.jail.macos.seatbelt import profile
+from netjail.jail.spec import JailError, JailSpec, Launched
 
 if TYPE_CHECKING:
     from netjail.proxy.ca import RunCA

@@ -1,10 +1,9 @@
-"""The pure parts behind `netjail flows / runs / audit / why / learn / export`: detectors, secret matching and
-redaction, learning, retention, filters, output escaping. Every negative row has a harmless control beside it.
+"""The pure parts behind `netjail flows / runs / audit / why / learn / export`: learning, retention, filters,
+output escaping (the detectors, secret matching and redaction are tests/unit/detect/). Every negative row has a harmless control beside it.
 The end-to-end behaviour on real runs is in tests/integration/test_flows_cli.py."""
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import json
 import os
@@ -18,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from netjail.detect import detectors as audit
-from netjail.detect.detectors import BodyScanner, BurstCounter, Secrets, encoded_forms, values_from_file
+from netjail.detect.flags import BodyScanner
+from netjail.detect.secrets import Secrets
 from netjail.inspect.flows import FlowFilter, host_matches, parse_size
 from netjail.inspect.learn import learn_from_records, learned_settings
 from netjail.inspect.tables import Column, Output
@@ -77,185 +76,6 @@ def synthetic_run(run_dir: Path, n: int, rng: random.Random) -> dict[str, int]:
                             "run_id": run_dir.name, "exit_status": 0, "reason": "exited",
                             "counts": {k: counts[k] for k in ("flows", "allowed", "denied", "failed")}}) + "\n")  # fmt: skip
     return counts
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Secrets: found in every encoding, across chunk boundaries, and replaced
-# ---------------------------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("offset", range(3))
-@pytest.mark.parametrize("urlsafe", [False, True])
-def test_secret_found_inside_longer_base64_at_every_alignment(offset: int, urlsafe: bool) -> None:
-    secrets = Secrets.from_values([("env:T", SECRET)])
-    encode = base64.urlsafe_b64encode if urlsafe else base64.b64encode
-    text = encode(b"x" * offset + SECRET + b" and some more")
-    assert [h.encoding for h in secrets.find(text)] == ["base64"]
-    control = encode(b"x" * offset + SECRET[:-3] + b"???" + b" and some more")
-    assert secrets.find(control) == []
-
-
-@pytest.mark.parametrize(
-    ("data", "encoding"),
-    [
-        (b"k=" + SECRET, "plain"),
-        (b"k=" + SECRET.hex().encode(), "hex"),
-        (b"k=" + SECRET.hex().upper().encode(), "hex"),
-        (b"a=" + SECRET.replace(b"_", b"%5F"), "url-encoded"),  # quote() leaves '_': found by decoding
-    ],
-)
-def test_secret_encodings_in_text(data: bytes, encoding: str) -> None:
-    secrets = Secrets.from_values([("env:T", SECRET)])
-    hits = secrets.find_text(data.decode())
-    assert hits and hits[0].secret.name == "env:T"
-    if encoding != "url-encoded":
-        assert hits[0].encoding == encoding
-    redacted, names = secrets.redact_text(data.decode())
-    assert names == ["env:T"] and SECRET.decode() not in redacted and "[redacted secret env:T]" in redacted
-    assert secrets.find_text("k=tok_nothing_like_it") == []
-
-
-def test_secret_split_across_chunks_at_every_offset() -> None:
-    secrets = Secrets.from_values([("env:T", SECRET)])
-    body = b"a" * 50 + SECRET + b"b" * 50
-    for cut in range(1, len(body)):
-        scanner = BodyScanner(secrets)
-        scanner.feed(body[:cut])
-        scanner.feed(body[cut:])
-        assert [f["kind"] for f in scanner.flags()] == ["secret"], cut
-    control = BodyScanner(secrets)
-    control.feed(b"a" * 50 + SECRET[:10])
-    control.feed(b"X" + SECRET[11:])
-    assert control.flags() == []
-
-
-def test_secret_flag_names_the_secret_and_a_digest_never_the_value() -> None:
-    secrets = Secrets.from_values([("env:T", SECRET)])
-    scanner = BodyScanner(secrets)
-    scanner.feed(b'{"token": "' + SECRET + b'"}')
-    (flag,) = scanner.flags()
-    assert (
-        "env:T" in flag["detail"] and "sha256:" in flag["detail"] and SECRET.decode() not in json.dumps(flag)
-    )
-
-
-def test_short_and_missing_secrets_are_reported_not_matched(tmp_path: Path) -> None:
-    (tmp_path / "creds").write_text("[default]\naws_secret_access_key = AbCdEf0123456789xyz\nregion = eu\n")
-    secrets, problems = Secrets.load(
-        ["SET", "SHORT", "UNSET"],
-        [tmp_path / "creds", tmp_path / "missing"],
-        {"SET": "a-long-enough-value", "SHORT": "abc"},
-    )
-    assert {s.name for s in secrets.secrets} == {"env:SET", f"file:{tmp_path / 'creds'}"}
-    assert len(problems) == 3 and any("UNSET" in p for p in problems) and any("SHORT" in p for p in problems)
-    assert secrets.find(b"x=AbCdEf0123456789xyz")  # the value of a key = value line
-    assert not secrets.find(b"region = eu") and not secrets.find(b"[default]")  # not values: never matched
-
-
-def test_values_from_file() -> None:
-    values = values_from_file(b"  the-whole-token-123\n")
-    assert values == [b"the-whole-token-123"]
-    assert b"s3cret-value-99" in values_from_file(b'password: "s3cret-value-99"\n')
-
-
-def test_cut_partial_drops_a_kept_prefix_that_ends_inside_a_secret() -> None:
-    secrets = Secrets.from_values([("env:T", SECRET)])
-    assert secrets.cut_partial(b"body " + SECRET[:9]) == b"body "
-    assert secrets.cut_partial(b"body ends normally") == b"body ends normally"
-
-
-def test_encoded_forms_are_long_enough_to_be_specific() -> None:
-    assert all(len(form) >= audit.MIN_SECRET for _, form in encoded_forms(SECRET))
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Bodies, URLs, hosts
-# ---------------------------------------------------------------------------------------------------------
-
-
-def _scan(*chunks: bytes) -> list[str]:
-    scanner = BodyScanner(None)
-    for chunk in chunks:
-        scanner.feed(chunk)
-    return [f["kind"] for f in scanner.flags()]
-
-
-def test_body_detectors() -> None:
-    rng = random.Random(7)
-    blob = base64.b64encode(rng.randbytes(3000))
-    assert _scan(b"data=" + blob[:1000], blob[1000:] + b"&x=1") == ["encoded_body"]
-    assert _scan(b"d=" + rng.randbytes(64).hex().encode() * 2) == ["encoded_body"]  # 256 hex digits
-    assert _scan(rng.randbytes(50_000)) == ["high_entropy_body"]
-    # controls: ordinary uploads
-    assert _scan(json.dumps({"name": "netjail", "tags": ["a", "b"], "n": 3}).encode()) == []
-    assert _scan(b"0032want " + rng.randbytes(20).hex().encode() + b"\n" * 3) == []  # git-upload-pack
-    assert (
-        _scan(("integrity sha512-" + base64.b64encode(rng.randbytes(64)).decode()).encode()) == []
-    )  # 88 chars
-    assert _scan(b"hello world, this is an ordinary form post " * 200) == []
-    assert _scan(b"\x00\x01" * 5000) == []  # binary but low entropy
-    assert _scan(b"abcdefghijklmnopqrstuvwxyz" * 40) == []  # a long run, but not random
-
-
-@pytest.mark.parametrize(
-    ("path", "flagged"),
-    [
-        ("/q?d=" + base64.urlsafe_b64encode(random.Random(1).randbytes(48)).decode(), True),
-        ("/q?d=" + random.Random(2).randbytes(40).hex(), True),
-        ("/" + base64.urlsafe_b64encode(random.Random(3).randbytes(48)).decode().rstrip("=") + "/x", True),
-        ("/hello?q=1", False),
-        ("/packages/ab/cd/" + "0123456789abcdef" * 4 + "/six-1.16.0-py2.py3-none-any.whl", False),
-        ("/obj?X-Amz-Signature=" + "ab12" * 16 + "&X-Amz-Credential=AKIAEXAMPLE%2F20260101", False),
-        ("/search?q=how+to+write+a+long+query+with+many+plain+english+words", False),
-        ("/simple/some-package-with-a-long-descriptive-name/", False),
-        ("/info/refs?service=git-upload-pack", False),
-    ],
-)
-def test_url_flags(path: str, flagged: bool) -> None:
-    assert bool(audit.url_flags(path)) is flagged
-
-
-def test_long_dns_label() -> None:
-    assert audit.host_flags("a" * 41 + ".tunnel.test")
-    assert not audit.host_flags("a" * 40 + ".tunnel.test")
-    assert not audit.host_flags("2001:db8::1") and not audit.host_flags("192.0.2.1")
-
-
-def test_header_flags() -> None:
-    secrets = Secrets.from_values([("env:T", SECRET)])
-    blob = base64.b64encode(random.Random(5).randbytes(200)).decode()
-    kinds = [f["kind"] for f in audit.header_flags([("X-Data", blob), ("X-Key", SECRET.decode())], secrets)]
-    assert kinds == ["encoded_header", "secret"]
-    assert audit.header_flags([("Authorization", "Bearer " + blob), ("Accept", "*/*")], secrets) == []
-
-
-def test_subdomain_bursts() -> None:
-    rng = random.Random(3)
-    counter = BurstCounter()
-    for _ in range(6):
-        counter.add(f"{rng.randbytes(12).hex()}.tunnel.test")
-    for i in range(25):
-        counter.add(f"n{i}.many.test")
-    for name in ("www.normal.test", "api.normal.test", "cdn.normal.test", "normal.test"):
-        counter.add(name)
-    for _ in range(4):  # below the encoded threshold
-        counter.add(f"{rng.randbytes(12).hex()}.few.test")
-    found = {f["domain"]: f for f in counter.findings()}
-    assert set(found) == {"tunnel.test", "many.test"}
-    assert found["tunnel.test"]["names"] == 6 and len(found["tunnel.test"]["examples"]) == 5
-
-
-def test_large_upload_threshold() -> None:
-    assert audit.size_flags(audit.LARGE_UPLOAD)[0]["kind"] == "large_upload"
-    assert audit.size_flags(audit.LARGE_UPLOAD - 1) == []
-
-
-def test_scanner_is_linear_on_long_runs() -> None:
-    """A body of one endless base64 run must not make the detector quadratic (it runs inside the proxy)."""
-    blob = b"A" * (4 * 1024 * 1024)
-    started = time.perf_counter()
-    assert _scan(*(blob[i : i + 65536] for i in range(0, len(blob), 65536))) == []
-    print(f"4 MiB single-character run scanned in {time.perf_counter() - started:.3f} s")
 
 
 # ---------------------------------------------------------------------------------------------------------

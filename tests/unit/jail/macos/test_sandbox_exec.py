@@ -17,10 +17,11 @@ from pathlib import Path
 import pytest
 
 from netjail.jail.macos.sandbox_exec import PROXY_USER, SeatbeltJail
-from netjail.jail.macos.seatbelt import check
-from netjail.jail.spec import JailError, JailSpec, Launched, path_rules
+from netjail.jail.paths import path_rules
+from netjail.jail.spec import JailError, JailSpec, Launched
 from netjail.run.backends import current_jail
 from netjail.settings import Settings
+from tests.support.sbpl import check
 from tests.unit.jail.macos.test_seatbelt import ca_at
 
 FAKE_SANDBOX_EXEC = """#!/bin/sh

@@ -26,33 +26,29 @@ from typing import Any
 import pytest
 
 from netjail.jail.linux.bwrap import bwrap_args
+from netjail.jail.macos.policy import SeatbeltPolicy, ancestors_of, read_visible, seatbelt_policy
+from netjail.jail.macos.sbpl import (
+    MAX_STRING_BYTES,
+    SbplError,
+    deny_filters,
+    regex_any_case,
+    sbpl_comment,
+    sbpl_string,
+)
 from netjail.jail.macos.seatbelt import (
     EGRESS_SERVICES,
     KEYCHAIN_SERVICES,
     MACH_SERVICES,
-    MAX_STRING_BYTES,
     MDNS_SOCKETS,
-    Query,
-    SbplError,
-    SeatbeltPolicy,
-    String,
-    _ancestors,
-    _comment,
-    check,
     dangerous_name_regexes,
     dangerous_names,
-    decide,
-    deny_filters,
-    parse,
     profile,
-    read_visible,
-    regex_any_case,
-    sbpl_string,
-    seatbelt_policy,
 )
-from netjail.jail.spec import JailSpec, path_rules
+from netjail.jail.paths import path_rules
+from netjail.jail.spec import JailSpec
 from netjail.proxy.ca import RunCA
 from netjail.settings import Settings
+from tests.support.sbpl import Query, String, check, decide, parse
 
 REPO = Path(__file__).resolve().parents[4]
 PORT = 49152
@@ -135,7 +131,7 @@ def test_too_long_strings_are_refused() -> None:
 
 
 def test_comments_cannot_be_broken_out_of() -> None:
-    assert _comment("a\nb\x1bc") == "a\\nb\\x1bc"
+    assert sbpl_comment("a\nb\x1bc") == "a\\nb\\x1bc"
 
 
 # -- hostile paths --------------------------------------------------------------------------------------------------
@@ -887,7 +883,7 @@ def probes(tree: Tree, extra: list[str]) -> list[Query]:
     paths = set(extra)
     for group in (policy.writable, policy.read_only, policy.hidden, policy.reallowed, policy.never_writable):
         for p in group:
-            paths |= {p, p + "/child", *_ancestors(p)}
+            paths |= {p, p + "/child", *ancestors_of(p)}
     for w in tree.spec.rules.writable:
         for name in [*dangerous_names(False), ".git", ".claude", "plain.txt"]:
             paths |= {f"{w}/{name}", f"{w}/a/b/{name}", f"{w}/{name}/x"}
@@ -964,7 +960,7 @@ DELIBERATE: list[tuple[str, str, Callable[[Difference], bool]]] = [
      lambda d: d.q.operation.startswith("file-write") and d.netjail == "deny" and _dangerous(d)),
     ("D11", "directories holding a protected path cannot be renamed or removed",
      lambda d: d.q.operation in ("file-write-unlink", "file-write-create") and d.netjail == "deny"
-     and any(d.q.path in _ancestors(p) for p in [*d.tree.policy.read_only, *d.tree.policy.hidden])),
+     and any(d.q.path in ancestors_of(p) for p in [*d.tree.policy.read_only, *d.tree.policy.hidden])),
     ("D7", "no keychain", lambda d: d.q.name in KEYCHAIN_SERVICES),
     ("D8", "DNS and other egress services stay closed under wildcards",
      lambda d: d.q.name in EGRESS_SERVICES or d.q.socket_path in MDNS_SOCKETS),

@@ -1,28 +1,25 @@
-"""Exfiltration detectors: pure functions and small streaming classes, standard library only.
+"""Exfiltration flags: pure functions and small streaming classes, standard library only.
 
 They run in two places. In the proxy, while a request body passes (`BodyScanner` is fed every chunk by the
 recorder's body tap, so nothing is buffered whole) and on each request's URL and headers, producing the
 `flags` of the flow record. In `netjail audit`, over a whole run's records, for what only the run as a whole
-shows (`subdomain_bursts`) and for records written without flags.
-
-Secrets (settings `audit.secretEnv`, `audit.secretFiles`) are held as the byte strings a leak would contain —
-the value and its URL, base64 and hex encodings — only in the memory of the process that looks for them;
-records and reports carry a name and a 16-hex-digit SHA-256 prefix, never a value.
+shows (`BurstCounter`: subdomain bursts) and for records written without flags. The secrets they look for are
+netjail.detect.secrets.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import math
 import re
 import urllib.parse
 from collections import Counter
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Iterable, Iterator, Mapping
 
+from netjail.net.suffixes import registrable_domain
 from netjail.utils.text import human_bytes
+
+if TYPE_CHECKING:
+    from netjail.detect.secrets import SecretHit, Secrets
 
 LARGE_UPLOAD = 1024 * 1024  # bytes out of one request that make it a "large upload"
 SAMPLE_BYTES = 64 * 1024  # the entropy of a body is measured on its first SAMPLE_BYTES
@@ -37,7 +34,6 @@ URL_HEX = 64
 LONG_LABEL = 40  # DNS labels longer than this are unusual outside tunnels (the limit is 63)
 BURST_NAMES = 20  # distinct names under one domain in one run
 BURST_ENCODED_NAMES = 5  # ... or this many whose first label looks encoded
-MIN_SECRET = 8  # shorter values would match by accident; they are skipped with a warning
 CARRY_CAP = 4096
 
 # Query parameters of presigned URLs (S3, GCS, Azure, CloudFront): server-issued signatures, not payloads.
@@ -76,174 +72,6 @@ def entropy(data: bytes | str) -> float:
         return 0.0
     total = len(data)
     return -sum(n / total * math.log2(n / total) for n in Counter(data).values())
-
-
-def short_digest(value: bytes) -> str:
-    return "sha256:" + hashlib.sha256(value).hexdigest()[:16]
-
-
-def encoded_forms(value: bytes) -> list[tuple[str, bytes]]:
-    """The byte strings that betray `value` in traffic: as is, URL-encoded, hex, and base64 at every alignment
-    (the characters that depend only on `value`, so it is found inside a longer base64 text too)."""
-    forms: dict[bytes, str] = {value: "plain"}
-    for quoted in (
-        urllib.parse.quote_from_bytes(value, safe=""),
-        urllib.parse.quote_plus(value.decode("latin-1")),
-    ):
-        forms.setdefault(quoted.encode(), "url-encoded")
-    forms.setdefault(value.hex().encode(), "hex")
-    forms.setdefault(value.hex().upper().encode(), "hex")
-    for offset in range(3):
-        encoded = base64.b64encode(b"\0" * offset + value)
-        start = math.ceil(8 * offset / 6)
-        end = (8 * (offset + len(value))) // 6
-        stable = encoded[start:end]
-        if len(stable) >= MIN_SECRET:
-            forms.setdefault(stable, "base64")
-            forms.setdefault(stable.translate(bytes.maketrans(b"+/", b"-_")), "base64")
-    return sorted(((how, form) for form, how in forms.items()), key=lambda f: -len(f[1]))
-
-
-def values_from_file(data: bytes) -> list[bytes]:
-    """A secret file's values: its whole (stripped) content; and, line by line, each `key = value` /
-    `key: value` value and each token-like line (16+ characters without spaces, such as a key file's base64
-    lines). Section headers, comments and short lines are not values: they would match innocent traffic."""
-    values = [data.strip()]
-    for line in data.splitlines():
-        line = line.strip()
-        if not line or line.startswith((b"#", b";", b"[", b"-----")):
-            continue
-        match = re.match(rb"[\w.\-\"']+\s*[=:]\s*(.+)", line)
-        if match:
-            values.append(match.group(1).strip().strip(b"\"'"))
-        elif len(line) >= 16 and not re.search(rb"\s", line):
-            values.append(line)
-    seen: dict[bytes, None] = {}
-    for value in values:
-        if len(value) >= MIN_SECRET:
-            seen.setdefault(value)
-    return list(seen)
-
-
-@dataclass(frozen=True)
-class Secret:
-    name: str  # "env:NAME" or "file:PATH"
-    digest: str  # short_digest of the value: what records and reports show
-    forms: tuple[tuple[str, bytes], ...] = field(repr=False)
-
-    @property
-    def placeholder(self) -> bytes:
-        return f"[redacted secret {self.name}]".encode()
-
-
-@dataclass(frozen=True)
-class SecretHit:
-    secret: Secret
-    encoding: str
-
-
-class Secrets:
-    """The configured secrets, matched in bytes and text, and replaced by a placeholder."""
-
-    def __init__(self, secrets: Iterable[Secret] = ()):
-        self.secrets = tuple(secrets)
-        self.longest = max((len(f) for s in self.secrets for _, f in s.forms), default=0)
-
-    def __bool__(self) -> bool:
-        return bool(self.secrets)
-
-    @property
-    def names(self) -> list[str]:
-        return list(dict.fromkeys(s.name for s in self.secrets))
-
-    @classmethod
-    def from_values(cls, named: Iterable[tuple[str, bytes]]) -> Secrets:
-        return cls(
-            Secret(name, short_digest(v), tuple(encoded_forms(v)))
-            for name, v in named
-            if len(v) >= MIN_SECRET
-        )
-
-    @classmethod
-    def load(
-        cls, env_names: Iterable[str], files: Iterable[str | Path], environ: Mapping[str, str]
-    ) -> tuple[Secrets, list[str]]:
-        """Read the secrets; returns them and one warning per secret that could not be used."""
-        named: list[tuple[str, bytes]] = []
-        problems: list[str] = []
-        for name in env_names:
-            value = environ.get(name)
-            if value is None:
-                problems.append(
-                    f"audit.secretEnv: {name} is not set in netjail's environment; not looked for"
-                )
-            elif len(value.strip()) < MIN_SECRET:
-                problems.append(
-                    f"audit.secretEnv: {name} is shorter than {MIN_SECRET} characters; not looked for"
-                )
-            else:
-                named.append((f"env:{name}", value.strip().encode("utf-8", "surrogateescape")))
-        for path in files:
-            path = Path(path).expanduser()
-            try:
-                data = path.read_bytes()
-            except OSError as e:
-                problems.append(f"audit.secretFiles: cannot read {path} ({e.strerror or e}); not looked for")
-                continue
-            values = values_from_file(data)
-            if not values:
-                problems.append(f"audit.secretFiles: {path} holds no value of {MIN_SECRET}+ characters")
-            named += [(f"file:{path}", v) for v in values]
-        return cls.from_values(named), problems
-
-    def find(self, data: bytes) -> list[SecretHit]:
-        hits: list[SecretHit] = []
-        for secret in self.secrets:
-            for how, form in secret.forms:
-                if form in data:
-                    hits.append(SecretHit(secret, how))
-                    break
-        return hits
-
-    def find_text(self, text: str) -> list[SecretHit]:
-        data = text.encode("utf-8", "surrogateescape")
-        hits = self.find(data)
-        unquoted = urllib.parse.unquote_to_bytes(data) if b"%" in data else b""
-        if unquoted and unquoted != data:
-            seen = {h.secret.name for h in hits}
-            hits += [h for h in self.find(unquoted) if h.secret.name not in seen]
-        return hits
-
-    def redact(self, data: bytes) -> tuple[bytes, list[str]]:
-        """`data` with every form of every secret replaced; and the names of the secrets replaced."""
-        if not self.secrets or not data:
-            return data, []
-        names: list[str] = []
-        for secret in self.secrets:
-            for _, form in secret.forms:
-                if form in data:
-                    data = data.replace(form, secret.placeholder)
-                    if secret.name not in names:
-                        names.append(secret.name)
-        return data, names
-
-    def redact_text(self, text: str) -> tuple[str, list[str]]:
-        data, names = self.redact(text.encode("utf-8", "surrogateescape"))
-        if b"%" in data:  # a value percent-encoded in a way quote() would not produce
-            unquoted = urllib.parse.unquote_to_bytes(data)
-            redacted, more = self.redact(unquoted)
-            if more:
-                data, names = redacted, names + [n for n in more if n not in names]
-        return data.decode("utf-8", "surrogateescape"), names
-
-    def cut_partial(self, data: bytes) -> bytes:
-        """A kept body prefix may end inside a secret: drop such a tail rather than keep part of a value."""
-        for secret in self.secrets:
-            for _, form in secret.forms:
-                for size in range(min(len(form) - 1, len(data)), 5, -1):
-                    if data.endswith(form[:size]):
-                        return data[: len(data) - size]
-        return data
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -477,45 +305,9 @@ def flags_for_record(record: Mapping, *, large_upload: int = LARGE_UPLOAD) -> li
     ]
 
 
-URL_FIELDS = ("host", "authority", "sni", "path", "url", "detail", "error", "user_agent", "name")
-
-
-def redact_record(record: dict, secrets: Secrets | None) -> list[str]:
-    """Replace secret values in a record's text fields; returns 'field' entries of what was replaced."""
-    if not secrets:
-        return []
-    where: list[str] = []
-    for key in URL_FIELDS:
-        value = record.get(key)
-        if isinstance(value, str) and value:
-            redacted, names = secrets.redact_text(value)
-            if names:
-                record[key] = redacted
-                where += [f"{name} in {key}" for name in names]
-    return where
-
-
 # ---------------------------------------------------------------------------------------------------------
 # A whole run
 # ---------------------------------------------------------------------------------------------------------
-
-
-def parent_domain(host: str) -> str | None:
-    """The domain a burst of names is counted under: the last two labels, or three under a generic
-    second-level label (`co.uk`). None for IP addresses and single-label names."""
-    if not host or ":" in host or re.fullmatch(r"[\d.]+", host):
-        return None
-    labels = host.split(".")
-    if len(labels) < 2:
-        return None
-    keep = (
-        3
-        if len(labels) >= 3
-        and labels[-2] in {"co", "com", "net", "org", "ac", "gov", "edu"}
-        and len(labels[-1]) == 2
-        else 2
-    )
-    return ".".join(labels[-keep:])
 
 
 def _label_looks_encoded(label: str) -> bool:
@@ -523,7 +315,7 @@ def _label_looks_encoded(label: str) -> bool:
 
 
 class BurstCounter:
-    """Distinct names per parent domain, over a run; bounded: at most `keep` example names per domain, and
+    """Distinct names per registrable domain (a DNS tunnel needs a zone its owner controls), over a run; bounded: at most `keep` example names per domain, and
     distinct names are counted through a set capped at `cap` per domain."""
 
     def __init__(self, cap: int = 10_000, keep: int = 5):
@@ -537,7 +329,7 @@ class BurstCounter:
             return
         if len(self._seen) < 100 * self.cap:
             self._seen.add(host)
-        parent = parent_domain(host)
+        parent = registrable_domain(host)
         if parent is None or host == parent:
             return
         names = self.names.setdefault(parent, set())

@@ -1,0 +1,111 @@
+"""The path rules of a jail: which host paths are writable, read-only, hidden or re-opened, resolved once from the
+settings (`~` expanded, globs matched, symlinks resolved) so that every backend applies the same ones, and the
+files that are never writable inside a writable path (the mandatory denies)."""
+
+from __future__ import annotations
+
+import glob
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from netjail.jail.spec import PathRules
+
+if TYPE_CHECKING:
+    from netjail.settings import Settings
+
+# Files and folders that run code or redirect tools the next time the user works: never writable, as in srt.
+DANGEROUS_FILES = (
+    ".gitconfig",
+    ".gitmodules",
+    ".bashrc",
+    ".bash_profile",
+    ".bash_login",
+    ".bash_logout",
+    ".zshrc",
+    ".zprofile",
+    ".zshenv",
+    ".zlogin",
+    ".profile",
+    ".ripgreprc",
+    ".mcp.json",
+    ".npmrc",
+    ".pypirc",
+)
+DANGEROUS_DIRECTORIES = (".vscode", ".idea", ".claude/commands", ".claude/agents", ".devcontainer")
+GIT_DIR_DENIES = ("hooks", "config")
+
+
+def _expand(entry: str, cwd: Path, *, deny: bool = False) -> list[Path]:
+    """One settings path -> the host paths it names: `~` expanded, relative to cwd, globs matched.
+
+    Only what the user wrote is a pattern: the home or working directory put in front of it is matched as the name
+    it is (a working directory such as `proj[1]` would otherwise turn every relative entry into a pattern that
+    matches nothing, and silently drop its deny). A deny entry spelt like a pattern also names the path spelt
+    literally, when that exists: a deny may name more than meant, never less."""
+    expanded = os.path.expanduser(entry)
+    if entry.startswith("~") and expanded != entry:
+        head = entry.split("/", 1)[0]
+        base, written = os.path.expanduser(head), entry[len(head) :].lstrip("/")
+        literal = os.path.join(base, written) if written else base
+        pattern = os.path.join(glob.escape(base), written) if written else glob.escape(base)
+    elif os.path.isabs(expanded):
+        written = literal = pattern = expanded
+    else:
+        written = expanded
+        literal, pattern = os.path.join(cwd, expanded), os.path.join(glob.escape(str(cwd)), expanded)
+    if glob.has_magic(written):
+        found = sorted(glob.glob(pattern, recursive=True))
+        if deny and os.path.lexists(literal):
+            found.append(literal)
+        return [Path(os.path.realpath(p)) for p in found]
+    return [Path(os.path.realpath(literal))]
+
+
+def _existing(paths: list[Path]) -> list[Path]:
+    return [p for p in paths if os.path.lexists(p)]
+
+
+def _unique(paths: list[Path]) -> tuple[Path, ...]:
+    return tuple(dict.fromkeys(paths))
+
+
+def mandatory_denies(root: Path, depth: int, allow_git_config: bool) -> list[Path]:
+    """Dangerous files under a writable root, found to `depth` levels (node_modules skipped, as srt does)."""
+    found: list[Path] = []
+    git_denies = tuple(d for d in GIT_DIR_DENIES if not (allow_git_config and d == "config"))
+    start_depth = len(root.parts)
+    for dirpath, dirnames, filenames in os.walk(root):
+        here = Path(dirpath)
+        level = len(here.parts) - start_depth
+        dirnames[:] = [d for d in dirnames if d != "node_modules"] if level < depth else []
+        for name in DANGEROUS_FILES:
+            if name in filenames or name in dirnames:
+                found.append(here / name)
+        for name in DANGEROUS_DIRECTORIES:
+            if (here / name).is_dir():
+                found.append(here / name)
+        if ".git" in dirnames or (here / ".git").is_dir():
+            found.extend(here / ".git" / d for d in git_denies if os.path.lexists(here / ".git" / d))
+    return found
+
+
+def path_rules(settings: Settings, cwd: Path, extra_read_only: tuple[Path, ...] = ()) -> PathRules:
+    fs = settings.filesystem
+    writable = _unique(_existing([p for e in fs.allow_write for p in _expand(e, cwd)]))
+    mandatory = [
+        p
+        for root in writable
+        for p in mandatory_denies(root, settings.mandatory_deny_search_depth, fs.allow_git_config)
+    ]
+    denied_writes = _existing([p for e in fs.deny_write for p in _expand(e, cwd, deny=True)])
+    read_only = _unique(denied_writes + mandatory + list(extra_read_only))
+    hidden = _unique(_existing([p for e in fs.deny_read for p in _expand(e, cwd, deny=True)]))
+    reallowed = _unique(
+        [p for p in _existing([p for e in fs.allow_read for p in _expand(e, cwd)]) if _under_any(p, hidden)]
+    )
+    return PathRules(writable=writable, read_only=read_only, hidden=hidden, reallowed=reallowed)
+
+
+def _under_any(path: Path, roots: tuple[Path, ...]) -> bool:
+    return any(path == r or r in path.parents for r in roots)
