@@ -26,6 +26,7 @@ from netjail.jail.linux.capture import DNS_PORT, TRANSPARENT_PORT, CaptureError,
 from netjail.jail.linux.seccomp import SeccompUnavailable, build_filter
 from netjail.jail.spec import PROXY_PORT, JailError, JailSpec, Launched, PathRules
 from netjail.proxy.ca import SYSTEM_BUNDLE_PATHS, RunCA
+from netjail.utils.status import ExitStatus
 
 JAIL_FILES_DIR = "/run/netjail"  # inside the jail: a tmpfs holding the trust bundle and the CA certificate
 JAIL_BUNDLE = f"{JAIL_FILES_DIR}/ca-bundle.pem"
@@ -33,7 +34,6 @@ JAIL_CA_CERT = f"{JAIL_FILES_DIR}/ca.pem"
 RESOLV_CONF = (
     "# netjail: the jail's own resolver (denied names get NXDOMAIN)\nnameserver 127.0.0.1\noptions edns0\n"
 )
-from netjail.utils.status import ExitStatus
 
 SIOCGIFFLAGS = 0x8913
 SIOCSIFFLAGS = 0x8914
