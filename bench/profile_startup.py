@@ -55,10 +55,10 @@ PROXY_SETS = {
     "mitmproxy.proxy.mode_servers, addons.policy, addons.recorder",
 }
 OWN_FUNCTIONS = (
-    "cli.py:.*\\(run\\)", "runner.py:.*\\(run\\)", "settings.py:.*\\(load_settings\\)", "ca.py:.*\\(create_run_ca\\)",
-    "paths.py:.*\\(path_rules\\)", "linux.py:.*\\(launch\\)", "runner.py:.*\\(_start_proxy\\)", "runner.py:.*\\(_wait\\)",
+    "group.py:.*\\(run\\)", "runner.py:.*\\(run\\)", "load.py:.*\\(load_settings\\)", "ca.py:.*\\(create_run_ca\\)",
+    "paths.py:.*\\(path_rules\\)", "bwrap.py:.*\\(launch\\)", "runner.py:.*\\(_start_proxy\\)", "runner.py:.*\\(_wait\\)",
     "runner.py:.*\\(_stop_proxy\\)", "summary.py:.*\\(render\\)", "runner.py:.*\\(count_verdicts\\)",
-    "rundir.py:.*\\(create\\)", "jail.py:.*\\(environment\\)", "linux.py:.*\\(environment\\)",
+    "rundir.py:.*\\(create\\)", "environment.py:.*\\(jail_environment\\)", "bwrap.py:.*\\(environment\\)",
 )  # fmt: skip
 
 
