@@ -269,7 +269,7 @@ class NetjailRecorder:
                 message = getattr(copy, part)
                 if message is None:
                     continue
-                for name in list(message.headers.keys()):
+                for name in list(message.headers):  # not .keys(): that looks each name up again, O(n²)
                     if name.lower() in self.redact:
                         message.headers[name] = redact_value(message.headers[name])
                 if (tap := taps.get(part)) is not None:
@@ -368,7 +368,7 @@ def _flow_record(flow: Flow, taps: dict[str, BodyTap], redact: frozenset[str]) -
         record["sha256_out"] = taps["request"].digest.hexdigest() if taps["request"].size else None
     if "response" in taps:
         record["sha256_in"] = taps["response"].digest.hexdigest() if taps["response"].size else None
-    redacted = sorted({n.lower() for n in request.headers.keys() if n.lower() in redact})
+    redacted = sorted({n.lower() for n in request.headers if n.lower() in redact})
     if redacted:
         record["redacted"] = redacted
     if flow.websocket is not None:

@@ -42,6 +42,7 @@ from pydantic.alias_generators import to_camel
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
 
 from netjail.net.domains import Pattern, PatternError, normalize_host, parse_pattern
+from netjail.settings.limits import NetworkLimits
 from netjail.settings.presets import PresetError, expand_preset
 from netjail.utils.status import ExitStatus
 from netjail.utils.text import quoted, safe_text
@@ -415,6 +416,7 @@ class NetworkSettings(_Model):
     tls_terminate: TlsTerminate = Field(default_factory=TlsTerminate)
     parent_proxy: ParentProxyConfig | None = None
     # netjail additions
+    limits: NetworkLimits = Field(default_factory=NetworkLimits)
     hosts: dict[str, IPAddr] = Field(
         default={},
         description="Pin names to addresses (like curl --resolve); a pinned name may point anywhere.",
@@ -898,6 +900,7 @@ network.hosts            | pin a name to an address, like curl --resolve; the na
 network.resolver         | upstream DNS server of netjail itself: "IP", "IP:port" or "[IPv6]:port"; default the system resolver
 network.mode             | "enforce" (default) or "audit": record what would be denied but let it through (learn mode)
 network.capture          | "auto" (default), "transparent" or "proxy-variables": how traffic that ignores proxy variables is handled
+network.limits           | sizes past which a request is refused before it is parsed (431, 414, 400); defaults in docs/security.md
 envPassthrough           | host environment variables passed into the jail; no other variable is
 audit.secretEnv          | environment variables whose values the audit report looks for in recorded traffic
 audit.secretFiles        | files whose contents the audit report looks for in recorded traffic
