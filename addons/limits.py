@@ -192,7 +192,7 @@ def placeholder_request(head: bytes, exceeded: Exceeded, limits: NetworkLimits) 
 
 def check_request(request: http.Request, limits: NetworkLimits) -> Exceeded | None:
     """The limits as seen on a parsed request (HTTP/2 and 3, and the URL of HTTP/1): one pass over the fields."""
-    if len(request.data.path) + len(request.data.authority) > limits.max_url_bytes:
+    if len(request.data.path) > limits.max_url_bytes or len(request.url) > limits.max_url_bytes:
         return _over("maxUrlBytes", 414, "URL", limits.max_url_bytes)
     fields = request.headers.fields
     if len(fields) > limits.max_header_count:
