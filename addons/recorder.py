@@ -29,6 +29,7 @@ from mitmproxy.proxy import mode_specs
 
 from netjail import detect as audit
 from netjail.detect.mitm import annotate, redact_flow
+from netjail.records.caps import cap_record, cap_stored_flow, mark_incomplete
 from netjail.records.rundir import RecordLog, utc_timestamp
 from netjail.settings import SettingsError, load_settings
 
@@ -91,6 +92,7 @@ class NetjailRecorder:
         self.redact: frozenset[str] = frozenset(DEFAULT_REDACT)
         self.secrets = audit.Secrets()  # settings audit.secretEnv / audit.secretFiles, held in memory only
         self.recorded: set[str] = set()
+        self.open: dict[str, Flow] = {}  # started, not yet recorded: recorded as incomplete at `done`
         self.taps: dict[str, dict[str, BodyTap]] = {}  # flow id -> taps of its live bodies
         self.tunnels: dict[str, tuple[http.HTTPFlow, int]] = {}  # client id -> (CONNECT flow, inner records)
         self.failed: Exception | None = None
@@ -141,6 +143,7 @@ class NetjailRecorder:
         return self.taps.setdefault(flow.id, {})
 
     def requestheaders(self, flow: http.HTTPFlow) -> None:
+        self.open[flow.id] = flow
         if flow.response or flow.error or flow.request.method == "CONNECT":
             return  # denied (or answered) already: nothing will be streamed upstream
         tap = BodyTap(self.body_cap, audit.BodyScanner(self.secrets))
@@ -228,6 +231,9 @@ class NetjailRecorder:
         if len(flow.messages) > 16:
             del flow.messages[8:-1]
 
+    def tcp_start(self, flow: tcp.TCPFlow) -> None:
+        self.open[flow.id] = flow
+
     def tcp_end(self, flow: tcp.TCPFlow) -> None:
         self._record(flow)
 
@@ -235,6 +241,8 @@ class NetjailRecorder:
         self._record(flow)
 
     def done(self) -> None:
+        for flow in list(self.open.values()):
+            self._record(flow, incomplete=True)
         for connect_flow, inner in list(self.tunnels.values()):
             if inner == 0:
                 self._record(connect_flow)
@@ -243,7 +251,8 @@ class NetjailRecorder:
 
     # -- writing ----------------------------------------------------------------------------------------------
 
-    def _record(self, flow: Flow) -> None:
+    def _record(self, flow: Flow, incomplete: bool = False) -> None:
+        self.open.pop(flow.id, None)
         if flow.id in self.recorded or self.log is None:
             return
         self.recorded.add(flow.id)
@@ -253,9 +262,11 @@ class NetjailRecorder:
         taps = self.taps.pop(flow.id, {})
         try:
             record = flow_record(flow, taps, self.redact, self.secrets)
-            self.log.write(record)
+            if incomplete:
+                mark_incomplete(record)
+            self.log.write(cap_record(record))
             if self.writer is not None:
-                self.writer.add(self._stored_copy(flow, taps))
+                self.writer.add(cap_stored_flow(self._stored_copy(flow, taps)))
         except Exception as e:  # noqa: BLE001 - a flow that cannot be recorded stops the run (fail closed)
             self._fail(e)
 
@@ -269,7 +280,7 @@ class NetjailRecorder:
                 message = getattr(copy, part)
                 if message is None:
                     continue
-                for name in list(message.headers.keys()):
+                for name in list(message.headers):  # not .keys(): that looks each name up again, O(n²)
                     if name.lower() in self.redact:
                         message.headers[name] = redact_value(message.headers[name])
                 if (tap := taps.get(part)) is not None:
@@ -368,7 +379,7 @@ def _flow_record(flow: Flow, taps: dict[str, BodyTap], redact: frozenset[str]) -
         record["sha256_out"] = taps["request"].digest.hexdigest() if taps["request"].size else None
     if "response" in taps:
         record["sha256_in"] = taps["response"].digest.hexdigest() if taps["response"].size else None
-    redacted = sorted({n.lower() for n in request.headers.keys() if n.lower() in redact})
+    redacted = sorted({n.lower() for n in request.headers if n.lower() in redact})
     if redacted:
         record["redacted"] = redacted
     if flow.websocket is not None:

@@ -23,6 +23,7 @@ class ProxyFailed(Exception):
 
 class StandbyProxy:
     def __init__(self) -> None:
+        self.killed = False
         self.control, remote = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             self.process = subprocess.Popen(
@@ -66,6 +67,7 @@ class StandbyProxy:
         try:
             self.process.wait(STOP_SECONDS)
         except subprocess.TimeoutExpired:
+            self.killed = True  # flows still open have no record: the run says so (run_end `proxy_killed`)
             self.process.kill()
             self.process.wait()
         return self.process.returncode

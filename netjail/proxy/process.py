@@ -72,6 +72,7 @@ def _preload() -> None:
     import mitmproxy.master  # noqa: F401
     import mitmproxy.proxy.mode_servers  # noqa: F401
 
+    import addons.limits  # noqa: F401
     import addons.policy  # noqa: F401
     import addons.proxyauth  # noqa: F401
     import addons.recorder  # noqa: F401
@@ -95,6 +96,7 @@ async def serve(config: dict, sockets: dict[str, list[socket.socket]], control: 
     from mitmproxy.master import Master
     from mitmproxy.proxy.mode_servers import ServerInstance
 
+    from addons.limits import NetjailLimits
     from addons.policy import NetjailPolicy
     from addons.proxyauth import NetjailProxyAuth
     from addons.recorder import NetjailRecorder
@@ -106,7 +108,7 @@ async def serve(config: dict, sockets: dict[str, list[socket.socket]], control: 
     synthetic = SyntheticAddresses()
     policy = NetjailPolicy(synthetic)
     recorder = NetjailRecorder()
-    master.addons.add(NetjailProxyAuth(), policy, recorder, *_mitmproxy_addons())
+    master.addons.add(NetjailProxyAuth(), NetjailLimits(), policy, recorder, *_mitmproxy_addons())
     # Addon-owned options exist only once their addon is added.
     opts.update(
         netjail_settings=config["settings"],

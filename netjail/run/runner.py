@@ -51,7 +51,7 @@ class RunFailed(Exception):
 @dataclass
 class Outcome:
     exit_status: int
-    reason: str  # exited | signaled | interrupted | proxy_failed | log_failed | setup_failed
+    reason: str  # exited | signaled | interrupted | proxy_failed | proxy_killed | log_failed | setup_failed
     message: str = ""
     signal_received: int | None = None
     counts: dict[str, int] = field(default_factory=dict)
@@ -277,6 +277,9 @@ def _supervise(
             outcome = Outcome(
                 ExitStatus.NETJAIL_FAILED, "log_failed", message="the flow log could not be written"
             )
+        elif proxy.killed:
+            message = "the proxy did not stop in time and was killed: flows still open then have no record"
+            outcome = Outcome(ExitStatus.NETJAIL_FAILED, "proxy_killed", message=message)
         return outcome
     except ProxyFailed as e:
         raise RunFailed(str(e), reason="proxy_failed") from e

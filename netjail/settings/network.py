@@ -29,6 +29,7 @@ from netjail.settings.fields import (
     require_str,
     unmap,
 )
+from netjail.settings.limits import NetworkLimits
 from netjail.utils.text import quoted
 
 _EXTERNAL_PROXY = (
@@ -101,6 +102,7 @@ class NetworkSettings(SettingsModel):
     tls_terminate: TlsTerminate = Field(default_factory=TlsTerminate)
     parent_proxy: ParentProxyConfig | None = None
     # netjail additions
+    limits: NetworkLimits = Field(default_factory=NetworkLimits)
     hosts: dict[str, IPAddr] = Field(
         default={},
         description="Pin names to addresses (like curl --resolve); a pinned name may point anywhere.",

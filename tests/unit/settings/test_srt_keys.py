@@ -194,6 +194,15 @@ def test_every_model_field_is_an_srt_key_or_a_netjail_addition() -> None:
         "network.resolver",
         "network.mode",
         "network.capture",
+        "network.limits",
+        "network.limits.maxRequestLineBytes",
+        "network.limits.maxUrlBytes",
+        "network.limits.maxHeaderCount",
+        "network.limits.maxHeaderBytes",
+        "network.limits.maxHeaderBlockBytes",
+        "network.limits.maxChunkLineBytes",
+        "network.limits.maxWebsocketMessageBytes",
+        "network.limits.maxWebsocketFragments",
     }
     schema = json_schema()
 
