@@ -531,7 +531,8 @@ def test_mandatory_denies_cover_the_parents_of_two_part_names() -> None:
         ):  # cannot become a link to an unprotected hooks dir
             assert ask(rules, Query(op, path=path)) == "deny", (op, path)
     assert writes(rules, f"{PROJ}/.git/objects/ab/cdef")  # an existing repository still works
-    assert writes(rules, f"{PROJ}/.claude/settings.json")
+    assert writes(rules, f"{PROJ}/.claude/notes.md")  # settings.json is protected since issue 10
+    assert not writes(rules, f"{PROJ}/.claude/settings.json")
 
 
 def test_allow_git_config() -> None:
