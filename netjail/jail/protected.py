@@ -1,3 +1,4 @@
+# Over 500 lines: most of it is the INVENTORY table, which belongs beside the scan that reads it (one idea).
 """What a host tool executes later: the protected names, and the scan that finds them under the writable roots.
 
 The boundary: whatever git, an editor, a shell, an agent or CI runs without the user choosing to run project code
