@@ -9,31 +9,17 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from netjail.jail.spec import PathRules
+from netjail.jail import protected
+from netjail.jail.spec import JailError, PathRules
 
 if TYPE_CHECKING:
     from netjail.settings import Settings
 
-# Files and folders that run code or redirect tools the next time the user works: never writable, as in srt.
-DANGEROUS_FILES = (
-    ".gitconfig",
-    ".gitmodules",
-    ".bashrc",
-    ".bash_profile",
-    ".bash_login",
-    ".bash_logout",
-    ".zshrc",
-    ".zprofile",
-    ".zshenv",
-    ".zlogin",
-    ".profile",
-    ".ripgreprc",
-    ".mcp.json",
-    ".npmrc",
-    ".pypirc",
-)
-DANGEROUS_DIRECTORIES = (".vscode", ".idea", ".claude/commands", ".claude/agents", ".devcontainer")
-GIT_DIR_DENIES = ("hooks", "config")
+# Files and folders that run code or redirect tools the next time the user works: never writable (the inventory,
+# with the reason for each name, is netjail/jail/protected.py).
+DANGEROUS_FILES = tuple(n for n in protected.tree_names() if not n.endswith("/"))
+DANGEROUS_DIRECTORIES = tuple(n.rstrip("/") for n in protected.tree_names() if n.endswith("/"))
+GIT_DIR_DENIES = ("hooks", "config", "config.worktree", "commondir", "info")
 
 
 def _expand(entry: str, cwd: Path, *, deny: bool = False) -> list[Path]:
@@ -70,41 +56,28 @@ def _unique(paths: list[Path]) -> tuple[Path, ...]:
     return tuple(dict.fromkeys(paths))
 
 
-def mandatory_denies(root: Path, depth: int, allow_git_config: bool) -> list[Path]:
-    """Dangerous files under a writable root, found to `depth` levels (node_modules skipped, as srt does)."""
-    found: list[Path] = []
-    git_denies = tuple(d for d in GIT_DIR_DENIES if not (allow_git_config and d == "config"))
-    start_depth = len(root.parts)
-    for dirpath, dirnames, filenames in os.walk(root):
-        here = Path(dirpath)
-        level = len(here.parts) - start_depth
-        dirnames[:] = [d for d in dirnames if d != "node_modules"] if level < depth else []
-        for name in DANGEROUS_FILES:
-            if name in filenames or name in dirnames:
-                found.append(here / name)
-        for name in DANGEROUS_DIRECTORIES:
-            if (here / name).is_dir():
-                found.append(here / name)
-        if ".git" in dirnames or (here / ".git").is_dir():
-            found.extend(here / ".git" / d for d in git_denies if os.path.lexists(here / ".git" / d))
-    return found
-
-
 def path_rules(settings: Settings, cwd: Path, extra_read_only: tuple[Path, ...] = ()) -> PathRules:
     fs = settings.filesystem
     writable = _unique(_existing([p for e in fs.allow_write for p in _expand(e, cwd)]))
-    mandatory = [
-        p
-        for root in writable
-        for p in mandatory_denies(root, settings.mandatory_deny_search_depth, fs.allow_git_config)
-    ]
+    try:  # at any depth: mandatoryDenySearchDepth is accepted and no longer limits anything
+        protection = protected.scan(writable, allow_git_config=fs.allow_git_config)
+    except protected.ScanRefused as e:
+        raise JailError(str(e)) from None
+    mandatory = protection.read_only
     denied_writes = _existing([p for e in fs.deny_write for p in _expand(e, cwd, deny=True)])
     read_only = _unique(denied_writes + mandatory + list(extra_read_only))
     hidden = _unique(_existing([p for e in fs.deny_read for p in _expand(e, cwd, deny=True)]))
     reallowed = _unique(
         [p for p in _existing([p for e in fs.allow_read for p in _expand(e, cwd)]) if _under_any(p, hidden)]
     )
-    return PathRules(writable=writable, read_only=read_only, hidden=hidden, reallowed=reallowed)
+    return PathRules(
+        writable=writable,
+        read_only=read_only,
+        hidden=hidden,
+        reallowed=reallowed,
+        placeholders=tuple(protection.placeholders),
+        missing=tuple(protection.missing),
+    )
 
 
 def _under_any(path: Path, roots: tuple[Path, ...]) -> bool:

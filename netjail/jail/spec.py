@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from netjail.jail import protected
+
 if TYPE_CHECKING:
     from netjail.proxy.ca import RunCA
 
@@ -33,6 +35,10 @@ class PathRules:
     read_only: tuple[Path, ...]  # denyWrite and the mandatory denies inside writable paths
     hidden: tuple[Path, ...]  # denyRead
     reallowed: tuple[Path, ...]  # allowRead inside a denyRead region
+    # names in git directories that do not exist yet: created before the jail starts (read_only lists them),
+    # removed when the run ends
+    placeholders: tuple[protected.Placeholder, ...] = ()
+    missing: tuple[Path, ...] = ()  # other protected names that do not exist yet: watched, then quarantined
 
 
 @dataclass(frozen=True)

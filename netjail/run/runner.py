@@ -25,6 +25,7 @@ from netjail import __version__
 from netjail.jail.environment import inherited_environment
 from netjail.jail.paths import path_rules
 from netjail.jail.persistence import missing_protected_paths, quarantine, write_watch
+from netjail.jail.protected import create_placeholders, remove_placeholders
 from netjail.jail.spec import Jail, JailError, JailSpec, Launched, PathRules
 from netjail.proxy.ca import RunCA, create_run_ca
 from netjail.proxy.client import ProxyFailed, StandbyProxy
@@ -251,9 +252,11 @@ def _supervise(
 
         log.debug("jail.seccomp", rules=seccomp_rules(spec.allow_unix_sockets))
 
-    write_watch(runs.path, missing_protected_paths(spec.rules, settings.filesystem.allow_git_config))
+    placeholders = create_placeholders(spec.rules.placeholders)
     launched: Launched | None = None
     try:
+        missing = missing_protected_paths(spec.rules, settings.filesystem.allow_git_config)
+        write_watch(runs.path, list(dict.fromkeys([*missing, *spec.rules.missing])))
         launched = jail.launch(spec)
         if launched.capture_warning:
             warn(launched.capture_warning)
@@ -287,6 +290,7 @@ def _supervise(
         if launched is not None:
             jail.cleanup(launched)
         proxy.stop()
+        remove_placeholders(placeholders)  # before the quarantine, which would take them for the command's
 
 
 def _proxy_config(runs: RunDir, ca: RunCA, launched: Launched, debug: bool) -> dict:

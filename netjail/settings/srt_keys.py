@@ -93,7 +93,7 @@ ripgrep                                  | warned   | ignored: netjail finds the
 ripgrep.command                          | warned   | see ripgrep
 ripgrep.args                             | warned   | see ripgrep
 ripgrep.argv0                            | warned   | see ripgrep
-mandatoryDenySearchDepth                 | honoured | how deep to look for dangerous files under writable paths (1-10)
+mandatoryDenySearchDepth                 | honoured | stricter than srt: protected names are found at every depth, so the value (1-10) no longer limits the scan
 allowPty                                 | honoured | true gives the command a pseudo-terminal (macOS-only in srt)
 seccomp                                  | warned   | ignored: netjail does not use srt's apply-seccomp helper
 seccomp.applyPath                        | warned   | see seccomp

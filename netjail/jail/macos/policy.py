@@ -126,6 +126,8 @@ def seatbelt_policy(
         read_only += strs(
             [s], "mandatory deny (found on disk)" if mandatory else "denyWrite, or the settings file"
         )
+    # protected names that do not exist yet (Linux watches them): the profile denies the literal paths
+    read_only += strs(rules.missing, "protected name, not created yet")
     state = strs(spec.private_state, "netjail's own state and settings")
     temp_hidden = [t for t in host_temp_dirs if not any(is_under(t, str(w)) for w in rules.writable)]
     hidden = (

@@ -527,7 +527,8 @@ def test_mandatory_denies_cover_the_parents_of_two_part_names() -> None:
         ):  # cannot become a link to an unprotected hooks dir
             assert ask(rules, Query(op, path=path)) == "deny", (op, path)
     assert writes(rules, f"{PROJ}/.git/objects/ab/cdef")  # an existing repository still works
-    assert writes(rules, f"{PROJ}/.claude/settings.json")
+    assert writes(rules, f"{PROJ}/.claude/notes.md")  # settings.json is protected since issue 10
+    assert not writes(rules, f"{PROJ}/.claude/settings.json")
 
 
 def test_allow_git_config() -> None:
@@ -679,6 +680,23 @@ def build_tree(
         log_tag="t",
     )
     return Tree(root, home, work, state, config, temp, run_dir, spec, settings, policy)
+
+
+def test_protected_names_that_do_not_exist_yet_are_denied(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 10: Linux watches missing protected names; the profile denies them (home-level ones included)."""
+    monkeypatch.setenv("HOME", str(tmp_path.resolve() / "home"))
+    tree = build_tree(tmp_path, {"allowWrite": [".", "../home"]})
+    missing = [tree.home / ".local" / "bin", tree.home / ".config" / "git", tree.work / ".git" / "commondir"]
+    assert all(not p.exists() for p in missing)
+    assert {str(p) for p in missing} <= set(tree.policy.read_only)
+    rules = rules_of(tree.policy)
+    for path in (*missing, tree.home / ".local" / "bin" / "git"):
+        assert not writes(rules, str(path)), path
+    assert writes(rules, str(tree.home / ".local" / "share" / "x")) and writes(
+        rules, str(tree.work / "x.txt")
+    )
 
 
 def test_policy_from_a_spec(tmp_path: Path) -> None:
