@@ -102,6 +102,9 @@ class Launched:
 
 class Jail(Protocol):
     name: str
+    # True when protecting a path needs it to exist on the host (bwrap's mount points): netjail then creates a
+    # transient stub for a missing denyWrite entry before launch and removes it at the end (netjail.jail.persistence)
+    creates_mount_points: bool
 
     def check(self) -> None:
         """Raise JailError when the platform lacks what the jail needs (before anything starts)."""
@@ -193,7 +196,13 @@ def path_rules(settings: Settings, cwd: Path, extra_read_only: tuple[Path, ...] 
         for root in writable
         for p in mandatory_denies(root, settings.mandatory_deny_search_depth, fs.allow_git_config)
     ]
-    denied_writes = _existing([p for e in fs.deny_write for p in _expand(e, cwd, deny=True)])
+    # a denyWrite entry that does not exist yet stays when it lies in a writable root: it must not be created
+    denied_writes = [
+        p
+        for e in fs.deny_write
+        for p in _expand(e, cwd, deny=True)
+        if os.path.lexists(p) or _under_any(p, writable)
+    ]
     read_only = _unique(denied_writes + mandatory + list(extra_read_only))
     hidden = _unique(_existing([p for e in fs.deny_read for p in _expand(e, cwd, deny=True)]))
     reallowed = _unique(
