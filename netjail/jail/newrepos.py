@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from netjail.jail import gitconfig
-from netjail.jail.quarantine import Note, open_parent, quarantine_entry
+from netjail.jail.quarantine import Note, open_parent, quarantine_entry, unique_destination
 
 # The walk skips what cannot hold a repository of the user's own and would make it slow.
 SKIPPED_DIRECTORIES = frozenset({"node_modules", "__pycache__", ".tox", ".mypy_cache", ".pytest_cache"})
@@ -216,7 +216,7 @@ def _sanitise_config(
         clean, dropped = gitconfig.sanitize(text)
         if not dropped:
             return
-        original = quarantine_for(config)
+        original = unique_destination(quarantine_for(config))
         note({"op": "sanitise", "path": str(config), "original": str(original), "dropped": dropped})
         try:
             original.parent.mkdir(parents=True, exist_ok=True, mode=0o700)

@@ -111,6 +111,7 @@ class Watcher:
         quarantine_for: Callable[[Path], Path],
         note: Note,
         report: Callable[[dict[str, Any]], None],
+        errors: list[str] | None = None,
     ) -> None:
         self._protected = set(protected)
         self._writable = writable
@@ -129,7 +130,7 @@ class Watcher:
         self._inotify = _Inotify()
         self._stop_read, self._stop_write = os.pipe2(os.O_CLOEXEC)
         self._thread = threading.Thread(target=self._run, name="netjail-watch", daemon=True)
-        self.errors: list[str] = []
+        self.errors: list[str] = [] if errors is None else errors
 
     # -- lifetime ---------------------------------------------------------------------------------------
 
@@ -252,6 +253,8 @@ class Watcher:
         done = sanitise_git_dir(git_dir, self._writable, self._quarantine_for, self._note, self._since)
         for record in done.records:
             self._report({**record, "during_run": True})
+            if record.get("action") in ("deleted", "mode_cleared"):
+                self.errors.append(f"{record['path']}: {record['action']} ({record.get('error')})")
         self.errors += done.errors
 
     def _take(self, path: Path) -> None:
@@ -259,8 +262,8 @@ class Watcher:
         if record["action"] == "gone":
             return
         self._report({**record, "during_run": True})
-        if record["action"] == "failed":
-            self.errors.append(f"{path}: {record.get('error')}")
+        if record["action"] in ("failed", "deleted", "mode_cleared"):
+            self.errors.append(f"{path}: {record['action']} ({record.get('error')})")
 
     def _recheck_everything(self) -> None:
         for path in list(self._protected):

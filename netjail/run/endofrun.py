@@ -52,6 +52,7 @@ def start_watcher(
             quarantine_for=lambda path: quarantine_destination(journal.run_path, path),
             note=journal.note,
             report=lambda record: report_quarantine(record, records, warn),
+            errors=journal.errors,
         )
     except WatchUnavailable as e:
         log.debug("watch.unavailable", error=str(e))

@@ -43,6 +43,9 @@ class Journal:
             os.close(self._fd)
             raise
         self._lock = threading.Lock()
+        # problems the run's own operations met while it lasted (the watcher's): reported by the replay, and
+        # they keep the journal open for the next run
+        self.errors: list[str] = []
 
     def write(self, entry: dict[str, Any]) -> None:
         data = (json.dumps(entry, ensure_ascii=True, separators=(",", ":"), default=str) + "\n").encode()
@@ -116,7 +119,7 @@ def replay(
 ) -> Cleanup:
     """Bring the tree to what the journal promises. Never raises OSError; idempotent."""
     entries = journal.entries()
-    result = Cleanup()
+    result = Cleanup(errors=list(journal.errors))
     begin = next((e for e in entries if e.get("op") == "begin"), None)
 
     def destination(path: Path) -> Path:
@@ -189,5 +192,5 @@ def _record(record: dict[str, Any], result: Cleanup) -> None:
     if record.get("action") == "gone":
         return
     result.records.append(record)
-    if record.get("action") == "failed":
-        result.errors.append(f"{record['path']}: {record.get('error')}")
+    if record.get("action") in ("failed", "deleted", "mode_cleared"):
+        result.errors.append(f"{record['path']}: {record['action']} ({record.get('error')})")
