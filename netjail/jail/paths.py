@@ -64,7 +64,13 @@ def path_rules(settings: Settings, cwd: Path, extra_read_only: tuple[Path, ...] 
     except protected.ScanRefused as e:
         raise JailError(str(e)) from None
     mandatory = protection.read_only
-    denied_writes = _existing([p for e in fs.deny_write for p in _expand(e, cwd, deny=True)])
+    # a denyWrite entry that does not exist yet stays when it lies in a writable root: it must not be created
+    denied_writes = [
+        p
+        for e in fs.deny_write
+        for p in _expand(e, cwd, deny=True)
+        if os.path.lexists(p) or _under_any(p, writable)
+    ]
     read_only = _unique(denied_writes + mandatory + list(extra_read_only))
     hidden = _unique(_existing([p for e in fs.deny_read for p in _expand(e, cwd, deny=True)]))
     reallowed = _unique(

@@ -86,6 +86,9 @@ class Launched:
 
 class Jail(Protocol):
     name: str
+    # True when protecting a path needs it to exist on the host (bwrap's mount points): netjail then creates a
+    # transient stub for a missing denyWrite entry before launch and removes it at the end (netjail.jail.persistence)
+    creates_mount_points: bool
 
     def check(self) -> None:
         """Raise JailError when the platform lacks what the jail needs (before anything starts)."""

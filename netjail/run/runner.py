@@ -23,14 +23,16 @@ import structlog
 
 from netjail import __version__
 from netjail.jail.environment import inherited_environment
+from netjail.jail.newrepos import ScanTooLarge
 from netjail.jail.paths import path_rules
-from netjail.jail.persistence import missing_protected_paths, quarantine, write_watch
 from netjail.jail.protected import create_placeholders, remove_placeholders
 from netjail.jail.spec import Jail, JailError, JailSpec, Launched, PathRules
 from netjail.proxy.ca import RunCA, create_run_ca
 from netjail.proxy.client import ProxyFailed, StandbyProxy
 from netjail.records.rundir import RecordLog, RunDir, runs_dir, state_dir, utc_timestamp
 from netjail.run.backends import current_jail
+from netjail.run.endofrun import end_of_run, prepare_end_of_run, start_watcher
+from netjail.run.journal import Journal
 from netjail.run.sweep import sweep_abandoned
 from netjail.settings import LoadedSettings, Settings
 from netjail.utils.status import ExitStatus, ProxyExit
@@ -57,6 +59,7 @@ class Outcome:
     signal_received: int | None = None
     counts: dict[str, int] = field(default_factory=dict)
     run_dir: Path | None = None
+    cleanup_errors: list[str] = field(default_factory=list)
 
 
 def command_argv(command: str | None, argv: tuple[str, ...]) -> tuple[str, ...]:
@@ -104,6 +107,7 @@ def _run(
     runs.flows_mitm.touch(mode=0o600)
     runs.settings_json.write_text(loaded.effective_json())
     runs.point_latest()
+    journal = Journal(runs.path)
     log.debug("run.start", run_dir=str(runs.path), settings=str(loaded.path), origin=loaded.origin)
     for preset, hosts in loaded.expansions.items():
         log.debug("settings.preset", preset=preset, hosts=hosts)
@@ -135,14 +139,13 @@ def _run(
 
     outcome = Outcome(ExitStatus.NETJAIL_FAILED, "setup_failed")
     try:
-        outcome = _supervise(jail, loaded, runs, argv, cwd, debug, announce, warn, proxy)
+        outcome = _supervise(jail, loaded, runs, journal, argv, cwd, debug, announce, warn, records, proxy)
     except (JailError, RunFailed, OSError) as e:
         outcome = Outcome(ExitStatus.NETJAIL_FAILED, getattr(e, "reason", "setup_failed"), message=str(e))
     finally:
         runs.remove_secrets()
-        for moved in quarantine(runs.path):
-            warn(f"the command created {moved['path']} (a protected name); moved to {moved['moved_to']}")
-            records.write({"event": "quarantine", "ts": utc_timestamp(), **moved})
+        outcome.cleanup_errors += end_of_run(journal, records, warn).errors
+        journal.close()
         outcome.counts = count_verdicts(runs.flows_jsonl)
         try:
             if not started:
@@ -157,6 +160,7 @@ def _run(
                     "message": outcome.message or None,
                     "signal": outcome.signal_received,
                     "counts": outcome.counts,
+                    "cleanup_errors": outcome.cleanup_errors,
                 }
             )
         except OSError as e:
@@ -236,11 +240,13 @@ def _supervise(
     jail: Jail,
     loaded: LoadedSettings,
     runs: RunDir,
+    journal: Journal,
     argv: tuple[str, ...],
     cwd: Path,
     debug: bool,
     announce: Callable[[str | None], None],
     warn: Callable[[str], None],
+    records: RecordLog,
     proxy: StandbyProxy,
 ) -> Outcome:
     settings: Settings = loaded.settings
@@ -253,11 +259,18 @@ def _supervise(
         log.debug("jail.seccomp", rules=seccomp_rules(spec.allow_unix_sockets))
 
     placeholders = create_placeholders(spec.rules.placeholders)
-    launched: Launched | None = None
     try:
-        missing = missing_protected_paths(spec.rules, settings.filesystem.allow_git_config)
-        write_watch(runs.path, list(dict.fromkeys([*missing, *spec.rules.missing])))
+        protected = prepare_end_of_run(jail, spec, journal, settings.filesystem.allow_git_config)
+    except ScanTooLarge as e:
+        remove_placeholders(placeholders)
+        raise RunFailed(
+            f"the writable paths are too large to list their repositories ({e}). Fix: narrow allowWrite"
+        ) from e
+    launched: Launched | None = None
+    watcher = None
+    try:
         launched = jail.launch(spec)
+        watcher = start_watcher(journal, spec, protected, warn, records)
         if launched.capture_warning:
             warn(launched.capture_warning)
         log.debug("jail.capture", mode=launched.capture_mode)
@@ -267,9 +280,8 @@ def _supervise(
             log.debug("jail.capture_rules", nft=NFT_RULES)
         announce(launched.capture_mode)
         proxy.configure(_proxy_config(runs, ca, launched, debug), launched.sockets)
-        for (
-            sockets
-        ) in launched.sockets.values():  # the proxy holds them now: if it dies, connections are refused
+        # the proxy holds them now: if it dies, connections are refused
+        for sockets in launched.sockets.values():
             for sock in sockets:
                 sock.close()
         launched.sockets.clear()
@@ -288,7 +300,9 @@ def _supervise(
         raise RunFailed(str(e), reason="proxy_failed") from e
     finally:
         if launched is not None:
-            jail.cleanup(launched)
+            jail.cleanup(launched)  # returns once the jail's PID namespace is empty: nothing writes any more
+        if watcher is not None:
+            watcher.stop()
         proxy.stop()
         remove_placeholders(placeholders)  # before the quarantine, which would take them for the command's
 

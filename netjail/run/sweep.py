@@ -6,9 +6,9 @@ import json
 import time
 from pathlib import Path
 
-from netjail.jail.persistence import quarantine
 from netjail.records.rundir import RecordLog, RunDir, utc_timestamp
 from netjail.records.runs import netjail_alive
+from netjail.run.journal import JOURNAL_FILE, complete_abandoned
 
 
 def sweep_abandoned(root: Path) -> list[Path]:
@@ -30,8 +30,7 @@ def sweep_abandoned(root: Path) -> list[Path]:
         run.remove_secrets()
         try:
             records = RecordLog(run.flows_jsonl)
-            for moved in quarantine(run.path):
-                records.write({"event": "quarantine", "ts": utc_timestamp(), **moved})
+            _write_completed(records, complete_abandoned(run.path))
             records.write(
                 {
                     "event": "run_end",
@@ -47,4 +46,54 @@ def sweep_abandoned(root: Path) -> list[Path]:
         except OSError:
             pass
         swept.append(run.path)
+    swept += _complete_journals(root, exclude=set(swept))
     return swept
+
+
+def _complete_journals(root: Path, exclude: set[Path]) -> list[Path]:
+    """Runs whose end-of-run replay did not finish (killed during it, or it met errors): replayed again. A live
+    run holds its journal's lock, so it is never touched here."""
+    completed = []
+    for journal in root.glob(f"*/{JOURNAL_FILE}"):
+        if journal.parent in exclude:
+            continue
+        cleanup = complete_abandoned(journal.parent)
+        if cleanup is None:
+            continue
+        try:
+            run = RunDir(journal.parent)
+            records = RecordLog(run.flows_jsonl)
+            _write_completed(records, cleanup)
+            if not _has_run_end(run.flows_jsonl):  # killed between removing its key and writing run_end
+                records.write(
+                    {
+                        "event": "run_end",
+                        "ts": utc_timestamp(),
+                        "run_id": run.run_id,
+                        "exit_status": None,
+                        "reason": "interrupted",
+                        "message": "netjail was killed while the run ended; a later run completed its end",
+                        "signal": None,
+                        "counts": None,
+                        "cleanup_errors": cleanup.errors,
+                    }
+                )
+            records.close()
+        except OSError:
+            pass
+        completed.append(journal.parent)
+    return completed
+
+
+def _has_run_end(path: Path) -> bool:
+    try:
+        return any(b'"event":"run_end"' in line for line in path.read_bytes().splitlines()[-50:])
+    except OSError:
+        return False
+
+
+def _write_completed(records: RecordLog, cleanup) -> None:
+    if cleanup is None:
+        return
+    for record in cleanup.records:
+        records.write({"event": "quarantine", "ts": utc_timestamp(), "swept": True, **record})

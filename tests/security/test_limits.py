@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from netjail.records.caps import URL_CAP
-from tests.conftest import Netjail, serve_connections
+from tests.support.netjail import Netjail
+from tests.support.servers import serve_connections
 
 pytestmark = pytest.mark.nonroot
 

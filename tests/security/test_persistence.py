@@ -20,7 +20,7 @@ from typing import Callable
 
 import pytest
 
-from tests.conftest import REPO, Netjail
+from tests.support.netjail import REPO, Netjail
 
 pytestmark = pytest.mark.nonroot
 

@@ -19,6 +19,7 @@ import shutil
 import signal
 import socket
 import struct
+import time
 from pathlib import Path
 
 from netjail.jail.environment import jail_environment
@@ -140,6 +141,7 @@ def _mask(path: Path) -> list[str]:
 
 class BwrapJail:
     name = "linux-bwrap"
+    creates_mount_points = True  # a bind needs its mount point to exist on the host
 
     def __init__(self, bwrap_path: str | Path | None = None) -> None:
         self.bwrap = str(bwrap_path) if bwrap_path else (shutil.which("bwrap") or "")
@@ -224,9 +226,15 @@ class BwrapJail:
             pass
 
     def cleanup(self, launched: Launched) -> None:
+        status = _read_status(launched.status_fd)
         if not launched.reaped:
+            if status.get("child-pid"):
+                # the jail's init first: the kernel empties its PID namespace before bwrap can report its end
+                _kill(int(status["child-pid"]))
             _reap(launched.pid)  # killing bwrap takes the whole sandbox down (--die-with-parent)
             launched.reaped = True
+        if status.get("pid-namespace"):
+            _wait_namespace_empty(int(status["pid-namespace"]))
         launched.release()
 
 
@@ -260,6 +268,37 @@ def _read_status(fd: int) -> dict:
 def _child_pid(fd: int) -> int | None:
     value = _read_status(fd).get("child-pid")
     return int(value) if value else None
+
+
+def _kill(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def _namespace_members(namespace: int) -> list[int]:
+    members = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                if os.stat(f"/proc/{name}/ns/pid").st_ino == namespace:
+                    members.append(int(name))
+            except OSError:
+                continue
+    return members
+
+
+def _wait_namespace_empty(namespace: int, timeout: float = 10.0) -> None:
+    """Until no process is left in the jail's PID namespace. bwrap's outer process can be gone (SIGKILLed by
+    the grace period) while its init, killed through --die-with-parent, is still taking the others down."""
+    deadline = time.monotonic() + timeout
+    while members := _namespace_members(namespace):
+        for pid in members:
+            _kill(pid)
+        if time.monotonic() > deadline:
+            return  # SIGKILLed and still there (uninterruptible sleep): nothing more can be done from here
+        time.sleep(0.01)
 
 
 def _reap(pid: int) -> None:

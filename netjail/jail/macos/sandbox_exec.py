@@ -69,6 +69,7 @@ def default_run_parent() -> Path:
 
 class SeatbeltJail:
     name = "macos-seatbelt"
+    creates_mount_points = False  # the profile denies a path that does not exist yet
 
     def __init__(
         self,

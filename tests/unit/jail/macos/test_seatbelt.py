@@ -774,6 +774,17 @@ def test_a_working_directory_with_pattern_characters_keeps_its_denies(tmp_path: 
     }
 
 
+def test_a_deny_write_entry_that_does_not_exist_yet_is_denied_by_its_literal_path(tmp_path: Path) -> None:
+    """F9 on macOS: the profile denies the path itself; nothing is created for it (Linux needs a stub)."""
+    tree = build_tree(tmp_path, {"denyWrite": ["./.env", "conf/.secrets"]})
+    w = tree.work
+    assert str(w / ".env") in tree.policy.read_only and str(w / "conf" / ".secrets") in tree.policy.read_only
+    assert not os.path.lexists(w / ".env") and not os.path.lexists(w / "conf")
+    rules = check(profile(tree.policy))
+    assert not writes(rules, str(w / ".env")) and not writes(rules, str(w / "conf" / ".secrets"))
+    assert writes(rules, str(w / ".env.example")) and writes(rules, str(w / "conf" / "other"))
+
+
 # -- the same settings through the Linux backend --------------------------------------------------------------------
 
 
