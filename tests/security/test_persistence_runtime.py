@@ -37,10 +37,12 @@ def wait_until(condition, seconds: float = 3.0) -> bool:
 
 
 def planting_script(markers: Path) -> str:
-    """Plants a pre-commit hook in a repository whose .git/hooks did not exist, signals, waits for the go."""
+    """Plants a pre-commit hook in the repository's hooks path (`.husky`, named by its config, husky-style), which
+    did not exist, signals, waits for the go. (A missing `.git/hooks` gets a read-only placeholder instead: there
+    the planting itself fails, tests/security/test_persistence.py.)"""
     return (
-        "mkdir -p .git/hooks; "
-        f"printf '#!/bin/sh\\ntouch {markers}/hook\\n' > .git/hooks/pre-commit; chmod +x .git/hooks/pre-commit; "
+        "mkdir -p .husky; "
+        f"printf '#!/bin/sh\\ntouch {markers}/hook\\n' > .husky/pre-commit; chmod +x .husky/pre-commit; "
         "echo kept > control.txt; echo planted > ready; read line < go; echo done"
     )
 
@@ -50,6 +52,7 @@ def _repository_without_hooks(path: Path) -> None:
     subprocess.run(["rm", "-rf", str(path / ".git" / "hooks")], check=True)
     (path / "tracked").write_text("x\n")
     git("add", "tracked", cwd=path)
+    git("config", "core.hooksPath", ".husky", cwd=path)
     for fifo in ("ready", "go"):
         os.mkfifo(path / fifo)
     (path / ".git" / "info").mkdir(exist_ok=True)
@@ -78,7 +81,7 @@ def test_f3_a_hook_planted_during_the_run_is_gone_before_a_host_commit_meanwhile
     proc = netjail.popen("-s", str(cfg), "-c", planting_script(markers))
     try:
         assert (netjail.work / "ready").read_text() == "planted\n"  # the jailed command is alive, waiting
-        assert wait_until(lambda: not (netjail.work / ".git" / "hooks").exists())
+        assert wait_until(lambda: not (netjail.work / ".husky").exists())
         git("commit", "-qm", "meanwhile", cwd=netjail.work)
         assert not (markers / "hook").exists()
         (netjail.work / "go").write_text("go\n")
@@ -92,7 +95,7 @@ def test_f3_a_hook_planted_during_the_run_is_gone_before_a_host_commit_meanwhile
     assert not (markers / "hook").exists()
     records = [json.loads(line) for line in (netjail.latest_run() / "flows.jsonl").read_text().splitlines()]
     quarantined = [r for r in records if r["event"] == "quarantine"]
-    assert any(r["during_run"] and r["path"].endswith("/.git/hooks") for r in quarantined), quarantined
+    assert any(r["during_run"] and r["path"].endswith("/.husky") for r in quarantined), quarantined
 
 
 def new_repository_script(markers: Path) -> str:
