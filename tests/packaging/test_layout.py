@@ -14,9 +14,9 @@ import pytest
 
 import netjail
 from netjail.utils.resources import bundled_config
-from tests.conftest import REPO, netjail_executable
 from tests.packaging.stock_mitmdump import deny_one_request
 
+REPO = Path(__file__).resolve().parents[2]
 SETUPTOOLS = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]
 # Each top-level folder of the repository that is installed inside the package, by its package name.
 MAPPED = {"netjail.addons": "addons", "netjail.configs": "configs"}
@@ -63,7 +63,9 @@ def test_bundled_config_takes_a_file_name_only(name: str) -> None:
 def test_one_version() -> None:
     installed = importlib.metadata.version("netjail")
     assert installed == netjail.__version__, "the metadata is stale: pip install -e '.[test]' again"
-    proc = subprocess.run([netjail_executable(), "--version"], capture_output=True, text=True)
+    proc = subprocess.run(
+        [str(Path(sys.executable).parent / "netjail"), "--version"], capture_output=True, text=True
+    )
     assert proc.returncode == 0 and proc.stdout == f"netjail, version {netjail.__version__}\n"
 
 
