@@ -50,9 +50,9 @@ CLI_SETS = {
 PROXY_SETS = {
     "mitmproxy.options + master": "import mitmproxy.options, mitmproxy.master",
     "mitmproxy.addons (default_addons)": "import mitmproxy.addons",
-    "addons.policy + addons.recorder": "import addons.policy, addons.recorder",
+    "netjail.addons.policy + recorder": "import netjail.addons.policy, netjail.addons.recorder",
     "everything proxyd imports": "import netjail.proxy.process, mitmproxy.options, mitmproxy.addons, mitmproxy.master, "
-    "mitmproxy.proxy.mode_servers, addons.policy, addons.recorder",
+    "mitmproxy.proxy.mode_servers, netjail.addons.policy, netjail.addons.recorder",
 }
 OWN_FUNCTIONS = (
     "group.py:.*\\(run\\)", "runner.py:.*\\(run\\)", "load.py:.*\\(load_settings\\)", "ca.py:.*\\(create_run_ca\\)",

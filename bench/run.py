@@ -257,8 +257,9 @@ class Runner:
 
 # --------------------------------------------------------------------------------------------------------------
 # A fixed netjail: `--netjail-ref REF` benchmarks a commit instead of the working tree, so that numbers belong to
-# a known version (and two commits can be compared). The snapshot is `git archive REF` plus a venv whose only
-# path entries are the snapshot and the project venv's site-packages (whose editable hook is not run).
+# a known version (and two commits can be compared). The snapshot is `git archive REF`, installed editable into a
+# venv whose other path entry is the project venv's site-packages (whose own editable hook is not run); editable,
+# as the project's own install is, so that addons/ and configs/ map into the package as pyproject.toml says.
 
 
 def snapshot_netjail(ref: str, scratch: Path) -> tuple[Path, str]:
@@ -275,13 +276,16 @@ def snapshot_netjail(ref: str, scratch: Path) -> tuple[Path, str]:
     subprocess.run([base, "-m", "venv", "--without-pip", str(venv)], check=True)
     site_dirs = [p for p in sys.path if p.endswith("site-packages") and p.startswith(sys.prefix)]
     target = next((venv / "lib").glob("python3*/site-packages"))
-    (target / "netjail_bench_snapshot.pth").write_text("\n".join([str(src), *site_dirs]) + "\n")
+    (target / "netjail_bench_snapshot.pth").write_text("\n".join(site_dirs) + "\n")
+    subprocess.run([sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install", "-q",
+                    "--disable-pip-version-check", "--no-deps", "--no-index", "--no-build-isolation", "-e", str(src)],
+                   check=True)  # fmt: skip
     # byte-compile now: the supervisor honours PYTHONDONTWRITEBYTECODE and would otherwise compile on every run
     subprocess.run([str(venv / "bin" / "python"), "-m", "compileall", "-q", str(src)], check=True)
     launcher = venv / "bin" / "netjail"
     launcher.write_text(f"#!{venv}/bin/python\nimport sys\nfrom netjail.cli import main\nsys.exit(main())\n")
     launcher.chmod(0o755)
-    check = subprocess.run([str(venv / "bin" / "python"), "-I", "-c", "import netjail, addons; print(netjail.__file__)"],
+    check = subprocess.run([str(venv / "bin" / "python"), "-I", "-c", "import netjail; print(netjail.__file__)"],
                            capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
     if not check.startswith(str(src)):
         raise RuntimeError(f"the snapshot imports netjail from {check}, not from {src}")

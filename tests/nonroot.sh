@@ -24,6 +24,10 @@ cp -a "$site/." "$new_site/"
 rm -f "$new_site"/__editable__* "$new_site"/*netjail*.pth
 mkdir -p "$base/src"
 tar -C "$repo" --exclude=.venv --exclude=.git --exclude=__pycache__ -cf - . | tar -C "$base/src" -xf -
+# An editable install of the copy, as scripts/setup makes: it maps addons/ and configs/ to netjail.addons and
+# netjail.configs. The checkout on sys.path too makes `tests` importable, as `python -m pytest` run in it does.
+LD_LIBRARY_PATH="$libdir" "$base/venv/bin/python" -m pip install -q --disable-pip-version-check --no-deps \
+  --no-index --no-build-isolation -e "$base/src"
 echo "$base/src" > "$new_site/netjail-src.pth"
 cat > "$base/venv/bin/netjail" <<SCRIPT
 #!$base/venv/bin/python

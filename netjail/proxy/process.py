@@ -72,10 +72,10 @@ def _preload() -> None:
     import mitmproxy.master  # noqa: F401
     import mitmproxy.proxy.mode_servers  # noqa: F401
 
-    import addons.limits  # noqa: F401
-    import addons.policy  # noqa: F401
-    import addons.proxyauth  # noqa: F401
-    import addons.recorder  # noqa: F401
+    import netjail.addons.limits  # noqa: F401
+    import netjail.addons.policy  # noqa: F401
+    import netjail.addons.proxyauth  # noqa: F401
+    import netjail.addons.recorder  # noqa: F401
     import netjail.proxy.jail_resolver  # noqa: F401
 
 
@@ -96,10 +96,10 @@ async def serve(config: dict, sockets: dict[str, list[socket.socket]], control: 
     from mitmproxy.master import Master
     from mitmproxy.proxy.mode_servers import ServerInstance
 
-    from addons.limits import NetjailLimits
-    from addons.policy import NetjailPolicy
-    from addons.proxyauth import NetjailProxyAuth
-    from addons.recorder import NetjailRecorder
+    from netjail.addons.limits import NetjailLimits
+    from netjail.addons.policy import NetjailPolicy
+    from netjail.addons.proxyauth import NetjailProxyAuth
+    from netjail.addons.recorder import NetjailRecorder
     from netjail.policy.synthetic import SyntheticAddresses
     from netjail.proxy.jail_resolver import JailResolverProtocol
 

@@ -19,10 +19,11 @@ from netjail.settings.errors import Problem, SettingsError, json_type, split_sen
 from netjail.settings.models import Settings
 from netjail.settings.presets import PresetError, expand_preset
 from netjail.settings.srt_keys import collect_warnings
+from netjail.utils.resources import bundled_config
 from netjail.utils.text import quoted
 
 Origin = Literal["flag", "env", "user", "bundled"]
-BUNDLED_DEFAULT = Path(__file__).resolve().parents[2] / "configs" / "default.json"
+BUNDLED_DEFAULT = bundled_config("default.json")
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 
-# Lowest first. `addons` is the repository's top-level folder of mitmproxy addons; `netjail` itself (the root
-# package: the version) may be imported from anywhere.
+# Lowest first. `addons` is the repository's top-level folder of mitmproxy addons, installed as `netjail.addons`
+# (pyproject.toml maps it); `netjail` itself (the root package: the version) may be imported from anywhere.
 LAYERS = (
     "utils",
     "net",
@@ -35,7 +35,7 @@ BACKENDS = ("netjail.jail.linux", "netjail.jail.macos")
 
 def layer_of(module: str) -> str | None:
     parts = module.split(".")
-    if parts[0] == "addons":
+    if parts[0] == "addons":  # the folder's own name, as `mitmdump -s addons/…` and older code knew it
         return "addons"
     if parts[0] == "netjail" and len(parts) > 1 and parts[1] in LAYERS:
         return parts[1]
@@ -84,11 +84,16 @@ def violations(sources: dict[str, str]) -> list[str]:
     return problems
 
 
+# Each folder of the repository and the package it is installed as.
+INSTALLED_AS = {"netjail": "netjail", "addons": "netjail.addons"}
+
+
 def repository_sources() -> dict[str, str]:
+    """Every module's source by the name it is imported under once installed."""
     sources = {}
-    for folder in ("netjail", "addons"):
+    for folder, package in INSTALLED_AS.items():
         for path in (REPO / folder).rglob("*.py"):
-            parts = list(path.relative_to(REPO).with_suffix("").parts)
+            parts = [package, *path.relative_to(REPO / folder).with_suffix("").parts]
             if parts[-1] == "__init__":
                 parts.pop()
             sources[".".join(parts)] = path.read_text(encoding="utf-8")
@@ -97,6 +102,23 @@ def repository_sources() -> dict[str, str]:
 
 def test_no_module_imports_a_layer_above_its_own() -> None:
     assert violations(repository_sources()) == []
+
+
+def test_the_addons_are_known_by_their_installed_name() -> None:
+    sources = repository_sources()
+    assert {"netjail.addons.policy", "netjail.addons.recorder", "netjail.addons.proxyauth"} <= set(sources)
+    assert {layer_of(m) for m in sources if m.startswith("netjail.addons")} == {"addons"}
+
+
+def test_no_code_imports_the_addons_folder_by_its_checkout_name() -> None:
+    """`addons` is importable only from a checkout's root; installed, it is `netjail.addons`."""
+    found = []
+    for folder in ("netjail", "addons", "tests", "bench"):
+        for path in (REPO / folder).rglob("*.py"):
+            for line, target in imported_modules(path.read_text(encoding="utf-8"), "tests.x"):
+                if target == "addons" or target.startswith("addons."):
+                    found.append(f"{path.relative_to(REPO)}:{line} imports {target}")
+    assert found == []
 
 
 def test_every_package_of_netjail_is_a_known_layer() -> None:
@@ -115,6 +137,12 @@ def test_every_package_of_netjail_is_a_known_layer() -> None:
             "utils may not import settings",
         ),
         ("addons.recorder", "from netjail.proxy import process\n", "addons may not import proxy"),
+        ("netjail.addons.recorder", "from netjail.proxy import process\n", "addons may not import proxy"),
+        (
+            "netjail.records.rundir",
+            "from netjail.addons.recorder import flow_record\n",
+            "records may not import addons",
+        ),
         (
             "netjail.jail.spec",
             "def f():\n    from netjail.jail.linux.bwrap import BwrapJail\n",
@@ -145,6 +173,8 @@ def test_a_planted_upward_import_is_caught(module: str, source: str, expected: s
             "from netjail.jail.spec import JailSpec\nfrom netjail.proxy.ca import RunCA\n",
         ),
         ("addons.policy", "from netjail.policy.decision import Policy\nimport mitmproxy.http\n"),
+        ("netjail.addons.policy", "from netjail.policy.decision import Policy\nimport mitmproxy.http\n"),
+        ("netjail.proxy.process", "import netjail.addons.policy\nfrom netjail.addons.recorder import R\n"),
         ("netjail.cli.group", "from netjail import __version__\n"),
     ],
 )

@@ -10,6 +10,7 @@ import ipaddress
 import socket
 from pathlib import Path
 
+import netjail.addons.policy
 import pytest
 from mitmproxy import exceptions
 from mitmproxy.proxy import server_hooks
@@ -17,9 +18,8 @@ from mitmproxy.proxy.layers import http as http_layer
 from mitmproxy.proxy.layers import tcp as tcp_layer
 from mitmproxy.proxy.layers import tls as tls_layer
 from mitmproxy.test import taddons, tflow, tutils
+from netjail.addons.policy import DENIED_HEADER, NetjailPolicy
 
-import addons.policy
-from addons.policy import DENIED_HEADER, NetjailPolicy
 from netjail.policy.synthetic import SyntheticAddresses
 from tests.support.mitm import (
     captured_client,
@@ -46,8 +46,8 @@ def no_real_dns(monkeypatch: pytest.MonkeyPatch) -> None:
             raise socket.gaierror(socket.EAI_NONAME, f"{name} is not in the test's resolver")
         return [ipaddress.IPv4Address(RESOLVED[name])]
 
-    monkeypatch.setattr(addons.policy, "system_lookup", lookup)
-    monkeypatch.setattr(addons.policy, "server_lookup", lookup)
+    monkeypatch.setattr(netjail.addons.policy, "system_lookup", lookup)
+    monkeypatch.setattr(netjail.addons.policy, "server_lookup", lookup)
 
 
 @pytest.fixture

@@ -390,8 +390,7 @@ def test_100k_records_stream_in_bounded_memory(tmp_path: Path) -> None:
 
 def test_recorder_body_tap_feeds_the_detector_and_the_record_carries_flags() -> None:
     from mitmproxy.test import tflow
-
-    from addons.recorder import BodyTap, NetjailRecorder, flow_record
+    from netjail.addons.recorder import BodyTap, NetjailRecorder, flow_record
 
     secrets = Secrets.from_values([("env:T", SECRET)])
     flow = tflow.tflow(resp=True)
