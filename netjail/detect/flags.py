@@ -335,8 +335,8 @@ class BurstCounter:
         names = self.names.setdefault(parent, set())
         if host in names or len(names) >= self.cap:
             return
-        names.add(host)  # type: ignore[arg-type]
-        if _label_looks_encoded(host[: -len(parent) - 1].split(".")[0]):  # type: ignore[index]
+        names.add(host)
+        if _label_looks_encoded(host[: -len(parent) - 1].split(".")[0]):
             self.encoded[parent] += 1
 
     def findings(self) -> Iterator[dict]:

@@ -10,8 +10,8 @@ from __future__ import annotations
 import ipaddress
 import threading
 
-SYNTHETIC_V4 = ipaddress.ip_network("240.0.0.0/4")
-SYNTHETIC_V6 = ipaddress.ip_network("100::/64")
+SYNTHETIC_V4 = ipaddress.IPv4Network("240.0.0.0/4")
+SYNTHETIC_V6 = ipaddress.IPv6Network("100::/64")
 
 
 class SyntheticAddressesExhausted(Exception):

@@ -48,7 +48,7 @@ def answer(
         return query.fail(NXDOMAIN).packed, _record(
             parsed.name, qtype, "deny", verdict.rule, verdict.reason, "NXDOMAIN"
         )
-    records = []
+    records: list[dns.ResourceRecord] = []
     if synthetic is None:
         return query.succeed(records).packed, _record(
             parsed.name, qtype, "allow", verdict.rule, verdict.reason, []
@@ -83,7 +83,7 @@ class JailResolverProtocol(asyncio.DatagramProtocol):
 
     def __init__(
         self,
-        policy: Callable[[], Policy],
+        policy: Callable[[], Policy | None],
         synthetic: SyntheticAddresses | None,
         record: Callable[[dict], None],
     ):
@@ -97,7 +97,10 @@ class JailResolverProtocol(asyncio.DatagramProtocol):
 
     def datagram_received(self, data: bytes, addr) -> None:
         try:
-            response, record = answer(self.policy(), self.synthetic, data)
+            policy = self.policy()
+            if policy is None:  # the settings are not loaded: nothing is judged, so nothing resolves
+                raise LookupError("no policy loaded")
+            response, record = answer(policy, self.synthetic, data)
         except Exception as e:  # noqa: BLE001 - fail closed: refuse, and say so in the record
             log.exception("dns answer failed")
             try:

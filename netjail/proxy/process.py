@@ -128,16 +128,17 @@ async def serve(config: dict, sockets: dict[str, list[socket.socket]], control: 
         await asyncio.sleep(0.002)
 
     proxyserver = master.addons.get("proxyserver")
-    servers = []
+    servers: list[asyncio.Server | asyncio.DatagramTransport] = []
     for role, mode in (("proxy", "regular"), ("transparent", "transparent")):
-        instance = ServerInstance.make(mode, proxyserver)
+        instance: ServerInstance = ServerInstance.make(mode, proxyserver)
         for sock in sockets.get(role, []):
             servers.append(await asyncio.start_server(instance.handle_stream, sock=sock))
     loop = asyncio.get_running_loop()
     captured = synthetic if config["capture_mode"] == "transparent" else None
     for sock in sockets.get("dns", []):
         resolver = JailResolverProtocol(lambda: policy.policy, captured, recorder.record_event)
-        transport, _ = await loop.create_datagram_endpoint(lambda r=resolver: r, sock=sock)
+        # the factory runs inside this await, before `resolver` is rebound
+        transport, _ = await loop.create_datagram_endpoint(lambda: resolver, sock=sock)
         servers.append(transport)
     # Handlers before `ready`: a SIGTERM right after it must still end with the recorder's `done`, not the default
     # action that would drop the records of open tunnels.
@@ -152,10 +153,8 @@ async def serve(config: dict, sockets: dict[str, list[socket.socket]], control: 
 
 def _receive_configuration(control: socket.socket) -> tuple[dict, dict[str, list[socket.socket]]]:
     message, fds, _flags, _addr = socket.recv_fds(control, 1 << 16, MAX_SOCKETS)
-    if not message:
-        sys.exit(
-            ProxyExit.OK
-        )  # netjail gave up before the run started (bad settings, no jail): nothing to do
+    if not message:  # netjail gave up before the run started (bad settings, no jail): nothing to do
+        sys.exit(ProxyExit.OK)
     config = json.loads(message)
     sockets: dict[str, list[socket.socket]] = {}
     for role, fd in zip(config["roles"], fds, strict=True):

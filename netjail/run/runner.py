@@ -14,6 +14,7 @@ import selectors
 import shutil
 import signal
 import socket
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -332,8 +333,9 @@ class ExitNotifier:
     """A descriptor that becomes readable when a child process exits: a pidfd on Linux, a kqueue on macOS."""
 
     def __init__(self, pid: int):
-        if hasattr(os, "pidfd_open"):
-            self._fd, self._kqueue = os.pidfd_open(pid), None
+        self._kqueue = None
+        if sys.platform != "darwin":
+            self._fd = os.pidfd_open(pid)
         else:  # pragma: no cover - macOS
             import select
 

@@ -80,7 +80,7 @@ def user_temp_dir(environ: Mapping[str, str] = os.environ) -> str | None:
     """macOS's per-user temporary directory (/private/var/folders/…/T), which other programs of the user share."""
     candidates = []
     try:
-        candidates.append(os.confstr("CS_DARWIN_USER_TEMP_DIR"))  # type: ignore[arg-type]
+        candidates.append(os.confstr("CS_DARWIN_USER_TEMP_DIR"))
     except (ValueError, OSError, AttributeError):
         pass
     candidates.append(environ.get("TMPDIR"))
