@@ -1,4 +1,4 @@
-"""The command line: one click group; each command a thin layer over the packages below."""
+"""The command line: one click group (`group`); each command a thin layer over the packages below."""
 
 from netjail.cli.group import main
 
