@@ -71,6 +71,31 @@ def _ensure_private_dir(path: Path) -> None:
         )
 
 
+KNOWN_STATE_DIRS = 32  # custom state directories remembered (and hidden from later jails), newest last
+
+
+def known_state_dirs(environ: Mapping[str, str] = os.environ) -> list[Path]:
+    """Custom state directories runs of this user have used, listed in the default state directory (which every
+    jail hides, so a run cannot add to or read the list)."""
+    try:
+        lines = (default_state_dir(environ) / "state-dirs").read_text().splitlines()
+    except OSError:
+        return []
+    return [Path(line) for line in lines if line.startswith("/")]
+
+
+def register_state_dir(environ: Mapping[str, str] = os.environ) -> None:
+    """Remember this run's state directory when it is a custom one, so that later jails hide it too."""
+    current, default = state_dir(environ), default_state_dir(environ)
+    if current == default:
+        return
+    known = [p for p in known_state_dirs(environ) if p != current][-(KNOWN_STATE_DIRS - 1) :] + [current]
+    listing = default / "state-dirs"
+    tmp = default / f".state-dirs-{os.getpid()}"
+    tmp.write_text("".join(f"{p}\n" for p in known))
+    os.replace(tmp, listing)
+
+
 def runs_dir(environ: Mapping[str, str] = os.environ) -> Path:
     return state_dir(environ) / "runs"
 

@@ -39,7 +39,9 @@ from netjail.records.rundir import (
     RecordLog,
     RunDir,
     default_state_dir,
+    known_state_dirs,
     live_root,
+    register_state_dir,
     runs_dir,
     state_dir,
     utc_timestamp,
@@ -223,10 +225,14 @@ def _private_state(rules: PathRules, prepare: bool) -> tuple[Path, ...]:
     # Every state directory netjail knows of is hidden: this run's, the default one (the history, when a custom
     # one is set; made now when missing, since a mount cannot hide what appears after the jail starts) and the
     # live root, where every run of this user keeps its CA key and secrets.
+    # Custom state directories earlier runs used are hidden too (not those holding what the run may use).
     history = default_state_dir()
-    if prepare and not os.path.lexists(history):
+    if prepare:
         history.mkdir(parents=True, mode=0o700, exist_ok=True)
-    return tuple(dict.fromkeys((state_dir(), history, user_settings, live_root())))
+        register_state_dir()
+    used = (*rules.writable, *rules.reallowed)
+    others = [d for d in known_state_dirs() if d.is_dir() and not any(d == u or d in u.parents for u in used)]
+    return tuple(dict.fromkeys((state_dir(), history, user_settings, live_root(), *others)))
 
 
 def inherited_variables(settings: Settings) -> Scrubbed:
