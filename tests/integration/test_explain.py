@@ -81,6 +81,7 @@ def test_linux_text_shows_the_policy_in_words_and_the_arguments(netjail: Netjail
     assert f"    --bind-fd FD {netjail.work}" in out  # through the descriptor the symlink check opened
     # the jail has its own loopback: listening there works, and the text says so (not "no")
     assert "  listening on local ports: yes, on the jail's own loopback" in out
+    assert "  live run material (CA key, proxy secret, trust files): " in out
     assert "-- /usr/bin/bash -c '<command>'" in out or "-c '<command>'" in out
 
 
