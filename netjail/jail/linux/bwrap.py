@@ -93,7 +93,7 @@ def bwrap_args(
     for path in masked_dirs:
         args += ["--remount-ro", str(path)]
     for path in spec.private_state:
-        if os.path.lexists(path):
+        if os.path.lexists(path) and not _emptied_by_base(path, rules):
             args += _mask(path)
 
     bundle = str(spec.ca.jail_bundle)
@@ -151,6 +151,14 @@ def _ancestors_to_pin(rules: PathRules) -> list[Path]:
             if root in ancestor.parents:
                 pinned[ancestor] = None
     return list(pinned)
+
+
+def _emptied_by_base(path: Path, rules: PathRules) -> bool:
+    """Under the jail's own empty /run, with no host path bound in or around it: nothing there to mask."""
+    bound = (*rules.writable, *rules.reallowed)
+    return Path("/run") in path.parents and not any(
+        p == path or p in path.parents or path in p.parents for p in bound
+    )
 
 
 def _hidden_by_base(path: Path) -> bool:
