@@ -27,9 +27,20 @@ from netjail.jail.newrepos import ScanTooLarge
 from netjail.jail.paths import path_rules
 from netjail.jail.protected import create_placeholders, remove_placeholders
 from netjail.jail.spec import Jail, JailError, JailSpec, Launched, PathRules
+from netjail.jail.scrub import Scrubbed, scrub_environment
 from netjail.proxy.ca import RunCA, create_run_ca
 from netjail.proxy.client import ProxyFailed, StandbyProxy
-from netjail.records.rundir import RecordLog, RunDir, runs_dir, state_dir, utc_timestamp
+from netjail.records.rundir import (
+    RecordLog,
+    RunDir,
+    default_state_dir,
+    known_state_dirs,
+    live_root,
+    register_state_dir,
+    runs_dir,
+    state_dir,
+    utc_timestamp,
+)
 from netjail.run.backends import current_jail
 from netjail.run.endofrun import end_of_run, prepare_end_of_run, start_watcher
 from netjail.run.journal import Journal
@@ -108,7 +119,14 @@ def _run(
     runs.settings_json.write_text(loaded.effective_json())
     runs.point_latest()
     journal = Journal(runs.path)
-    log.debug("run.start", run_dir=str(runs.path), settings=str(loaded.path), origin=loaded.origin)
+    live = str(runs.proxy_dir)  # the CA key and secrets: hidden from every jail, removed at the end
+    log.debug(
+        "run.start",
+        run_dir=str(runs.path),
+        live_material=live,
+        settings=str(loaded.path),
+        origin=loaded.origin,
+    )
     for preset, hosts in loaded.expansions.items():
         log.debug("settings.preset", preset=preset, hosts=hosts)
 
@@ -203,7 +221,24 @@ def _private_state(rules: PathRules, prepare: bool) -> tuple[Path, ...]:
     writable = any(w == user_settings or w in user_settings.parents for w in rules.writable)
     if prepare and writable and not user_settings.exists():
         user_settings.mkdir(parents=True, mode=0o700, exist_ok=True)
-    return (state_dir(), user_settings)
+    # Every state directory netjail knows of is hidden: this run's, the default one (the history, when a custom
+    # one is set; made now when missing, since a mount cannot hide what appears after the jail starts) and the
+    # live root, where every run of this user keeps its CA key and secrets.
+    # Custom state directories earlier runs used are hidden too (not those holding what the run may use).
+    history = default_state_dir()
+    if prepare:
+        history.mkdir(parents=True, mode=0o700, exist_ok=True)
+        register_state_dir()
+    used = (*rules.writable, *rules.reallowed)
+    others = [d for d in known_state_dirs() if d.is_dir() and not any(d == u or d in u.parents for u in used)]
+    return tuple(dict.fromkeys((state_dir(), history, user_settings, live_root(), *others)))
+
+
+def inherited_variables(settings: Settings) -> Scrubbed:
+    """What the command inherits: the default variables and envPassthrough, credentials taken out of the
+    defaults' values (envPassthrough passes whole)."""
+    passthrough = settings.env_passthrough
+    return scrub_environment(inherited_environment(os.environ, passthrough), passthrough)
 
 
 def build_spec(
@@ -220,11 +255,12 @@ def build_spec(
     """What the jail is asked to apply, from the settings: used by a run, and by `netjail explain` (prepare=False:
     it creates nothing)."""
     settings = loaded.settings
-    rules = path_rules(settings, cwd, extra_read_only=(loaded.path.resolve(),))
+    rules = path_rules(settings, cwd, extra_read_only=(loaded.path.resolve(),), settings_file=loaded.path)
+    inherited = inherited_variables(settings)
     return JailSpec(
         argv=argv,
         cwd=cwd,
-        env=jail.environment(inherited_environment(os.environ, settings.env_passthrough), ca),
+        env=jail.environment(inherited.env, ca),
         rules=rules,
         ca=ca,
         allow_pty=settings.allow_pty,
@@ -253,6 +289,8 @@ def _supervise(
     ca = create_run_ca(runs.proxy_dir, settings.network.tls_terminate.extra_ca_cert_paths)
     spec = build_spec(jail, loaded, argv, cwd, ca, runs.proxy_dir, debug=debug)
     log.debug("jail.args", platform=jail.name, args=jail.describe(spec))
+    scrubbed = inherited_variables(settings)  # names only: the values are what must not be shown
+    log.debug("env.scrubbed", credentials_removed=list(scrubbed.cleaned), not_passed=list(scrubbed.dropped))
     if debug:
         from netjail.jail.linux.seccomp import describe as seccomp_rules
 

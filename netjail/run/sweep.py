@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
-from netjail.records.rundir import RecordLog, RunDir, utc_timestamp
+from netjail.records.rundir import RecordLog, RunDir, live_runs, utc_timestamp
 from netjail.records.runs import netjail_alive
 from netjail.run.journal import JOURNAL_FILE, complete_abandoned
 
@@ -15,8 +16,8 @@ def sweep_abandoned(root: Path) -> list[Path]:
     """Runs whose netjail was killed (SIGKILL, power loss) still hold their CA key and have no run_end: remove
     the key and close their record. A run is live while the process named in its run_start exists."""
     swept = []
-    for proxy_dir in root.glob("*/proxy"):
-        run = RunDir(proxy_dir.parent)
+    for run in live_runs(root):
+        proxy_dir = run.proxy_dir if os.path.lexists(run.proxy_dir) else run.path / "proxy"
         try:
             with run.flows_jsonl.open() as f:
                 start = json.loads(f.readline() or "{}")
