@@ -317,6 +317,8 @@ def _supervise(
     finally:
         if launched is not None:
             jail.cleanup(launched)
+            for dropped in launched.dropped:
+                record(dropped)
         proxy.stop()
 
 
