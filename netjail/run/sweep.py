@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 from netjail.jail.persistence import quarantine
+from netjail.records.reserve import LogReserve
 from netjail.records.rundir import RecordLog, RunDir, utc_timestamp
 from netjail.records.runs import netjail_alive
 
@@ -29,7 +30,8 @@ def sweep_abandoned(root: Path) -> list[Path]:
             continue  # being set up right now by another netjail
         run.remove_secrets()
         try:
-            records = RecordLog(run.flows_jsonl)
+            reserve = LogReserve.open(run.reserve_file) if run.reserve_file.exists() else None
+            records = RecordLog(run.flows_jsonl, reserve)
             for moved in quarantine(run.path):
                 records.write({"event": "quarantine", "ts": utc_timestamp(), **moved})
             records.write(
@@ -46,5 +48,7 @@ def sweep_abandoned(root: Path) -> list[Path]:
             )
         except OSError:
             pass
+        # the log's reserve (netjail/records/reserve.py) is not needed once the record is closed
+        run.reserve_file.unlink(missing_ok=True)
         swept.append(run.path)
     return swept
