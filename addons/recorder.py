@@ -1,4 +1,5 @@
 """netjail's recorder addon: exactly one record per request attempt, allowed, denied or failed.
+(Over 500 lines while record construction moves out with the typed schema, branch `records`: split after it.)
 
 Usable on its own:
   mitmdump -s addons/policy.py -s addons/recorder.py --set netjail_settings=s.json --set netjail_record_dir=DIR
