@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
+from netjail.records.reserve import NO_SPACE, LogReserve
+
 RUN_ID_TIME_FORMAT = "%Y%m%dT%H%M%S"
 
 
@@ -129,6 +131,11 @@ class RunDir:
         return self.path / "flows.mitm"
 
     @property
+    def reserve_file(self) -> Path:
+        """Space held for flows.jsonl while the run lasts (netjail/records/reserve.py); removed when it ends."""
+        return self.path / "flows.reserve"
+
+    @property
     def settings_json(self) -> Path:
         return self.path / "settings.json"
 
@@ -185,16 +192,31 @@ class RecordLog:
     treat an unwritable log as fatal.
     """
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, reserve: LogReserve | None = None):
         self.path = path
+        self.reserve = reserve
         self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+
+    @property
+    def on_reserve(self) -> bool:
+        """The disk filled and this log has drawn on its reserve: egress must stop."""
+        return self.reserve is not None and self.reserve.drawn
 
     def write(self, record: Mapping[str, Any]) -> None:
         line = json.dumps(record, ensure_ascii=True, separators=(",", ":"), default=str) + "\n"
         data = line.encode()
-        written = os.write(self._fd, data)
+        written = self._append(data)
         if written != len(data):
             raise OSError(f"short write to {self.path}: {written} of {len(data)} bytes")
+
+    def _append(self, data: bytes) -> int:
+        """One write(2); when the disk is full, space is taken from the reserve and the write tried again."""
+        while True:
+            try:
+                return os.write(self._fd, data)
+            except OSError as e:
+                if e.errno not in NO_SPACE or self.reserve is None or not self.reserve.release(len(data)):
+                    raise
 
     def close(self) -> None:
         if self._fd >= 0:

@@ -29,7 +29,9 @@ def prepare_end_of_run(jail: Jail, spec: JailSpec, journal: Journal, allow_git_c
     baseline = find_git_dirs(spec.rules.writable)  # ScanTooLarge: the caller refuses the run
     journal.begin(spec.rules.writable, baseline)
     # the names the start-of-run scan found missing anywhere (spec.rules.missing) and those at each root
-    protected = list(dict.fromkeys([*missing_protected_paths(spec.rules, allow_git_config), *spec.rules.missing]))
+    protected = list(
+        dict.fromkeys([*missing_protected_paths(spec.rules, allow_git_config), *spec.rules.missing])
+    )
     journal.protect(protected)
     if getattr(jail, "creates_mount_points", False):
         for path in missing_read_only(spec.rules):

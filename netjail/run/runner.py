@@ -26,10 +26,11 @@ from netjail.jail.environment import inherited_environment
 from netjail.jail.newrepos import ScanTooLarge
 from netjail.jail.paths import path_rules
 from netjail.jail.protected import create_placeholders, remove_placeholders
-from netjail.jail.spec import Jail, JailError, JailSpec, Launched, PathRules
 from netjail.jail.scrub import Scrubbed, scrub_environment
+from netjail.jail.spec import Jail, JailError, JailSpec, Launched, PathRules
 from netjail.proxy.ca import RunCA, create_run_ca
 from netjail.proxy.client import ProxyFailed, StandbyProxy
+from netjail.records.reserve import LogReserve
 from netjail.records.rundir import (
     RecordLog,
     RunDir,
@@ -114,7 +115,8 @@ def _run(
     cwd = Path.cwd().resolve()
     sweep_abandoned(runs_dir())
     runs = RunDir.create()
-    records = RecordLog(runs.flows_jsonl)
+    reserve, reserve_error = _reserve_log_space(runs)
+    records = RecordLog(runs.flows_jsonl, reserve)
     runs.flows_mitm.touch(mode=0o600)
     runs.settings_json.write_text(loaded.effective_json())
     runs.point_latest()
@@ -157,6 +159,10 @@ def _run(
 
     outcome = Outcome(ExitStatus.NETJAIL_FAILED, "setup_failed")
     try:
+        if reserve_error is not None:
+            raise RunFailed(
+                f"cannot reserve space for the flow log in {runs.path}: {reserve_error}", "log_failed"
+            )
         outcome = _supervise(jail, loaded, runs, journal, argv, cwd, debug, announce, warn, records, proxy)
     except (JailError, RunFailed, OSError) as e:
         outcome = Outcome(ExitStatus.NETJAIL_FAILED, getattr(e, "reason", "setup_failed"), message=str(e))
@@ -186,12 +192,25 @@ def _run(
                 ExitStatus.NETJAIL_FAILED, "log_failed", message=f"cannot write the flow log: {e}"
             )
         records.close()
+        if reserve is not None:
+            reserve.remove()
     outcome.run_dir = runs.path
     return outcome
 
 
+def _reserve_log_space(runs: RunDir) -> tuple[LogReserve | None, OSError | None]:
+    """The log's reserve, taken before the command can fill the disk (netjail/records/reserve.py)."""
+    try:
+        return LogReserve.create(runs.reserve_file), None
+    except OSError as e:
+        return None, e
+
+
 def count_verdicts(path: Path) -> dict[str, int]:
-    counts = {"flows": 0, "allowed": 0, "denied": 0, "failed": 0}
+    """run_end's counts. `incomplete`: flows started and never recorded (the proxy was killed meanwhile);
+    `dropped`: packets of other protocols the jail's network dropped (`dropped` records)."""
+    counts = {"flows": 0, "allowed": 0, "denied": 0, "failed": 0, "incomplete": 0, "dropped": 0}
+    started: set[str] = set()
     try:
         with path.open() as f:
             for line in f:
@@ -199,8 +218,15 @@ def count_verdicts(path: Path) -> dict[str, int]:
                     record = json.loads(line)
                 except ValueError:
                     continue
-                if record.get("event") != "flow":
+                event = record.get("event")
+                if event == "flow_start":
+                    started.add(str(record.get("id")))
+                elif event == "dropped":
+                    counts["dropped"] += int(record.get("packets") or 0)
+                if event != "flow":
                     continue
+                started.discard(str(record.get("id")))
+                counts["incomplete"] += 1 if record.get("incomplete") else 0
                 counts["flows"] += 1
                 if record.get("verdict") == "allow":
                     counts["allowed"] += 1
@@ -210,6 +236,7 @@ def count_verdicts(path: Path) -> dict[str, int]:
                     counts["failed"] += 1
     except OSError:
         pass
+    counts["incomplete"] += len(started)
     return counts
 
 
@@ -341,6 +368,8 @@ def _supervise(
             jail.cleanup(launched)  # returns once the jail's PID namespace is empty: nothing writes any more
         if watcher is not None:
             watcher.stop()
+            for dropped in launched.dropped:  # what the jail's network dropped, counted per destination
+                records.write(dropped)
         proxy.stop()
         remove_placeholders(placeholders)  # before the quarantine, which would take them for the command's
 

@@ -7,6 +7,7 @@ import os
 import time
 from pathlib import Path
 
+from netjail.records.reserve import LogReserve
 from netjail.records.rundir import RecordLog, RunDir, live_runs, utc_timestamp
 from netjail.records.runs import netjail_alive
 from netjail.run.journal import JOURNAL_FILE, complete_abandoned
@@ -30,7 +31,8 @@ def sweep_abandoned(root: Path) -> list[Path]:
             continue  # being set up right now by another netjail
         run.remove_secrets()
         try:
-            records = RecordLog(run.flows_jsonl)
+            reserve = LogReserve.open(run.reserve_file) if run.reserve_file.exists() else None
+            records = RecordLog(run.flows_jsonl, reserve)
             _write_completed(records, complete_abandoned(run.path))
             records.write(
                 {
@@ -46,6 +48,8 @@ def sweep_abandoned(root: Path) -> list[Path]:
             )
         except OSError:
             pass
+        # the log's reserve (netjail/records/reserve.py) is not needed once the record is closed
+        run.reserve_file.unlink(missing_ok=True)
         swept.append(run.path)
     swept += _complete_journals(root, exclude=set(swept))
     return swept

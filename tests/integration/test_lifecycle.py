@@ -217,7 +217,9 @@ def test_sigkill_of_netjail_takes_the_sandbox_down(netjail: Netjail) -> None:
     assert wait_until((netjail.work / "started").exists), "the command never started"
     family = _descendants(proc.pid)
     killed_run = netjail.latest_run()
-    assert RunDir(killed_run).proxy_dir.exists(), "the CA key exists while the run lasts (under the live root)"
+    assert RunDir(killed_run).proxy_dir.exists(), (
+        "the CA key exists while the run lasts (under the live root)"
+    )
     proc.kill()
     proc.wait(timeout=10)
     assert wait_until(lambda: not _still_running(family)), f"left running: {_still_running(family)}"

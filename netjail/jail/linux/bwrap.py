@@ -25,10 +25,12 @@ from typing import Mapping
 
 from netjail.jail.environment import jail_environment
 from netjail.jail.linux.capture import DNS_PORT, TRANSPARENT_PORT, CaptureError, install_capture
+from netjail.jail.linux.dropped import read_dropped
 from netjail.jail.linux.seccomp import SeccompUnavailable, build_filter
 from netjail.jail.spec import PROXY_PORT, JailError, JailSpec, Launched, PathRules
 from netjail.jail.symlinks import open_no_follow
 from netjail.proxy.ca import SYSTEM_BUNDLE_PATHS, RunCA
+from netjail.records.rundir import utc_timestamp
 from netjail.utils.status import ExitStatus
 
 JAIL_FILES_DIR = "/run/netjail"  # inside the jail: a tmpfs holding the trust bundle and the CA certificate
@@ -183,6 +185,9 @@ class BwrapJail:
 
     def __init__(self, bwrap_path: str | Path | None = None) -> None:
         self.bwrap = str(bwrap_path) if bwrap_path else (shutil.which("bwrap") or "")
+        # bwrap pid -> descriptors of the jail's user and network namespaces (transparent capture): they keep the
+        # namespace, and its dropped-packet counters, readable after the command is gone
+        self.namespaces: dict[int, list[int]] = {}
 
     def check(self) -> None:
         if not self.bwrap or not os.access(self.bwrap, os.X_OK):
@@ -227,7 +232,9 @@ class BwrapJail:
             report = json.loads(message) if message.startswith(b"{") else None
         except (OSError, ValueError) as e:
             message, fds, report = f"no answer from the namespace helper: {e}".encode(), [], None
-        if report is None or len(fds) != len(report["roles"]):
+        expected = len(report["roles"]) + len(report.get("namespaces", [])) if report is not None else -1
+        namespace_fds = fds[len(report["roles"]) :] if report is not None else []
+        if report is None or len(fds) != expected:
             for fd in fds:
                 os.close(fd)
             parent_end.close()
@@ -237,6 +244,8 @@ class BwrapJail:
             )
         for role, fd in zip(report["roles"], fds):
             launched.sockets.setdefault(role, []).append(socket.socket(fileno=fd))
+        if namespace_fds:
+            self.namespaces[pid] = namespace_fds
         launched.capture_mode = report["capture"]
         launched.capture_warning = report.get("warning")
         launched.gate = parent_end
@@ -277,7 +286,21 @@ class BwrapJail:
             launched.reaped = True
         if status.get("pid-namespace"):
             _wait_namespace_empty(int(status["pid-namespace"]))
+        self._count_dropped(launched)
         launched.release()
+
+    def _count_dropped(self, launched: Launched) -> None:
+        """Once the sandbox is gone: what its network dropped, per destination, for the run's records."""
+        fds = self.namespaces.pop(launched.pid, None)
+        if not fds:
+            return
+        try:
+            launched.dropped = read_dropped(*fds)
+        except CaptureError as e:
+            launched.dropped = [{"event": "dropped", "ts": utc_timestamp(), "error": str(e)}]
+        finally:
+            for fd in fds:
+                os.close(fd)
 
 
 _status_cache: dict[int, dict] = {}
@@ -366,9 +389,13 @@ def _become_bwrap(  # pragma: no cover - runs in the forked child
         Path("/proc/self/gid_map").write_text(f"{gid} {gid} 1")
         _loopback_up()
         report, sockets = _namespace_sockets(capture)
-        socket.send_fds(channel, [json.dumps(report).encode()], [s.fileno() for s in sockets])
+        namespaces = _namespace_descriptors() if report["capture"] == "transparent" else []
+        report["namespaces"] = ["user", "net"][: len(namespaces)]
+        socket.send_fds(channel, [json.dumps(report).encode()], [s.fileno() for s in sockets] + namespaces)
         for s in sockets:
             s.close()
+        for fd in namespaces:
+            os.close(fd)
         if channel.recv(2) != b"go":
             os._exit(ExitStatus.NETJAIL_FAILED)  # netjail gave up before the command was allowed to start
         channel.close()
@@ -382,6 +409,11 @@ def _become_bwrap(  # pragma: no cover - runs in the forked child
             )
         finally:
             os._exit(ExitStatus.NETJAIL_FAILED)
+
+
+def _namespace_descriptors() -> list[int]:  # pragma: no cover - forked child
+    """This process's user and network namespaces, for netjail to read the drop counters after the run."""
+    return [os.open(f"/proc/self/ns/{kind}", os.O_RDONLY | os.O_CLOEXEC) for kind in ("user", "net")]
 
 
 def _only_inherit(keep: tuple[int, ...]) -> None:  # pragma: no cover - forked child

@@ -801,7 +801,9 @@ def test_linux_and_macos_apply_the_same_path_rules(tmp_path: Path) -> None:
     pairs = list(zip(args, args[1:], args[2:], strict=False))
     rules = check(profile(tree.policy))
     rules_ = tree.spec.rules
-    for path in rules_.writable:  # bound through the descriptor the symlink check opened ("FD" when described)
+    for (
+        path
+    ) in rules_.writable:  # bound through the descriptor the symlink check opened ("FD" when described)
         assert ("--bind-fd", "FD", str(path)) in pairs
         assert writes(rules, str(path / "new-file"))
     for path in rules_.read_only:
