@@ -179,11 +179,8 @@ def _expand_allowed(
     return data, expansions, remap
 
 
-def load_settings(
-    path: Path, origin: Origin = "flag", *, environ: Mapping[str, str] = os.environ
-) -> LoadedSettings:
-    """Read and validate a settings file. Raises SettingsError; writes nothing, starts nothing but
-    (for "@npm" only, when npm's files name no registry) `npm config get registry`."""
+def read_json(path: Path) -> Any:
+    """A settings file's text, parsed (comments allowed, duplicate keys and NaN refused). Raises SettingsError."""
     file = str(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -201,7 +198,16 @@ def load_settings(
             f"cannot read the settings file ({exc.strerror or exc})",
             "check the path and its permissions, or pass another file with -s",
         ) from None
-    data = _parse_json(file, text)
+    return _parse_json(file, text)
+
+
+def load_settings(
+    path: Path, origin: Origin = "flag", *, environ: Mapping[str, str] = os.environ
+) -> LoadedSettings:
+    """Read and validate a settings file. Raises SettingsError; writes nothing, starts nothing but
+    (for "@npm" only, when npm's files name no registry) `npm config get registry`."""
+    file = str(path)
+    data = read_json(path)
     if not isinstance(data, dict):
         raise SettingsError(
             file,
