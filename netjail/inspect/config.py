@@ -8,7 +8,7 @@ import ipaddress
 import json
 from dataclasses import dataclass
 
-from netjail.net.addresses import local_range_of
+from netjail.net.addresses import IPAddress, local_range_of
 from netjail.net.domains import Host, Pattern, normalize_host
 from netjail.net.suffixes import is_shared_parent
 from netjail.policy.decision import Policy
@@ -252,8 +252,8 @@ def _pin_changes(before: Settings, after: Settings) -> list[str]:
     return changes
 
 
-def _local_note(address: object) -> str:
-    guarded = local_range_of(address)  # type: ignore[arg-type]
+def _local_note(address: IPAddress) -> str:
+    guarded = local_range_of(address)
     return f" ({guarded}: reachable only because it is pinned)" if guarded else ""
 
 
