@@ -151,7 +151,7 @@ def _local_pins_without_port(settings: Settings) -> list[Lint]:
 
 
 def expansions(loaded: LoadedSettings) -> list[str]:
-    """`@pip -> pypi.org, files.pythonhosted.org`: what each preset stood for on this machine."""
+    """`@pip -> pypi-mirror.corp.example`: what each preset stood for on this machine."""
     return [f"{preset} -> {', '.join(hosts) or '(no host)'}" for preset, hosts in loaded.expansions.items()]
 
 

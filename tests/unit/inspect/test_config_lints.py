@@ -67,6 +67,10 @@ def test_a_lint_on_a_preset_host_names_the_preset() -> None:
 
 
 def test_the_readme_example_is_the_linters_first_customer() -> None:
-    found = lints(settings(["pypi.org", "github.com", "*.githubusercontent.com"], denied=["gist.github.com"]))
+    found = lints(
+        settings(
+            ["pypi-mirror.corp.example", "github.com", "*.githubusercontent.com"], denied=["gist.github.com"]
+        )
+    )
     assert [lint.field for lint in found] == ['network.allowedDomains "*.githubusercontent.com"'] * 2
     assert "shared" in found[0].problem and "gist.githubusercontent.com" in found[1].problem

@@ -16,7 +16,7 @@ COMMENTED = """\
   "network": {
     /* the registry, and
        its file host */
-    "allowedDomains": ["pypi.org", "files.pythonhosted.org"], // pip
+    "allowedDomains": ["pypi-mirror.corp.example", "files.corp.example"], // pip
     "deniedDomains": ["gist.github.com"],
     "deniedDomainReasons": {"gist.github.com": "a paste site: see https://wiki.test/*egress*/ // not a comment"}
   },
@@ -55,7 +55,7 @@ def test_comments_become_blanks_outside_strings(text: str, expected: str) -> Non
 def test_a_commented_file_loads_as_the_same_settings(tmp_path: Path) -> None:
     loaded = load_settings(write(tmp_path, COMMENTED))
     network = loaded.settings.network
-    assert [p.source for p in network.allowed_domains] == ["pypi.org", "files.pythonhosted.org"]
+    assert [p.source for p in network.allowed_domains] == ["pypi-mirror.corp.example", "files.corp.example"]
     assert network.denied_domain_reasons == {
         "gist.github.com": "a paste site: see https://wiki.test/*egress*/ // not a comment"
     }
