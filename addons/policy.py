@@ -46,6 +46,16 @@ def verdict_of(flow: http.HTTPFlow) -> dict[str, Any] | None:
     return flow.metadata.get(METADATA_KEY)
 
 
+def absolute_form_authority(flow: http.HTTPFlow) -> str | None:
+    """The authority of an HTTP/1 absolute-form request target (`GET http://other.test/ HTTP/1.1`) inside a
+    tunnel: mitmproxy forwards it as sent, so it names a host as much as the Host header does. (HTTP/2's
+    :authority is the Host header; the explicit proxy's own requests are sent origin-form.)"""
+    request = flow.request
+    if request.method == "CONNECT" or request.is_http2 or request.is_http3:
+        return None
+    return request.authority or None
+
+
 def denial_response(verdict: Verdict, host: str) -> http.Response:
     body = (
         f"netjail denied this request to {host}: {verdict.detail}\n"
@@ -151,7 +161,9 @@ class NetjailPolicy:
 
     def _on_server_error(self, data: server_hooks.ServerConnectionHookData, verdict: Verdict) -> None:
         if data.server.address is not None:
-            self._remember_dial(data, str(data.server.address[0]), int(data.server.address[1]), verdict)
+            # under the name judged, as _attach_dial_verdict looks it up: a synthetic address maps back to its name
+            name = self._named(str(data.server.address[0]))
+            self._remember_dial(data, name, int(data.server.address[1]), verdict)
         data.server.error = f"netjail: {verdict.detail}"
 
     def _on_clienthello_error(self, data: tls.ClientHelloData, verdict: Verdict) -> None:
@@ -223,6 +235,7 @@ class NetjailPolicy:
         if verdict.allowed:
             verdict = (
                 policy.judge_named(host, flow.request.host_header, "host")
+                or policy.judge_named(host, absolute_form_authority(flow) if tunnel else None, "host")
                 or policy.judge_named(host, flow.client_conn.sni if tunnel else None, "sni")
                 or verdict
             )
@@ -354,10 +367,22 @@ class NetjailPolicy:
     def http_connect_error(self, flow: http.HTTPFlow) -> None:
         self._attach_dial_verdict(flow)
 
-    def _attach_dial_verdict(self, flow: http.HTTPFlow) -> None:
+    def tcp_error(self, flow: tcp.TCPFlow) -> None:
+        self._attach_dial_verdict(flow)
+
+    def tcp_end(self, flow: tcp.TCPFlow) -> None:
+        self._attach_dial_verdict(flow)
+
+    def _attach_dial_verdict(self, flow: http.HTTPFlow | tcp.TCPFlow) -> None:
         """A deny in server_connect has no flow to mark: carry it over to the flow whose dial it refused."""
+        if isinstance(flow, http.HTTPFlow):
+            target = (flow.request.host, flow.request.port)
+        elif flow.server_conn.address is not None:
+            target = (str(flow.server_conn.address[0]), int(flow.server_conn.address[1]))
+        else:
+            return
         dial = self.dial_verdicts.get(flow.client_conn.id, {}).get(
-            (self._named(flow.request.host).lower(), flow.request.port)
+            (self._named(target[0]).lower(), target[1])
         )
         if dial is None:
             return

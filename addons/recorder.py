@@ -1,4 +1,5 @@
 """netjail's recorder addon: exactly one record per request attempt, allowed, denied or failed.
+(Over 500 lines while record construction moves out with the typed schema, branch `records`: split after it.)
 
 Usable on its own:
   mitmdump -s addons/policy.py -s addons/recorder.py --set netjail_settings=s.json --set netjail_record_dir=DIR
@@ -12,6 +13,13 @@ Credentials in headers are replaced by a digest in both files.
 When to write: an HTTP flow at `response` or `error` (a WebSocket at its end); a CONNECT when it was refused
 (`http_connect_error`) or, when no request ever completed inside the tunnel, when its client disconnects
 (TLS rejected by the client, client gone, or a tunnel passed through without interception); raw TCP at its end.
+
+Before anything of an allowed flow goes upstream, a `flow_start` record (one write) says it is under way: at
+`requestheaders` (a streamed body goes out right after it), `tcp_start`, and `tls_clienthello` for a tunnel
+passed through. Its final record completes it; a proxy killed meanwhile leaves the start, which readers show as
+an incomplete flow. Space for the log is reserved (netjail/records/reserve.py): once the disk is full, or a
+record cannot be written, new egress is refused (and recorded while the reserve lasts), flows under way are
+recorded as they end or, at shutdown, as incomplete, and the proxy stops with LOG_FAILED.
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ from mitmproxy.proxy import mode_specs
 from netjail import detect as audit
 from netjail.detect.mitm import annotate, redact_flow
 from netjail.records.caps import cap_record, cap_stored_flow, mark_incomplete
+from netjail.records.reserve import LogReserve
 from netjail.records.rundir import RecordLog, utc_timestamp
 from netjail.settings import SettingsError, load_settings
 
@@ -37,6 +46,7 @@ log = logging.getLogger("netjail.recorder")
 
 METADATA_KEY = "netjail"
 DEFAULT_REDACT = ("authorization", "cookie", "proxy-authorization")
+LOG_FAILED_DETAIL = "the flow log cannot be written (disk full?): netjail stops all egress and ends the run"
 
 
 class BodyTap:
@@ -96,6 +106,10 @@ class NetjailRecorder:
         self.taps: dict[str, dict[str, BodyTap]] = {}  # flow id -> taps of its live bodies
         self.tunnels: dict[str, tuple[http.HTTPFlow, int]] = {}  # client id -> (CONNECT flow, inner records)
         self.failed: Exception | None = None
+        self.reserve: LogReserve | None = None
+        self.own_reserve = (
+            False  # created here (stock mitmdump), not by netjail's supervisor: removed at done
+        )
 
     def load(self, loader) -> None:
         loader.add_option("netjail_record_dir", str, "", "Directory for flows.jsonl and flows.mitm.")
@@ -121,7 +135,8 @@ class NetjailRecorder:
     def _open(self, directory: Path) -> None:
         self._close()
         try:
-            self.log = RecordLog(directory / "flows.jsonl")
+            self._open_reserve(directory / "flows.reserve")
+            self.log = RecordLog(directory / "flows.jsonl", self.reserve)
             fd = os.open(
                 directory / "flows.mitm", os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600
             )
@@ -130,7 +145,14 @@ class NetjailRecorder:
         except OSError as e:
             raise exceptions.OptionsError(f"cannot open the flow log in {directory}: {e}") from e
 
+    def _open_reserve(self, path: Path) -> None:
+        self.own_reserve = not path.exists()
+        self.reserve = LogReserve.create(path) if self.own_reserve else LogReserve.open(path)
+
     def _close(self) -> None:
+        if self.reserve:
+            self.reserve.remove() if self.own_reserve else self.reserve.close()
+            self.reserve = None
         if self.log:
             self.log.close()
         if self.flow_file:
@@ -146,6 +168,9 @@ class NetjailRecorder:
         self.open[flow.id] = flow
         if flow.response or flow.error or flow.request.method == "CONNECT":
             return  # denied (or answered) already: nothing will be streamed upstream
+        if not self._started(flow):
+            self._refuse(flow)
+            return
         tap = BodyTap(self.body_cap, audit.BodyScanner(self.secrets))
         self._taps(flow)["request"] = tap
         flow.request.stream = tap
@@ -176,6 +201,28 @@ class NetjailRecorder:
 
     def http_connected(self, flow: http.HTTPFlow) -> None:
         self.tunnels[flow.client_conn.id] = (flow, 0)
+
+    def http_connect(self, flow: http.HTTPFlow) -> None:
+        if self.failed is not None and not flow.response:
+            self._refuse(flow)  # nothing is dialed for a CONNECT; what it would carry could not be recorded
+
+    def tls_clienthello(self, data: tls.ClientHelloData) -> None:
+        """A tunnel passed through undecrypted carries bytes no later hook sees: it is started here."""
+        tunnel = self.tunnels.get(data.context.client.id)
+        if not data.ignore_connection or tunnel is None:
+            return
+        if not self._started(tunnel[0]):
+            data.ignore_connection = False  # intercepted instead: its requests are refused in requestheaders
+
+    def tcp_start(self, flow: tcp.TCPFlow) -> None:
+        self.open[flow.id] = flow
+        meta = flow.metadata.get(METADATA_KEY, {})
+        if flow.error or meta.get("verdict") != "allow":
+            return
+        if not self._started(flow):
+            flow.metadata[METADATA_KEY] = meta | _log_failed_verdict()
+            flow.server_conn.error = f"netjail: {LOG_FAILED_DETAIL}"  # never dialed: kill() alone relays TCP
+            flow.kill()
 
     def tls_failed_client(self, data: tls.TlsData) -> None:
         tunnel = self.tunnels.get(data.context.client.id)
@@ -231,9 +278,6 @@ class NetjailRecorder:
         if len(flow.messages) > 16:
             del flow.messages[8:-1]
 
-    def tcp_start(self, flow: tcp.TCPFlow) -> None:
-        self.open[flow.id] = flow
-
     def tcp_end(self, flow: tcp.TCPFlow) -> None:
         self._record(flow)
 
@@ -241,7 +285,7 @@ class NetjailRecorder:
         self._record(flow)
 
     def done(self) -> None:
-        for flow in list(self.open.values()):
+        for flow in list(self.open.values()):  # still under way when the proxy stopped
             self._record(flow, incomplete=True)
         for connect_flow, inner in list(self.tunnels.values()):
             if inner == 0:
@@ -265,7 +309,8 @@ class NetjailRecorder:
             if incomplete:
                 mark_incomplete(record)
             self.log.write(cap_record(record))
-            if self.writer is not None:
+            self._check_reserve()
+            if self.writer is not None and not self.log.on_reserve:  # bodies do not come out of the reserve
                 self.writer.add(cap_stored_flow(self._stored_copy(flow, taps)))
         except Exception as e:  # noqa: BLE001 - a flow that cannot be recorded stops the run (fail closed)
             self._fail(e)
@@ -291,6 +336,44 @@ class NetjailRecorder:
         redact_flow(copy, self.secrets)
         return copy
 
+    # -- recording before forwarding ---------------------------------------------------------------------------
+
+    def _started(self, flow: Flow) -> bool:
+        """Write the flow's `flow_start` (one write(2)) before its first byte goes upstream. False when egress
+        must not happen: the log cannot be written, or its reserve is being spent."""
+        if self.log is None:
+            return True  # no record directory configured: nothing is recorded at all
+        if self.failed is not None:
+            return False
+        try:
+            record = start_record(flow)
+            if redacted := audit.redact_record(record, self.secrets):
+                record["redacted_secrets"] = redacted
+            self.log.write(cap_record(record))
+        except Exception as e:  # noqa: BLE001 - unrecorded egress stops the run
+            self._fail(e)
+            return False
+        self.open[flow.id] = flow  # recorded as incomplete at `done` if it never ends
+        self._check_reserve()
+        return self.failed is None
+
+    def _check_reserve(self) -> None:
+        if self.log is not None and self.log.on_reserve and self.failed is None:
+            self._fail(OSError("no space left for the flow log; its reserve is being spent"))
+
+    def _refuse(self, flow: http.HTTPFlow) -> None:
+        """Egress stopped: the client is told why; the refusal is recorded while the reserve lasts."""
+        flow.metadata[METADATA_KEY] = flow.metadata.get(METADATA_KEY, {}) | _log_failed_verdict()
+        flow.response = http.Response.make(
+            503,
+            f"netjail refused this request: {LOG_FAILED_DETAIL}\n".encode(),
+            {
+                "Content-Type": "text/plain; charset=utf-8",
+                "X-Netjail-Denied": "log_failed",
+                "Connection": "close",
+            },
+        )
+
     def _fail(self, error: Exception) -> None:
         """The log cannot be written: stop the proxy. The supervisor stops the sandbox and exits 125."""
         if self.failed is None:
@@ -310,6 +393,53 @@ def flow_record(
     tap = (taps or {}).get("request")
     annotate(record, flow, tap.scanner if tap is not None else None, secrets)
     return record
+
+
+def _log_failed_verdict() -> dict[str, str]:
+    return {"verdict": "deny", "reason": "log_failed", "rule": "flow-log", "detail": LOG_FAILED_DETAIL}
+
+
+def start_record(flow: Flow) -> dict[str, Any]:
+    """The `flow_start` record: what is about to go upstream, written before it does (docs/records.md). Its
+    `flow` record, with the same id, completes it."""
+    meta: dict[str, Any] = flow.metadata.get(METADATA_KEY, {})
+    if isinstance(flow, tcp.TCPFlow):
+        host, port = flow.server_conn.address or ("", 0)
+        host = meta.get("judged_host") or host
+        method, scheme, path, target = None, "tcp", None, None
+    else:
+        assert isinstance(flow, http.HTTPFlow)
+        request = flow.request
+        host, port = meta.get("judged_host") or request.host, request.port
+        is_connect = request.method == "CONNECT"
+        method, scheme = request.method, "https" if is_connect else request.scheme
+        path = "" if is_connect else request.path
+        target = _absolute_target(flow)
+    record: dict[str, Any] = {
+        "event": "flow_start",
+        "id": flow.id,
+        "ts": utc_timestamp(),
+        "method": method,
+        "scheme": scheme,
+        "host": host,
+        "port": port,
+        "url": f"{scheme}://{_hostport(str(host), int(port), scheme)}{path or ''}",
+        "verdict": meta.get("verdict", "deny"),
+        "rule": meta.get("rule", "policy-error"),
+        "reason": meta.get("reason", "policy_error"),
+    }
+    if target is not None:
+        record["target"] = target
+    return record
+
+
+def _absolute_target(flow: http.HTTPFlow) -> str | None:
+    """An HTTP/1 request inside a tunnel whose target is in absolute form is forwarded with that target: the
+    record keeps it as sent (the path alone would hide the authority it names)."""
+    request = flow.request
+    if request.method == "CONNECT" or request.is_http2 or request.is_http3 or not request.authority:
+        return None
+    return f"{request.scheme}://{request.authority}{request.path}"
 
 
 def _flow_record(flow: Flow, taps: dict[str, BodyTap], redact: frozenset[str]) -> dict[str, Any]:
@@ -375,6 +505,8 @@ def _flow_record(flow: Flow, taps: dict[str, BodyTap], redact: frozenset[str]) -
         "tunnel": bool(is_connect),
         "user_agent": request.headers.get("user-agent"),
     }
+    if (target := _absolute_target(flow)) is not None:
+        record["target"] = target
     if "request" in taps:
         record["sha256_out"] = taps["request"].digest.hexdigest() if taps["request"].size else None
     if "response" in taps:
@@ -422,7 +554,9 @@ def _tcp_record(flow: tcp.TCPFlow, meta: dict[str, Any]) -> dict[str, Any]:
         "bytes_in": counts["tcp_in"],
         "verdict": meta.get("verdict", "allow"),
         "rule": meta.get("rule", "tunnel"),
-        "reason": meta.get("reason", "allowed") if not error else "upstream_error",
+        "reason": meta.get("reason", "allowed")
+        if not error or meta.get("verdict") == "deny"
+        else "upstream_error",
         "error": error,
         "error_kind": classify_error(error) if error else None,
         "detail": meta.get("detail") or None,

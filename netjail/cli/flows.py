@@ -103,7 +103,8 @@ def flows(
     limit: int | None,
     as_json: bool,
 ) -> None:
-    """The flows of RUN (default: the latest run), one row per request attempt.
+    """The flows of RUN (default: the latest run), one row per request attempt, and one per destination of
+    the UDP and ICMP packets the jail dropped (with their count).
 
     \b
     Examples:
@@ -127,7 +128,7 @@ def flows(
         min_bytes_out=min_bytes_out,
         flagged=flagged,
     )
-    records = (r for r in flow_records(chosen, run_secrets(chosen)) if keep(r))
+    records = (r for r in flow_records(chosen, run_secrets(chosen), events=("flow", "dropped")) if keep(r))
     shown = 0
     if as_json:
         write = sys.stdout.write

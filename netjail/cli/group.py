@@ -130,5 +130,12 @@ for _command in _EXPLAIN_COMMANDS:
     main.add_command(_command)
 
 
+from netjail.cli.config import COMMANDS as _CONFIG_COMMANDS  # noqa: E402
+from netjail.cli.doctor import COMMANDS as _DOCTOR_COMMANDS  # noqa: E402
+
+for _command in (*_DOCTOR_COMMANDS, *_CONFIG_COMMANDS):
+    main.add_command(_command)
+
+
 if __name__ == "__main__":
     main()

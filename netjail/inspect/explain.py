@@ -15,7 +15,7 @@ from typing import Any
 
 from netjail.jail.spec import PROXY_PORT, Jail, JailSpec
 from netjail.proxy.ca import RunCA
-from netjail.records.rundir import runs_dir
+from netjail.records.rundir import live_root
 from netjail.settings import LoadedSettings
 
 RUN_ID = "<run-id>"
@@ -62,7 +62,7 @@ def jail_spec(loaded: LoadedSettings, jail: Jail, argv: tuple[str, ...], cwd: Pa
     """The JailSpec a run in `cwd` would build (netjail.run.runner.build_spec), with placeholder run files."""
     from netjail.run.runner import build_spec
 
-    proxy_dir = runs_dir() / RUN_ID / "proxy"
+    proxy_dir = live_root() / RUN_ID
     return build_spec(jail, loaded, argv, cwd, placeholder_ca(proxy_dir), proxy_dir, prepare=False)
 
 
@@ -100,6 +100,7 @@ def explain(loaded: LoadedSettings, platform: str, argv: tuple[str, ...]) -> dic
             "writable": [str(p) for p in rules.writable],
             "read_only": [str(p) for p in rules.read_only],
             "netjail_state": [str(p) for p in spec.private_state],
+            "live_material": str(spec.files_dir),
             "mandatory_deny_depth": settings.mandatory_deny_search_depth,
             "allow_git_config": fs.allow_git_config,
         },
@@ -161,7 +162,12 @@ def render(report: dict[str, Any]) -> str:
         listing("pinned names", [f"{k} -> {v}" for k, v in net["pinned"].items()], "")
     if net["tls_not_terminated"]:
         listing("tunnelled without TLS interception", net["tls_not_terminated"], "")
-    say(f"  listening on local ports: {'allowed' if net['allow_local_binding'] else 'no'}")
+    if report["platform"] == "linux":
+        # the jail has its own network namespace: its loopback is its own, whatever allowLocalBinding says
+        say("  listening on local ports: yes, on the jail's own loopback (its own network namespace, which")
+        say("    nothing outside the jail can reach); the host's ports are out of reach")
+    else:
+        say(f"  listening on local ports: {'allowed' if net['allow_local_binding'] else 'no'}")
     if report["platform"] == "macos":
         sockets = "all" if net["allow_all_unix_sockets"] else ", ".join(net["allow_unix_sockets"]) or "none"
         say(f"  Unix sockets: {sockets} (never the system resolver's, unless named)")
@@ -174,6 +180,7 @@ def render(report: dict[str, Any]) -> str:
     listing("writable (allowWrite)", fs["writable"], "none")
     listing("read-only inside them (denyWrite, dangerous files, the settings file)", fs["read_only"], "none")
     listing("netjail's own state, hidden", fs["netjail_state"], "")
+    say(f"  live run material (CA key, proxy secret, trust files): {fs['live_material']}, removed at the end")
     git = "writable" if fs["allow_git_config"] else "read-only"
     say(f"  .git/config: {git}; .git/hooks: read-only")
     if report["platform"] == "linux":

@@ -91,6 +91,9 @@ def _hostport(record: dict[str, Any]) -> str:
 
 
 def _path(record: dict[str, Any]) -> str:
+    if record.get("event") == "dropped":
+        packets = record.get("packets")
+        return f"({packets} packet{'s' if packets != 1 else ''} dropped)"
     if record.get("scheme") == "tcp":
         return "(raw tcp)"
     if record.get("method") == "CONNECT":
@@ -100,6 +103,8 @@ def _path(record: dict[str, Any]) -> str:
 
 def _reason(record: dict[str, Any]) -> str:
     reason = str(record.get("reason") or "")
+    if record.get("incomplete"):
+        reason += " (incomplete)"
     if record.get("error_kind") and reason in FAILED_REASONS:
         reason += f" ({record['error_kind']})"
     kinds = list(dict.fromkeys(str(f.get("kind")) for f in record.get("flags") or [] if isinstance(f, dict)))
@@ -127,11 +132,15 @@ def flow_row(record: dict[str, Any], human: bool) -> list[Cell]:
     return [
         ts[11:23] if len(ts) >= 23 else ts,
         (verdict, style),
-        str(record.get("method") or "-"),
+        str(record.get("method") or str(record.get("protocol") or "").upper() or "-"),
         _hostport(record),
         _path(record),
         ("" if status is None else str(status), "red" if isinstance(status, int) and status >= 400 else None),
-        _size(record.get("bytes_out"), human),
-        _size(record.get("bytes_in"), human),
+        _size(record.get("bytes_out"), human)
+        if record.get("bytes_out") is not None or not record.get("incomplete")
+        else "?",
+        _size(record.get("bytes_in"), human)
+        if record.get("bytes_in") is not None or not record.get("incomplete")
+        else "?",
         (_reason(record), "bold yellow" if flags else None),
     ]

@@ -95,6 +95,8 @@ def what_of(tool: str | None, record: dict[str, Any]) -> str | None:
 
 BLOCK_MEANING = {
     "not_allowed": "the host is not in network.allowedDomains, and netjail denies whatever is not allowed",
+    "port_not_allowed": "network.allowedDomains names this host only with another port",
+    "log_failed": "the flow log could not be written (disk full?), so netjail stopped all egress",
     "denied_by_rule": "a network.deniedDomains entry denies it (deny wins over allow)",
     "ip_literal": "the client asked for an IP address; name rules never match addresses",
     "private_destination": "the name resolves to a local or private address, which netjail never dials unless told",
@@ -142,12 +144,14 @@ class Group:
     detail: str | None = None
     rule: str | None = None
     error: str | None = None
+    port: int | None = None
 
     def add(
         self, record: dict[str, Any], tool: str | None, what: str | None, after: str | None = None
     ) -> None:
         self.count += 1
         self.after = self.after or after
+        self.port = self.port or (record.get("port") if isinstance(record.get("port"), int) else None)
         self.tunnels += record.get("method") in ("CONNECT", "DNS")
         url = str(record.get("url") or "")
         if url and url not in self.examples and len(self.examples) < EXAMPLES:
@@ -203,7 +207,13 @@ def diagnose(run: RunDir) -> dict[str, Any]:
     last_tool: str | None = None
     last_fetched: dict[str, str] = {}
     totals = Counter()
-    for record in flow_records(run, run_secrets(run), events=("flow", "dns")):
+    dropped: list[dict[str, Any]] = []
+    incomplete = 0
+    for record in flow_records(run, run_secrets(run), events=("flow", "dns", "dropped")):
+        if record.get("event") == "dropped":
+            dropped.append(record)
+            continue
+        incomplete += 1 if record.get("incomplete") else 0
         if record.get("event") == "dns":
             # the jail's resolver refused the name: the client never got as far as connecting
             if record.get("verdict") == "deny":
@@ -279,7 +289,9 @@ def diagnose(run: RunDir) -> dict[str, Any]:
             "network_mode": info.network_mode,
             "settings_file": file,
             "flows": totals["flows"],
+            "incomplete": incomplete,
         },
+        "dropped": [_dropped_entry(r) for r in dropped],
         "settings_note": note,
         "blocked": blocked_out,
         "failures": [_failure_entry(g, file) for g in failures.values()],
@@ -290,6 +302,35 @@ def diagnose(run: RunDir) -> dict[str, Any]:
         ],
         "clients": list(tools.values()),
         "fix": combined,
+    }
+
+
+DROPPED_MEANING = (
+    "netjail carries TCP (HTTP, HTTPS, other TCP) and DNS; the jail's network drops every other packet "
+    "(UDP such as QUIC, ICMP such as ping) and counts it here. Clients fall back to TCP; nothing in the settings "
+    "lets these through"
+)
+
+
+def _dropped_entry(record: dict[str, Any]) -> dict[str, Any]:
+    host, port = record.get("host"), record.get("port")
+    target = (
+        "destinations beyond the counted ones"
+        if host is None
+        else (
+            f"[{host}]:{port}"
+            if ":" in str(host) and port is not None
+            else f"{host}:{port}"
+            if port is not None
+            else str(host)
+        )
+    )
+    return {
+        "protocol": record.get("protocol"),
+        "target": target,
+        "packets": record.get("packets"),
+        "meaning": DROPPED_MEANING,
+        "error": record.get("error"),
     }
 
 
@@ -327,7 +368,14 @@ def _blocked_entry(group: Group, file: str) -> dict[str, Any]:
         "detail": group.detail,
     }
     fix: dict[str, Any] | None = None
-    if reason in ("not_allowed", "ip_literal"):
+    if reason == "port_not_allowed" and group.port is not None:
+        entry["allow_entry"] = f"{_entry(host)}:{group.port}"
+        fix = {
+            "file": file,
+            "change": f"add {entry['allow_entry']!r} to network.allowedDomains",
+            "snippet": {"network": {"allowedDomains": [entry["allow_entry"]]}},
+        }
+    elif reason in ("not_allowed", "ip_literal"):
         entry["allow_entry"] = _entry(host)
         fix = {
             "file": file,
@@ -433,7 +481,7 @@ def render(d: dict[str, Any], out: Output) -> None:
         f"  exit status {status if status is not None else '?'}; {run['flows']} requests; settings: "
         f"{safe_text(run['settings_file'])}"
     )
-    problems = d["blocked"] or d["failures"] or d["http_errors"]
+    problems = d["blocked"] or d["failures"] or d["http_errors"] or d.get("dropped")
     if not problems:
         out.line()
         if run["flows"] == 0:
@@ -491,6 +539,23 @@ def render(d: dict[str, Any], out: Output) -> None:
                 out.line(f"      {safe_text(h['client'])}")
             for url in h["examples"]:
                 out.line(f"      e.g. {safe_text(url)}", "dim")
+    if d.get("dropped"):
+        out.line()
+        out.line("Dropped by the jail's network (not TCP or DNS):", "bold red")
+        for p in d["dropped"]:
+            if p.get("error"):
+                out.line(f"  ? counting failed: {safe_text(p['error'])}", "red")
+                continue
+            shown = f" {p['packets']}× {p['protocol'] or 'packets'} to {safe_text(p['target'])}"
+            out.styled([("  ✗", "red"), (shown, None)])
+        out.line(f"      means: {DROPPED_MEANING}")
+    if run.get("incomplete"):
+        out.line()
+        out.line(
+            f"{run['incomplete']} flow{'s' if run['incomplete'] != 1 else ''} never ended: the proxy stopped while "
+            "they were under way (see netjail flows; their bytes are unknown)",
+            "bold yellow",
+        )
     if d["would_deny"]:
         out.line()
         out.line('Would be blocked outside network.mode "audit":', "bold yellow")

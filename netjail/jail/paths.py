@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from netjail.jail import protected
 from netjail.jail.spec import JailError, PathRules
+from netjail.jail.symlinks import first_planted_link
 
 if TYPE_CHECKING:
     from netjail.settings import Settings
@@ -22,7 +23,7 @@ DANGEROUS_DIRECTORIES = tuple(n.rstrip("/") for n in protected.tree_names() if n
 GIT_DIR_DENIES = ("hooks", "config", "config.worktree", "commondir", "info")
 
 
-def _expand(entry: str, cwd: Path, *, deny: bool = False) -> list[Path]:
+def _expand(entry: str, cwd: Path, *, deny: bool = False, resolve: bool = True) -> list[Path]:
     """One settings path -> the host paths it names: `~` expanded, relative to cwd, globs matched.
 
     Only what the user wrote is a pattern: the home or working directory put in front of it is matched as the name
@@ -40,12 +41,13 @@ def _expand(entry: str, cwd: Path, *, deny: bool = False) -> list[Path]:
     else:
         written = expanded
         literal, pattern = os.path.join(cwd, expanded), os.path.join(glob.escape(str(cwd)), expanded)
+    finish = os.path.realpath if resolve else os.path.abspath
     if glob.has_magic(written):
         found = sorted(glob.glob(pattern, recursive=True))
         if deny and os.path.lexists(literal):
             found.append(literal)
-        return [Path(os.path.realpath(p)) for p in found]
-    return [Path(os.path.realpath(literal))]
+        return [Path(finish(p)) for p in found]
+    return [Path(finish(literal))]
 
 
 def _existing(paths: list[Path]) -> list[Path]:
@@ -56,9 +58,15 @@ def _unique(paths: list[Path]) -> tuple[Path, ...]:
     return tuple(dict.fromkeys(paths))
 
 
-def path_rules(settings: Settings, cwd: Path, extra_read_only: tuple[Path, ...] = ()) -> PathRules:
+def path_rules(
+    settings: Settings, cwd: Path, extra_read_only: tuple[Path, ...] = (), settings_file: Path | None = None
+) -> PathRules:
     fs = settings.filesystem
     writable = _unique(_existing([p for e in fs.allow_write for p in _expand(e, cwd)]))
+    named = (("allowWrite", fs.allow_write), ("allowRead", fs.allow_read))
+    literals = [(k, e, p) for k, entries in named for e in entries for p in _expand(e, cwd, resolve=False)]
+    if (planted := first_planted_link(literals, writable)) is not None:
+        raise JailError(planted.message(settings_file))
     try:  # at any depth: mandatoryDenySearchDepth is accepted and no longer limits anything
         protection = protected.scan(writable, allow_git_config=fs.allow_git_config)
     except protected.ScanRefused as e:

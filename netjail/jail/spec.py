@@ -69,6 +69,7 @@ class Launched:
     capture_warning: str | None = None
     gate: socket.socket | None = None  # the backend's hold on the command until `start`
     proxy_secret: str | None = None  # set when the proxy's listener is reachable from outside the jail
+    dropped: list[dict] = field(default_factory=list)  # `dropped` records, known once `cleanup` has run
 
     def release(self) -> None:
         """Close what the supervisor still holds of the sandbox (the caller has made sure the process is gone)."""

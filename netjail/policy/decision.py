@@ -24,6 +24,7 @@ from netjail.settings import NetworkSettings
 Reason = Literal[
     "allowed",
     "not_allowed",
+    "port_not_allowed",
     "denied_by_rule",
     "host_mismatch",
     "sni_mismatch",
@@ -107,6 +108,13 @@ class Policy:
                 "default-deny",
                 f'{host.name} is not in network.allowedDomains; allowed because network.mode is "audit"',
             )
+        if (entry := self._entry_for_another_port(host, port)) is not None:
+            return deny(
+                "port_not_allowed",
+                "default-deny",
+                f"{target}: allowedDomains entry {entry.source!r} allows only port {entry.port}. "
+                f"To allow this port too, add {entry.source.rsplit(':', 1)[0] + f':{port}'!r} to network.allowedDomains.",
+            )
         if host.ip is not None:
             return deny(
                 "ip_literal",
@@ -120,6 +128,10 @@ class Policy:
             f"{host.name} is not in network.allowedDomains. "
             f"To allow it, add {self.suggested_entry(host)!r} to network.allowedDomains.",
         )
+
+    def _entry_for_another_port(self, host: Host, port: int) -> Pattern | None:
+        """An allowed entry that names this host with a different port: the denial is the port's, not the host's."""
+        return next((p for p in self.allowed if p.port not in (None, port) and p.matches(host, p.port)), None)
 
     def judge_name(self, host: Host) -> Verdict:
         """A name on its own, as in a DNS query: the port is not known yet, so a rule with a port neither denies

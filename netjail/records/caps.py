@@ -59,6 +59,7 @@ def cap_record(record: dict[str, Any]) -> dict[str, Any]:
 
 def mark_incomplete(record: dict[str, Any]) -> dict[str, Any]:
     """A flow still open when the proxy stopped: recorded with what it had moved so far."""
+    record["incomplete"] = True
     if record.get("verdict") == "allow":
         record["reason"] = "incomplete"
     record["error"] = record.get("error") or INCOMPLETE_ERROR

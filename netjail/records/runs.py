@@ -297,14 +297,45 @@ def run_secrets(run: RunDir, environ: Mapping[str, str] = os.environ) -> Secrets
 def flow_records(
     run: RunDir, secrets: Secrets | None = None, events: tuple[str, ...] = ("flow",)
 ) -> Iterator[dict]:
-    """The run's records of the given events (`flow`; `dns` for the jail resolver's), streamed, with any
-    configured secret value replaced."""
+    """The run's records of the given events (`flow`; `dns` for the jail resolver's; `dropped` for packets the
+    jail's network dropped), streamed, with any configured secret value replaced. With `flow`, a `flow_start`
+    that no `flow` completed (the proxy was killed meanwhile) comes last, as an incomplete flow."""
     from netjail.detect.secrets import redact_record
     from netjail.records.read import iter_records
 
+    open_starts: dict[object, dict] = {}
     for record in iter_records(run.flows_jsonl):
-        if record.get("event") not in events:
+        event = record.get("event")
+        if event == "flow_start" and "flow" in events:
+            open_starts[record.get("id")] = record
+            continue
+        if event == "flow":
+            open_starts.pop(record.get("id"), None)
+        if event not in events:
             continue
         if secrets:
             redact_record(record, secrets)
         yield record
+    for start in open_starts.values():
+        record = incomplete_flow(start)
+        if secrets:
+            redact_record(record, secrets)
+        yield record
+
+
+INCOMPLETE_DETAIL = (
+    "the proxy stopped before this flow ended: it was under way, and how much it sent is unknown"
+)
+
+
+def incomplete_flow(start: dict) -> dict:
+    """A `flow_start` without its `flow`, read as a flow record: what was known when it started, bytes unknown."""
+    return start | {
+        "event": "flow",
+        "incomplete": True,
+        "status": None,
+        "bytes_out": None,
+        "bytes_in": None,
+        "tunnel": start.get("method") in ("CONNECT", None),
+        "detail": INCOMPLETE_DETAIL,
+    }

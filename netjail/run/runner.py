@@ -27,10 +27,22 @@ from netjail.jail.environment import inherited_environment
 from netjail.jail.newrepos import ScanTooLarge
 from netjail.jail.paths import path_rules
 from netjail.jail.protected import create_placeholders, remove_placeholders
+from netjail.jail.scrub import Scrubbed, scrub_environment
 from netjail.jail.spec import Jail, JailError, JailSpec, Launched, PathRules
 from netjail.proxy.ca import RunCA, create_run_ca
 from netjail.proxy.client import ProxyFailed, StandbyProxy
-from netjail.records.rundir import RecordLog, RunDir, runs_dir, state_dir, utc_timestamp
+from netjail.records.reserve import LogReserve
+from netjail.records.rundir import (
+    RecordLog,
+    RunDir,
+    default_state_dir,
+    known_state_dirs,
+    live_root,
+    register_state_dir,
+    runs_dir,
+    state_dir,
+    utc_timestamp,
+)
 from netjail.run.backends import current_jail
 from netjail.run.endofrun import end_of_run, prepare_end_of_run, start_watcher
 from netjail.run.journal import Journal
@@ -104,12 +116,20 @@ def _run(
     cwd = Path.cwd().resolve()
     sweep_abandoned(runs_dir())
     runs = RunDir.create()
-    records = RecordLog(runs.flows_jsonl)
+    reserve, reserve_error = _reserve_log_space(runs)
+    records = RecordLog(runs.flows_jsonl, reserve)
     runs.flows_mitm.touch(mode=0o600)
     runs.settings_json.write_text(loaded.effective_json())
     runs.point_latest()
     journal = Journal(runs.path)
-    log.debug("run.start", run_dir=str(runs.path), settings=str(loaded.path), origin=loaded.origin)
+    live = str(runs.proxy_dir)  # the CA key and secrets: hidden from every jail, removed at the end
+    log.debug(
+        "run.start",
+        run_dir=str(runs.path),
+        live_material=live,
+        settings=str(loaded.path),
+        origin=loaded.origin,
+    )
     for preset, hosts in loaded.expansions.items():
         log.debug("settings.preset", preset=preset, hosts=hosts)
 
@@ -140,6 +160,10 @@ def _run(
 
     outcome = Outcome(ExitStatus.NETJAIL_FAILED, "setup_failed")
     try:
+        if reserve_error is not None:
+            raise RunFailed(
+                f"cannot reserve space for the flow log in {runs.path}: {reserve_error}", "log_failed"
+            )
         outcome = _supervise(jail, loaded, runs, journal, argv, cwd, debug, announce, warn, records, proxy)
     except (JailError, RunFailed, OSError) as e:
         outcome = Outcome(ExitStatus.NETJAIL_FAILED, getattr(e, "reason", "setup_failed"), message=str(e))
@@ -169,12 +193,25 @@ def _run(
                 ExitStatus.NETJAIL_FAILED, "log_failed", message=f"cannot write the flow log: {e}"
             )
         records.close()
+        if reserve is not None:
+            reserve.remove()
     outcome.run_dir = runs.path
     return outcome
 
 
+def _reserve_log_space(runs: RunDir) -> tuple[LogReserve | None, OSError | None]:
+    """The log's reserve, taken before the command can fill the disk (netjail/records/reserve.py)."""
+    try:
+        return LogReserve.create(runs.reserve_file), None
+    except OSError as e:
+        return None, e
+
+
 def count_verdicts(path: Path) -> dict[str, int]:
-    counts = {"flows": 0, "allowed": 0, "denied": 0, "failed": 0}
+    """run_end's counts. `incomplete`: flows started and never recorded (the proxy was killed meanwhile);
+    `dropped`: packets of other protocols the jail's network dropped (`dropped` records)."""
+    counts = {"flows": 0, "allowed": 0, "denied": 0, "failed": 0, "incomplete": 0, "dropped": 0}
+    started: set[str] = set()
     try:
         with path.open() as f:
             for line in f:
@@ -182,8 +219,15 @@ def count_verdicts(path: Path) -> dict[str, int]:
                     record = json.loads(line)
                 except ValueError:
                     continue
-                if record.get("event") != "flow":
+                event = record.get("event")
+                if event == "flow_start":
+                    started.add(str(record.get("id")))
+                elif event == "dropped":
+                    counts["dropped"] += int(record.get("packets") or 0)
+                if event != "flow":
                     continue
+                started.discard(str(record.get("id")))
+                counts["incomplete"] += 1 if record.get("incomplete") else 0
                 counts["flows"] += 1
                 if record.get("verdict") == "allow":
                     counts["allowed"] += 1
@@ -193,6 +237,7 @@ def count_verdicts(path: Path) -> dict[str, int]:
                     counts["failed"] += 1
     except OSError:
         pass
+    counts["incomplete"] += len(started)
     return counts
 
 
@@ -204,7 +249,24 @@ def _private_state(rules: PathRules, prepare: bool) -> tuple[Path, ...]:
     writable = any(w == user_settings or w in user_settings.parents for w in rules.writable)
     if prepare and writable and not user_settings.exists():
         user_settings.mkdir(parents=True, mode=0o700, exist_ok=True)
-    return (state_dir(), user_settings)
+    # Every state directory netjail knows of is hidden: this run's, the default one (the history, when a custom
+    # one is set; made now when missing, since a mount cannot hide what appears after the jail starts) and the
+    # live root, where every run of this user keeps its CA key and secrets.
+    # Custom state directories earlier runs used are hidden too (not those holding what the run may use).
+    history = default_state_dir()
+    if prepare:
+        history.mkdir(parents=True, mode=0o700, exist_ok=True)
+        register_state_dir()
+    used = (*rules.writable, *rules.reallowed)
+    others = [d for d in known_state_dirs() if d.is_dir() and not any(d == u or d in u.parents for u in used)]
+    return tuple(dict.fromkeys((state_dir(), history, user_settings, live_root(), *others)))
+
+
+def inherited_variables(settings: Settings) -> Scrubbed:
+    """What the command inherits: the default variables and envPassthrough, credentials taken out of the
+    defaults' values (envPassthrough passes whole)."""
+    passthrough = settings.env_passthrough
+    return scrub_environment(inherited_environment(os.environ, passthrough), passthrough)
 
 
 def build_spec(
@@ -221,11 +283,12 @@ def build_spec(
     """What the jail is asked to apply, from the settings: used by a run, and by `netjail explain` (prepare=False:
     it creates nothing)."""
     settings = loaded.settings
-    rules = path_rules(settings, cwd, extra_read_only=(loaded.path.resolve(),))
+    rules = path_rules(settings, cwd, extra_read_only=(loaded.path.resolve(),), settings_file=loaded.path)
+    inherited = inherited_variables(settings)
     return JailSpec(
         argv=argv,
         cwd=cwd,
-        env=jail.environment(inherited_environment(os.environ, settings.env_passthrough), ca),
+        env=jail.environment(inherited.env, ca),
         rules=rules,
         ca=ca,
         allow_pty=settings.allow_pty,
@@ -254,6 +317,8 @@ def _supervise(
     ca = create_run_ca(runs.proxy_dir, settings.network.tls_terminate.extra_ca_cert_paths)
     spec = build_spec(jail, loaded, argv, cwd, ca, runs.proxy_dir, debug=debug)
     log.debug("jail.args", platform=jail.name, args=jail.describe(spec))
+    scrubbed = inherited_variables(settings)  # names only: the values are what must not be shown
+    log.debug("env.scrubbed", credentials_removed=list(scrubbed.cleaned), not_passed=list(scrubbed.dropped))
     if debug:
         from netjail.jail.linux.seccomp import describe as seccomp_rules
 
@@ -304,6 +369,8 @@ def _supervise(
             jail.cleanup(launched)  # returns once the jail's PID namespace is empty: nothing writes any more
         if watcher is not None:
             watcher.stop()
+            for dropped in launched.dropped:  # what the jail's network dropped, counted per destination
+                records.write(dropped)
         proxy.stop()
         remove_placeholders(placeholders)  # before the quarantine, which would take them for the command's
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
-from netjail.records.rundir import RecordLog, RunDir, utc_timestamp
+from netjail.records.reserve import LogReserve
+from netjail.records.rundir import RecordLog, RunDir, live_runs, utc_timestamp
 from netjail.records.runs import netjail_alive
 from netjail.run.journal import JOURNAL_FILE, complete_abandoned
 
@@ -15,8 +17,8 @@ def sweep_abandoned(root: Path) -> list[Path]:
     """Runs whose netjail was killed (SIGKILL, power loss) still hold their CA key and have no run_end: remove
     the key and close their record. A run is live while the process named in its run_start exists."""
     swept = []
-    for proxy_dir in root.glob("*/proxy"):
-        run = RunDir(proxy_dir.parent)
+    for run in live_runs(root):
+        proxy_dir = run.proxy_dir if os.path.lexists(run.proxy_dir) else run.path / "proxy"
         try:
             with run.flows_jsonl.open() as f:
                 start = json.loads(f.readline() or "{}")
@@ -29,7 +31,8 @@ def sweep_abandoned(root: Path) -> list[Path]:
             continue  # being set up right now by another netjail
         run.remove_secrets()
         try:
-            records = RecordLog(run.flows_jsonl)
+            reserve = LogReserve.open(run.reserve_file) if run.reserve_file.exists() else None
+            records = RecordLog(run.flows_jsonl, reserve)
             _write_completed(records, complete_abandoned(run.path))
             records.write(
                 {
@@ -45,6 +48,8 @@ def sweep_abandoned(root: Path) -> list[Path]:
             )
         except OSError:
             pass
+        # the log's reserve (netjail/records/reserve.py) is not needed once the record is closed
+        run.reserve_file.unlink(missing_ok=True)
         swept.append(run.path)
     swept += _complete_journals(root, exclude=set(swept))
     return swept

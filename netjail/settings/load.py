@@ -1,5 +1,5 @@
-"""Finding the settings file and loading it: JSON parsed strictly, "@preset" entries expanded, the models
-validated, the warnings for ignored srt keys collected. Loading has no side effect: it reads the file and,
+"""Finding the settings file and loading it: JSON parsed strictly (with `//` and `/* */` comments: JSONC),
+"@preset" entries expanded, the models validated, the warnings for ignored srt keys collected. Loading has no side effect: it reads the file and,
 for presets, the package managers' own configuration."""
 
 from __future__ import annotations
@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -80,7 +81,36 @@ def _first_null(value: Any, loc: tuple[str | int, ...] = ()) -> tuple[str | int,
     return None
 
 
+# A string (closed or not), a line comment, a block comment, or the opening of one that never closes.
+_JSONC_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"?|//[^\r\n]*|/\*.*?\*/|/\*', re.DOTALL)
+
+
+def strip_comments(file: str, text: str) -> str:
+    """JSONC: every `//` and `/* */` comment outside a string becomes spaces, its line breaks kept, so that a
+    JSON error's line and column still point into the file as written. Trailing commas stay errors."""
+    if "/" not in text:
+        return text
+
+    def blank(match: re.Match[str]) -> str:
+        token = match.group()
+        if token.startswith('"'):
+            return token
+        if token == "/*":
+            line = text.count("\n", 0, match.start()) + 1
+            column = match.start() - (text.rfind("\n", 0, match.start()) + 1) + 1
+            raise SettingsError(
+                file,
+                "(file)",
+                f"a /* comment at line {line}, column {column} is never closed",
+                "close it with */",
+            )
+        return re.sub(r"[^\r\n]", " ", token)
+
+    return _JSONC_TOKEN.sub(blank, text)
+
+
 def _parse_json(file: str, text: str) -> Any:
+    text = strip_comments(file, text)
     if not text.strip():
         raise SettingsError(
             file, "(file)", "the file is empty", 'write a JSON object with "network" and "filesystem"'
@@ -92,7 +122,7 @@ def _parse_json(file: str, text: str) -> Any:
             file,
             "(file)",
             f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}",
-            "correct the JSON syntax (double-quoted strings, no comments, no trailing commas)",
+            "correct the JSON syntax (double-quoted strings, no trailing commas; comments are // and /* */)",
         ) from None
     except Problem as exc:
         raise SettingsError(file, "(file)", exc.problem, exc.fix) from None
@@ -150,11 +180,8 @@ def _expand_allowed(
     return data, expansions, remap
 
 
-def load_settings(
-    path: Path, origin: Origin = "flag", *, environ: Mapping[str, str] = os.environ
-) -> LoadedSettings:
-    """Read and validate a settings file. Raises SettingsError; writes nothing, starts nothing but
-    (for "@npm" only, when npm's files name no registry) `npm config get registry`."""
+def read_json(path: Path) -> Any:
+    """A settings file's text, parsed (comments allowed, duplicate keys and NaN refused). Raises SettingsError."""
     file = str(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -172,7 +199,16 @@ def load_settings(
             f"cannot read the settings file ({exc.strerror or exc})",
             "check the path and its permissions, or pass another file with -s",
         ) from None
-    data = _parse_json(file, text)
+    return _parse_json(file, text)
+
+
+def load_settings(
+    path: Path, origin: Origin = "flag", *, environ: Mapping[str, str] = os.environ
+) -> LoadedSettings:
+    """Read and validate a settings file. Raises SettingsError; writes nothing, starts nothing but
+    (for "@npm" only, when npm's files name no registry) `npm config get registry`."""
+    file = str(path)
+    data = read_json(path)
     if not isinstance(data, dict):
         raise SettingsError(
             file,

@@ -141,7 +141,7 @@ def test_port_of_a_ported_entry_is_enforced_on_captured_connections(
         f"{CURL} -o /dev/null -w '%{{http_code}}' http://allowed.test:{https_origin.port}/",
     )  # fmt: skip
     assert result.stdout.split() == ["200", "403"], result.explain()
-    assert [f["reason"] for f in result.flows] == ["allowed", "not_allowed"]
+    assert [f["reason"] for f in result.flows] == ["allowed", "port_not_allowed"]
 
 
 @pytest.fixture

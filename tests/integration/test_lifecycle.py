@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from netjail.records.rundir import RunDir
 from tests.support.netjail import REPO, Netjail, netjail_executable
 from tests.support.wait import wait_until
 
@@ -67,7 +68,8 @@ def test_run_start_and_end_records(netjail: Netjail) -> None:
     assert end == end | {"event": "run_end", "exit_status": 3, "reason": "exited"}
     assert json.loads((result.run_dir / "settings.json").read_text())["network"]["allowedDomains"] == []
     assert oct(result.run_dir.stat().st_mode & 0o777) == "0o700"
-    assert not (result.run_dir / "proxy").exists(), "the CA key must not outlive the run"
+    assert not RunDir(result.run_dir).proxy_dir.exists(), "the CA key must not outlive the run"
+    assert not (result.run_dir / "proxy").exists()
 
 
 @pytest.mark.parametrize(
@@ -195,7 +197,7 @@ def test_signal_is_forwarded_and_nothing_is_left(netjail: Netjail, signum: int) 
     assert marker not in _process_args()
     end = json.loads((netjail.latest_run() / "flows.jsonl").read_text().splitlines()[-1])
     assert end["reason"] == "interrupted" and end["signal"] == signum
-    assert not (netjail.latest_run() / "proxy").exists()
+    assert not RunDir(netjail.latest_run()).proxy_dir.exists()
 
 
 def test_command_that_ignores_sigterm_is_killed_after_the_grace_period(netjail: Netjail) -> None:
@@ -215,13 +217,15 @@ def test_sigkill_of_netjail_takes_the_sandbox_down(netjail: Netjail) -> None:
     assert wait_until((netjail.work / "started").exists), "the command never started"
     family = _descendants(proc.pid)
     killed_run = netjail.latest_run()
-    assert (killed_run / "proxy").exists(), "the CA key exists while the run lasts"
+    assert RunDir(killed_run).proxy_dir.exists(), (
+        "the CA key exists while the run lasts (under the live root)"
+    )
     proc.kill()
     proc.wait(timeout=10)
     assert wait_until(lambda: not _still_running(family)), f"left running: {_still_running(family)}"
     # the next run sweeps what the killed one left: its CA key, and its record is closed
     assert netjail.run("-s", str(netjail.settings()), "-c", "true").returncode == 0
-    assert not (killed_run / "proxy").exists()
+    assert not RunDir(killed_run).proxy_dir.exists()
     end = json.loads((killed_run / "flows.jsonl").read_text().splitlines()[-1])
     assert end["event"] == "run_end" and end["reason"] == "interrupted"
 

@@ -41,7 +41,7 @@ def test_http_allowed_and_recorded_field_by_field(netjail: Netjail, http_origin:
     assert flow["ts"].endswith("Z") and len(flow["ts"]) == len("2026-01-01T00:00:00.000Z")
     assert isinstance(flow["duration_ms"], float)
     records = result.records
-    assert [r["event"] for r in records] == ["run_start", "flow", "run_end"]
+    assert [r["event"] for r in records] == ["run_start", "flow_start", "flow", "run_end"]
     assert records[-1]["counts"]["allowed"] == 1 and records[-1]["exit_status"] == 0
 
 

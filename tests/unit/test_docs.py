@@ -36,7 +36,9 @@ def defined_functions(path: Path) -> set[str]:
 
 def test_every_test_cited_in_the_security_catalogue_exists() -> None:
     cited = cited_tests((REPO / "docs" / "security.md").read_text(encoding="utf-8"))
-    assert len(cited) > 40  # the catalogue cites its evidence; a parsing slip must not pass as "nothing cited"
+    assert (
+        len(cited) > 40
+    )  # the catalogue cites its evidence; a parsing slip must not pass as "nothing cited"
     missing = []
     for file, name in cited:
         path = REPO / file

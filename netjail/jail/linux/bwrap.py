@@ -21,12 +21,16 @@ import socket
 import struct
 import time
 from pathlib import Path
+from typing import Mapping
 
 from netjail.jail.environment import jail_environment
 from netjail.jail.linux.capture import DNS_PORT, TRANSPARENT_PORT, CaptureError, install_capture
+from netjail.jail.linux.dropped import read_dropped
 from netjail.jail.linux.seccomp import SeccompUnavailable, build_filter
 from netjail.jail.spec import PROXY_PORT, JailError, JailSpec, Launched, PathRules
+from netjail.jail.symlinks import open_no_follow
 from netjail.proxy.ca import SYSTEM_BUNDLE_PATHS, RunCA
+from netjail.records.rundir import utc_timestamp
 from netjail.utils.status import ExitStatus
 
 JAIL_FILES_DIR = "/run/netjail"  # inside the jail: a tmpfs holding the trust bundle and the CA certificate
@@ -42,12 +46,18 @@ IFF_UP = 0x1
 
 
 def bwrap_args(
-    spec: JailSpec, bwrap: str = "bwrap", status_fd: int | None = None, seccomp_fd: int | str | None = None
+    spec: JailSpec,
+    bwrap: str = "bwrap",
+    status_fd: int | None = None,
+    seccomp_fd: int | str | None = None,
+    path_fds: Mapping[Path, list[int]] | None = None,
 ) -> list[str]:
     """The whole filesystem and process policy, in one list, in a fixed order:
     namespaces → base mounts → allowWrite → denyWrite and mandatory denies → denyRead masks → allowRead →
     netjail's own state → trust bundle → `--` → command."""
     rules = spec.rules
+    unused = {path: list(fds) for path, fds in (path_fds or {}).items()}  # bwrap closes each after its mount
+    fd = (lambda path: str(unused[path].pop(0))) if path_fds is not None else (lambda path: "FD")
     args = [bwrap, "--die-with-parent", "--unshare-user", "--unshare-pid", "--unshare-ipc", "--unshare-uts"]
     args += ["--unshare-cgroup-try", "--cap-drop", "ALL", "--hostname", "netjail"]
     if not spec.allow_pty:
@@ -65,8 +75,8 @@ def bwrap_args(
     for path in rules.writable:
         if path == Path("/tmp") and tmp_writable:
             args += ["--bind", "/tmp", "/tmp"]
-        else:
-            args += ["--bind", str(path), str(path)]
+        else:  # through the descriptor the symlink check opened: the same inode, reached through no link
+            args += ["--bind-fd", fd(path), str(path)]
     for ancestor in _ancestors_to_pin(rules):
         args += ["--bind", str(ancestor), str(ancestor)]
     for path in rules.read_only:
@@ -75,19 +85,19 @@ def bwrap_args(
     for path in rules.hidden:
         args += ["--tmpfs", str(path)] if path in masked_dirs else ["--ro-bind", "/dev/null", str(path)]
     for path in rules.reallowed:  # mounted before the masks turn read-only: their mount points live there
-        args += ["--ro-bind", str(path), str(path)]
+        args += ["--ro-bind-fd", fd(path), str(path)]
     # allowWrite inside a denyRead region is readable and writable again (srt's precedence), with the
     # protected paths inside it read-only again
-    rewritable = [w for w in rules.writable if any(h in w.parents for h in masked_dirs)]
+    rewritable = _rewritable(rules)
     for path in rewritable:
-        args += ["--bind", str(path), str(path)]
+        args += ["--bind-fd", fd(path), str(path)]
     for path in rules.read_only:
         if any(w == path or w in path.parents for w in rewritable):
             args += ["--ro-bind", str(path), str(path)]
     for path in masked_dirs:
         args += ["--remount-ro", str(path)]
     for path in spec.private_state:
-        if os.path.lexists(path):
+        if os.path.lexists(path) and not _emptied_by_base(path, rules):
             args += _mask(path)
 
     bundle = str(spec.ca.jail_bundle)
@@ -110,6 +120,28 @@ def bwrap_args(
     return args
 
 
+def _rewritable(rules: PathRules) -> list[Path]:
+    return [w for w in rules.writable if any(h in w.parents for h in rules.hidden if _is_real_dir(h))]
+
+
+def _open_bound_paths(rules: PathRules) -> dict[Path, list[int]]:
+    """O_PATH descriptors, opened without following links, for each `--bind-fd` / `--ro-bind-fd` of bwrap_args
+    (one per mount: bwrap closes a descriptor once it has mounted it)."""
+    opened: dict[Path, list[int]] = {}
+    try:
+        for path in (*rules.writable, *rules.reallowed, *_rewritable(rules)):
+            if path != Path("/tmp"):
+                opened.setdefault(path, []).append(open_no_follow(path))
+    except OSError as e:
+        for path_fd in (fd for fds in opened.values() for fd in fds):
+            os.close(path_fd)
+        raise JailError(
+            f"cannot open {e.filename} to bind it: {e.strerror}. Fix: check that no part of it was "
+            "replaced by a symlink since the settings were read"
+        ) from e
+    return opened
+
+
 def _ancestors_to_pin(rules: PathRules) -> list[Path]:
     """Every directory between a writable root and a protected path inside it, bound onto itself: a mount point
     cannot be renamed (EBUSY), so `mv .git x; mkdir -p .git/hooks` cannot sidestep a read-only .git/hooks."""
@@ -123,6 +155,14 @@ def _ancestors_to_pin(rules: PathRules) -> list[Path]:
             if root in ancestor.parents:
                 pinned[ancestor] = None
     return list(pinned)
+
+
+def _emptied_by_base(path: Path, rules: PathRules) -> bool:
+    """Under the jail's own empty /run, with no host path bound in or around it: nothing there to mask."""
+    bound = (*rules.writable, *rules.reallowed)
+    return Path("/run") in path.parents and not any(
+        p == path or p in path.parents or path in p.parents for p in bound
+    )
 
 
 def _hidden_by_base(path: Path) -> bool:
@@ -145,6 +185,9 @@ class BwrapJail:
 
     def __init__(self, bwrap_path: str | Path | None = None) -> None:
         self.bwrap = str(bwrap_path) if bwrap_path else (shutil.which("bwrap") or "")
+        # bwrap pid -> descriptors of the jail's user and network namespaces (transparent capture): they keep the
+        # namespace, and its dropped-packet counters, readable after the command is gone
+        self.namespaces: dict[int, list[int]] = {}
 
     def check(self) -> None:
         if not self.bwrap or not os.access(self.bwrap, os.X_OK):
@@ -167,17 +210,21 @@ class BwrapJail:
         seccomp_fd = os.memfd_create("netjail-seccomp")
         os.write(seccomp_fd, program)
         os.lseek(seccomp_fd, 0, os.SEEK_SET)
+        path_fds = _open_bound_paths(spec.rules)
         parent_end, child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         status_read, status_write = os.pipe()
-        args = bwrap_args(spec, self.bwrap, status_fd=status_write, seccomp_fd=seccomp_fd)
+        args = bwrap_args(spec, self.bwrap, status_fd=status_write, seccomp_fd=seccomp_fd, path_fds=path_fds)
         pid = os.fork()
         if pid == 0:  # pragma: no cover - runs in the child, which becomes bwrap or exits
             parent_end.close()
             os.close(status_read)
-            _become_bwrap(child_end, (status_write, seccomp_fd), args, spec.env, spec.capture)
+            keep = (status_write, seccomp_fd, *(fd for fds in path_fds.values() for fd in fds))
+            _become_bwrap(child_end, keep, args, spec.env, spec.capture)
         child_end.close()
         os.close(status_write)
         os.close(seccomp_fd)
+        for path_fd in (fd for fds in path_fds.values() for fd in fds):
+            os.close(path_fd)
         launched = Launched(pid=pid, status_fd=status_read)
         try:
             parent_end.settimeout(10)
@@ -185,7 +232,9 @@ class BwrapJail:
             report = json.loads(message) if message.startswith(b"{") else None
         except (OSError, ValueError) as e:
             message, fds, report = f"no answer from the namespace helper: {e}".encode(), [], None
-        if report is None or len(fds) != len(report["roles"]):
+        expected = len(report["roles"]) + len(report.get("namespaces", [])) if report is not None else -1
+        namespace_fds = fds[len(report["roles"]) :] if report is not None else []
+        if report is None or len(fds) != expected:
             for fd in fds:
                 os.close(fd)
             parent_end.close()
@@ -195,6 +244,8 @@ class BwrapJail:
             )
         for role, fd in zip(report["roles"], fds):
             launched.sockets.setdefault(role, []).append(socket.socket(fileno=fd))
+        if namespace_fds:
+            self.namespaces[pid] = namespace_fds
         launched.capture_mode = report["capture"]
         launched.capture_warning = report.get("warning")
         launched.gate = parent_end
@@ -235,7 +286,21 @@ class BwrapJail:
             launched.reaped = True
         if status.get("pid-namespace"):
             _wait_namespace_empty(int(status["pid-namespace"]))
+        self._count_dropped(launched)
         launched.release()
+
+    def _count_dropped(self, launched: Launched) -> None:
+        """Once the sandbox is gone: what its network dropped, per destination, for the run's records."""
+        fds = self.namespaces.pop(launched.pid, None)
+        if not fds:
+            return
+        try:
+            launched.dropped = read_dropped(*fds)
+        except CaptureError as e:
+            launched.dropped = [{"event": "dropped", "ts": utc_timestamp(), "error": str(e)}]
+        finally:
+            for fd in fds:
+                os.close(fd)
 
 
 _status_cache: dict[int, dict] = {}
@@ -324,9 +389,13 @@ def _become_bwrap(  # pragma: no cover - runs in the forked child
         Path("/proc/self/gid_map").write_text(f"{gid} {gid} 1")
         _loopback_up()
         report, sockets = _namespace_sockets(capture)
-        socket.send_fds(channel, [json.dumps(report).encode()], [s.fileno() for s in sockets])
+        namespaces = _namespace_descriptors() if report["capture"] == "transparent" else []
+        report["namespaces"] = ["user", "net"][: len(namespaces)]
+        socket.send_fds(channel, [json.dumps(report).encode()], [s.fileno() for s in sockets] + namespaces)
         for s in sockets:
             s.close()
+        for fd in namespaces:
+            os.close(fd)
         if channel.recv(2) != b"go":
             os._exit(ExitStatus.NETJAIL_FAILED)  # netjail gave up before the command was allowed to start
         channel.close()
@@ -340,6 +409,11 @@ def _become_bwrap(  # pragma: no cover - runs in the forked child
             )
         finally:
             os._exit(ExitStatus.NETJAIL_FAILED)
+
+
+def _namespace_descriptors() -> list[int]:  # pragma: no cover - forked child
+    """This process's user and network namespaces, for netjail to read the drop counters after the run."""
+    return [os.open(f"/proc/self/ns/{kind}", os.O_RDONLY | os.O_CLOEXEC) for kind in ("user", "net")]
 
 
 def _only_inherit(keep: tuple[int, ...]) -> None:  # pragma: no cover - forked child

@@ -3,7 +3,8 @@
 The namespace has only loopback. A default route over loopback makes every destination reachable *inside* the
 namespace, and a netfilter `nat output` chain redirects every TCP connection (IPv4 and IPv6, any address, any
 port) to the proxy's transparent listener and every DNS query to the jail's resolver. A `filter output`
-chain drops everything else (other UDP, QUIC, ICMP). The rules are installed before bubblewrap starts, by
+chain drops everything else (other UDP, QUIC, ICMP), counting each drop per destination in dynamic sets that
+netjail reads when the run ends (netjail/jail/linux/dropped.py). The rules are installed before bubblewrap starts, by
 the process that owns the namespace; the command runs in a nested user namespace without CAP_NET_ADMIN over
 it, so it can neither flush the rules nor change links or routes.
 
@@ -36,8 +37,21 @@ route add ::/0 dev lo src {LOOPBACK_V6_SOURCE}
 """
 UNDO_IP_COMMANDS = "route del default\nroute del ::/0\n"
 
+DROP_SET_SIZE = 4096  # destinations counted per set; drops beyond are counted together in `unlisted`
+DROP_SETS = {  # set -> (protocol field, key)
+    "udp4": "ipv4_addr . inet_service",
+    "udp6": "ipv6_addr . inet_service",
+    "other4": "ipv4_addr . inet_proto",
+    "other6": "ipv6_addr . inet_proto",
+}
+_DROP_SET_LINES = "".join(
+    f"  set {name} {{ type {key}; size {DROP_SET_SIZE}; flags dynamic; counter; }}\n"
+    for name, key in DROP_SETS.items()
+)
+
 NFT_RULES = f"""\
 table inet netjail {{
+{_DROP_SET_LINES}  counter unlisted {{ }}
   chain capture {{
     type nat hook output priority -100; policy accept;
     ip daddr 127.0.0.0/8 return
@@ -51,6 +65,11 @@ table inet netjail {{
     ip daddr 127.0.0.0/8 accept
     ip6 daddr ::1 accept
     fib daddr type local accept
+    meta nfproto ipv4 meta l4proto udp add @udp4 {{ ip daddr . udp dport }} drop
+    meta nfproto ipv6 meta l4proto udp add @udp6 {{ ip6 daddr . udp dport }} drop
+    meta nfproto ipv4 add @other4 {{ ip daddr . meta l4proto }} drop
+    meta nfproto ipv6 add @other6 {{ ip6 daddr . meta l4proto }} drop
+    counter name unlisted
   }}
 }}
 """
@@ -106,6 +125,7 @@ def install_capture(ipv6: bool) -> None:
         # Rules first: a default route without them would send connections nowhere (hangs, not errors).
         nft, ip = tool("nft"), tool("ip")
         _run("nft", [nft, "-f", "-"], NFT_RULES)
+        _allow_echo_sockets()
         try:
             _run("ip", [ip, "-batch", "-"], IP_COMMANDS + (IP6_COMMANDS if ipv6 else ""))
         except CaptureError:
@@ -115,6 +135,18 @@ def install_capture(ipv6: bool) -> None:
             raise
     finally:
         _ambient_net_admin(libc, False)
+
+
+def _allow_echo_sockets() -> None:
+    """ICMP echo sockets for the user's group, in this namespace only: `ping` then makes its attempt, which
+    the egress chain drops and counts, instead of failing before anything is sent (the host's
+    net.ipv4.ping_group_range, often off, is left alone). Without it, ICMP is simply unreachable."""
+    gid = os.getgid()
+    try:
+        with open("/proc/sys/net/ipv4/ping_group_range", "w") as f:
+            f.write(f"{gid} {gid}")
+    except OSError:
+        pass
 
 
 def tool(name: str) -> str:

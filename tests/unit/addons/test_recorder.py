@@ -45,8 +45,12 @@ class Proxy:
     recorder: NetjailRecorder
     run_dir: Path
 
-    def records(self) -> list[dict]:
+    def all_records(self) -> list[dict]:
         return [json.loads(line) for line in (self.run_dir / "flows.jsonl").read_text().splitlines()]
+
+    def records(self) -> list[dict]:
+        """The records that describe attempts: `flow_start` only announces one (tests/unit/addons/test_recording.py)."""
+        return [r for r in self.all_records() if r["event"] != "flow_start"]
 
     def stored_flows(self) -> list:
         with open(self.run_dir / "flows.mitm", "rb") as f:

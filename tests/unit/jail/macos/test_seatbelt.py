@@ -801,8 +801,10 @@ def test_linux_and_macos_apply_the_same_path_rules(tmp_path: Path) -> None:
     pairs = list(zip(args, args[1:], args[2:], strict=False))
     rules = check(profile(tree.policy))
     rules_ = tree.spec.rules
-    for path in rules_.writable:
-        assert ("--bind", str(path), str(path)) in pairs
+    for (
+        path
+    ) in rules_.writable:  # bound through the descriptor the symlink check opened ("FD" when described)
+        assert ("--bind-fd", "FD", str(path)) in pairs
         assert writes(rules, str(path / "new-file"))
     for path in rules_.read_only:
         assert ("--ro-bind", str(path), str(path)) in pairs
@@ -812,7 +814,7 @@ def test_linux_and_macos_apply_the_same_path_rules(tmp_path: Path) -> None:
         assert masked, path
         assert not reads(rules, str(path / "x")) and not writes(rules, str(path / "x"))
     for path in rules_.reallowed:
-        assert ("--ro-bind", str(path), str(path)) in pairs
+        assert ("--ro-bind-fd", "FD", str(path)) in pairs
         assert reads(rules, str(path / "deeper" / "x"))
     for path in tree.spec.private_state:
         assert ("--tmpfs", str(path)) in twos

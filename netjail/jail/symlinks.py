@@ -1,0 +1,118 @@
+"""Settings paths that go through a symlink a run could have planted, and opening paths without following any.
+
+A run may write anywhere under a writable root, symlinks included. If a later run resolved an allowWrite or
+allowRead entry through such a link, the first run would have chosen what the second one binds: `allowWrite:
+["R", "R/sub/build"]` with `R/sub/build -> /outside` makes /outside writable. So an entry whose path has a
+symlink in a directory at or below a writable root is refused. A link outside every writable root
+(`~/.cache -> /data`, made by the user) is the user's own choice and keeps working.
+
+The check reads names and the mount follows names again later: between the two, a run still alive could swap a
+directory for a link. `open_no_follow` opens the resolved path one component at a time with
+O_PATH|O_NOFOLLOW, so the descriptor the backend mounts (bwrap `--bind-fd`) is the very inode checked, reached
+through no link at all.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable
+
+
+@dataclass(frozen=True)
+class PlantedLink:
+    """An entry of the settings that resolves through a link inside a writable root."""
+
+    key: str  # "allowWrite" or "allowRead"
+    entry: str  # as the settings write it
+    link: Path  # the path component that is a symlink
+    target: str  # what the link points to (as stored in it)
+    resolved: Path  # where the entry ends up
+    inside: Path  # the writable root the link lives in
+
+    def message(self, settings_file: Path | str | None) -> str:
+        where = f"settings {settings_file}: " if settings_file else ""
+        return (
+            f"{where}{self.key} entry {self.entry!r} goes through the symlink {self.link} -> {self.target} "
+            f"(it resolves to {self.resolved}); the link is inside the writable path {self.inside}, where a run "
+            "could have made it, so netjail does not follow it. Fix: if you made the link, name where it points "
+            f"in the settings ({str(self.resolved)!r}); otherwise remove it (rm {self.link})"
+        )
+
+
+def _within(path: Path, root: Path) -> bool:
+    return path == root or root in path.parents
+
+
+def planted_link(
+    key: str,
+    entry: str,
+    literal: Path,
+    writable_roots: Iterable[Path],
+    *,
+    resolve: Callable = os.path.realpath,
+) -> PlantedLink | None:
+    """The first component of `literal` (absolute, not resolved) that is a symlink living in a directory at or
+    below one of `writable_roots` (resolved paths), or None."""
+    roots = tuple(writable_roots)
+    parts = Path(os.path.normpath(literal)).parts
+    for depth in range(2, len(parts) + 1):
+        component = Path(*parts[:depth])
+        if not component.is_symlink():
+            continue
+        directory = Path(resolve(component.parent))
+        inside = [r for r in roots if _within(directory, r)]
+        if inside:
+            return PlantedLink(
+                key=key,
+                entry=entry,
+                link=component,
+                target=os.readlink(component),
+                resolved=Path(resolve(literal)),
+                inside=max(inside, key=lambda r: len(r.parts)),
+            )
+    return None
+
+
+class LinkedPath(OSError):
+    """A path that could not be opened without following a symlink."""
+
+
+def open_no_follow(path: Path) -> int:
+    """An O_PATH descriptor for the absolute `path`, reached component by component without following any
+    symlink (a link anywhere on the way raises LinkedPath). The caller closes it."""
+    if not path.is_absolute():
+        raise ValueError(f"not an absolute path: {path}")
+    fd = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for name in path.parts[1:]:
+            if name in ("..", "."):
+                raise LinkedPath(errno.EINVAL, "not a normalised path", str(path))
+            try:
+                following = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
+            except OSError as e:
+                raise LinkedPath(
+                    e.errno, f"cannot open without following links: {e.strerror}", str(path)
+                ) from e
+            os.close(fd)
+            fd = following
+            if stat.S_ISLNK(os.fstat(fd).st_mode):
+                raise LinkedPath(errno.ELOOP, f"{name} is a symlink", str(path))
+        return fd
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def first_planted_link(
+    entries: Iterable[tuple[str, str, Path]], writable_roots: Iterable[Path]
+) -> PlantedLink | None:
+    """The first of (settings key, entry, literal path) whose path goes through a link in a writable root."""
+    roots = tuple(writable_roots)
+    for key, entry, literal in entries:
+        if (found := planted_link(key, entry, literal, roots)) is not None:
+            return found
+    return None
