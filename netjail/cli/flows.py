@@ -406,7 +406,8 @@ def why(run: str | None, as_json: bool) -> None:
       netjail why --json | jq '.blocked[].fix'
     """
     from netjail.inspect.tables import Output
-    from netjail.inspect.why import diagnose, render
+    from netjail.inspect.why import diagnose
+    from netjail.inspect.why_render import render
 
     chosen = _run(run)
     diagnosis = diagnose(chosen)

@@ -8,13 +8,12 @@ bundle). Everything is private to the user (0700 / 0600).
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 import secrets
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Mapping
 
 RUN_ID_TIME_FORMAT = "%Y%m%dT%H%M%S"
 
@@ -28,12 +27,6 @@ def state_dir(environ: Mapping[str, str] = os.environ) -> Path:
 
 def runs_dir(environ: Mapping[str, str] = os.environ) -> Path:
     return state_dir(environ) / "runs"
-
-
-def utc_timestamp(when: float | None = None) -> str:
-    """RFC 3339, UTC, milliseconds: the `ts` of every record."""
-    moment = dt.datetime.fromtimestamp(when, dt.UTC) if when is not None else dt.datetime.now(dt.UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
 def new_run_id() -> str:
@@ -87,29 +80,3 @@ class RunDir:
 
     def remove_secrets(self) -> None:
         shutil.rmtree(self.proxy_dir, ignore_errors=True)
-
-
-class RecordLog:
-    """Appends one JSON object per line to flows.jsonl.
-
-    Each record is written with a single `write` on an O_APPEND descriptor and flushed to the kernel at once,
-    so the supervisor and the proxy process can both append without interleaving, and a record is on disk
-    (in the page cache) before the traffic it describes goes further. Any OSError propagates: the callers
-    treat an unwritable log as fatal.
-    """
-
-    def __init__(self, path: Path):
-        self.path = path
-        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
-
-    def write(self, record: Mapping[str, Any]) -> None:
-        line = json.dumps(record, ensure_ascii=True, separators=(",", ":"), default=str) + "\n"
-        data = line.encode()
-        written = os.write(self._fd, data)
-        if written != len(data):
-            raise OSError(f"short write to {self.path}: {written} of {len(data)} bytes")
-
-    def close(self) -> None:
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1

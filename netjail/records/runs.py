@@ -11,11 +11,13 @@ import datetime as dt
 import json
 import os
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator, Mapping
+from typing import TYPE_CHECKING, Iterator, Literal, Mapping, cast, overload
 
-from netjail.records.rundir import RUN_ID_TIME_FORMAT, RunDir, runs_dir, utc_timestamp
+from netjail.records.log import utc_timestamp
+from netjail.records.rundir import RUN_ID_TIME_FORMAT, RunDir, runs_dir
+from netjail.records.schema import DnsRecord, FlowRecord, Record, RunCounts, is_run_end, is_run_start
 
 if TYPE_CHECKING:
     from netjail.detect.detectors import Secrets
@@ -79,16 +81,17 @@ def resolve_run(spec: str | None, environ: Mapping[str, str] = os.environ) -> Ru
     raise RunNotFound(f"{spec!r} matches {len(matches)} runs ({shown}). Fix: give more of the run id")
 
 
-def _first_line(path: Path) -> dict:
+def first_record(path: Path) -> Record | None:
+    """The first line of flows.jsonl, if it is a JSON object (read alone: cheap for a run of any size)."""
     try:
         with path.open("rb") as f:
             line = f.readline(1_000_000)
     except OSError:
-        return {}
+        return None
     return _parse(line)
 
 
-def _last_line(path: Path) -> dict:
+def _last_line(path: Path) -> Record | None:
     """The last complete JSON line, read from the end of the file."""
     try:
         with path.open("rb") as f:
@@ -103,15 +106,15 @@ def _last_line(path: Path) -> dict:
                     return _parse(lines[-1])
                 size = min(end, size * 4)
     except OSError:
-        return {}
+        return None
 
 
-def _parse(line: bytes) -> dict:
+def _parse(line: bytes) -> Record | None:
     try:
-        record = json.loads(line)
+        record: Record = json.loads(line)
     except ValueError:
-        return {}
-    return record if isinstance(record, dict) else {}
+        return None
+    return record if isinstance(record, dict) else None
 
 
 def netjail_alive(pid: object) -> bool:
@@ -143,14 +146,14 @@ class RunInfo:
     command: str | None
     exit_status: int | None
     end_reason: str | None
-    counts: dict[str, int] = field(default_factory=dict)
+    counts: RunCounts | None = None
     network_mode: str | None = None
     size: int = 0
     in_progress: bool = False
     ended: dt.datetime | None = None
     start_ts: str | None = None  # run_start's ts as written
 
-    def as_json(self) -> dict:
+    def as_json(self) -> dict[str, object]:
         return {
             "run_id": self.run_id,
             "path": str(self.path),
@@ -158,7 +161,7 @@ class RunInfo:
             "command": self.command,
             "exit_status": self.exit_status,
             "end_reason": self.end_reason,
-            "counts": self.counts,
+            "counts": self.counts or {},
             "network_mode": self.network_mode,
             "bytes_on_disk": self.size,
             "in_progress": self.in_progress,
@@ -167,25 +170,26 @@ class RunInfo:
 
 def run_info(path: Path, *, with_size: bool = True) -> RunInfo:
     run = RunDir(path)
-    start = _first_line(run.flows_jsonl)
-    end = _last_line(run.flows_jsonl)
-    if end.get("event") != "run_end":
-        end = {}
-    started = _time(start.get("ts")) or run_id_time(path.name)
-    in_progress = not end and netjail_alive(start.get("pid"))
+    first = first_record(run.flows_jsonl)  # run_start, unless netjail was killed before it wrote one
+    start = first if first is not None and is_run_start(first) else None
+    last = _last_line(run.flows_jsonl)
+    end = last if last is not None and is_run_end(last) else None
+    first_ts = first.get("ts") if first is not None else None
+    started = _time(first_ts) or run_id_time(path.name)
+    in_progress = end is None and netjail_alive(start.get("pid") if start else None)
     return RunInfo(
         run_id=path.name,
         path=path,
         started=started,
-        command=start.get("command") if start.get("event") == "run_start" else None,
-        exit_status=end.get("exit_status"),
-        end_reason=end.get("reason"),
-        counts=end.get("counts") or {},
-        network_mode=start.get("network_mode"),
+        command=start.get("command") if start else None,
+        exit_status=end.get("exit_status") if end else None,
+        end_reason=end.get("reason") if end else None,
+        counts=(end.get("counts") or None) if end else None,
+        network_mode=start.get("network_mode") if start else None,
         size=dir_size(path) if with_size else 0,
         in_progress=in_progress,
-        ended=_time(end.get("ts")),
-        start_ts=start.get("ts") if isinstance(start.get("ts"), str) else None,
+        ended=_time(end.get("ts") if end else None),
+        start_ts=first_ts if isinstance(first_ts, str) else None,
     )
 
 
@@ -294,11 +298,19 @@ def run_secrets(run: RunDir, environ: Mapping[str, str] = os.environ) -> Secrets
     return Secrets.load(env_names, files, environ)[0]
 
 
+@overload
+def flow_records(
+    run: RunDir, secrets: Secrets | None = None, events: tuple[Literal["flow"]] = ("flow",)
+) -> Iterator[FlowRecord]: ...
+@overload
+def flow_records(
+    run: RunDir, secrets: Secrets | None = None, *, events: tuple[Literal["flow"], Literal["dns"]]
+) -> Iterator[FlowRecord | DnsRecord]: ...
 def flow_records(
     run: RunDir, secrets: Secrets | None = None, events: tuple[str, ...] = ("flow",)
-) -> Iterator[dict]:
+) -> Iterator[FlowRecord | DnsRecord]:
     """The run's records of the given events (`flow`; `dns` for the jail resolver's), streamed, with any
-    configured secret value replaced."""
+    configured secret value replaced. Their `event` is known: readers may test `record["event"]`."""
     from netjail.detect.detectors import redact_record
     from netjail.records.read import iter_records
 
@@ -306,5 +318,5 @@ def flow_records(
         if record.get("event") not in events:
             continue
         if secrets:
-            redact_record(record, secrets)
-        yield record
+            redact_record(cast(dict, record), secrets)  # detect/ (below records) edits a plain dict
+        yield cast("FlowRecord | DnsRecord", record)

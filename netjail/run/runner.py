@@ -8,16 +8,15 @@ start or dies, the sandbox is killed and netjail exits 125.
 
 from __future__ import annotations
 
-import json
 import os
 import selectors
 import shutil
 import signal
 import socket
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, cast
 
 import structlog
 
@@ -34,7 +33,11 @@ from netjail.jail.spec import (
 )
 from netjail.proxy.ca import RunCA, create_run_ca
 from netjail.proxy.client import ProxyFailed, StandbyProxy
-from netjail.records.rundir import RecordLog, RunDir, runs_dir, state_dir, utc_timestamp
+from netjail.records import build
+from netjail.records.log import RecordLog, utc_timestamp
+from netjail.records.read import count_verdicts
+from netjail.records.rundir import RunDir, runs_dir, state_dir
+from netjail.records.schema import CaptureMode, EndReason, RunCounts, RunStart
 from netjail.run.backends import current_jail
 from netjail.run.sweep import sweep_abandoned
 from netjail.settings import LoadedSettings, Settings
@@ -49,7 +52,7 @@ GRACE_SECONDS = 5.0
 class RunFailed(Exception):
     """netjail itself failed: the message is for the user, the reason goes into run_end."""
 
-    def __init__(self, message: str, reason: str = "setup_failed"):
+    def __init__(self, message: str, reason: EndReason = "setup_failed"):
         super().__init__(message)
         self.reason = reason
 
@@ -57,10 +60,10 @@ class RunFailed(Exception):
 @dataclass
 class Outcome:
     exit_status: int
-    reason: str  # exited | signaled | interrupted | proxy_failed | log_failed | setup_failed
+    reason: EndReason
     message: str = ""
     signal_received: int | None = None
-    counts: dict[str, int] = field(default_factory=dict)
+    counts: RunCounts | None = None
     run_dir: Path | None = None
 
 
@@ -119,23 +122,22 @@ def _run(
         """run_start: written once the jail exists (so it can say how traffic is captured) and before the
         command may run."""
         nonlocal started
-        records.write(
-            {
-                "event": "run_start",
-                "ts": utc_timestamp(),
-                "run_id": runs.run_id,
-                "command": display_command,
-                "argv": list(argv),
-                "cwd": str(cwd),
-                "settings_file": str(loaded.path.resolve()),
-                "settings_origin": loaded.origin,
-                "netjail_version": __version__,
-                "platform": jail.name,
-                "capture_mode": capture_mode,
-                "network_mode": settings.network.mode,
-                "pid": os.getpid(),
-            }
-        )
+        run_start: RunStart = {
+            "event": "run_start",
+            "ts": utc_timestamp(),
+            "run_id": runs.run_id,
+            "command": display_command,
+            "argv": list(argv),
+            "cwd": str(cwd),
+            "settings_file": str(loaded.path.resolve()),
+            "settings_origin": loaded.origin,
+            "netjail_version": __version__,
+            "platform": jail.name,
+            "capture_mode": cast("CaptureMode | None", capture_mode),  # Launched.capture_mode is a str
+            "network_mode": settings.network.mode,
+            "pid": os.getpid(),
+        }
+        records.write(run_start)
         started = True
 
     outcome = Outcome(ExitStatus.NETJAIL_FAILED, "setup_failed")
@@ -147,22 +149,20 @@ def _run(
         runs.remove_secrets()
         for moved in quarantine(runs.path):
             warn(f"the command created {moved['path']} (a protected name); moved to {moved['moved_to']}")
-            records.write({"event": "quarantine", "ts": utc_timestamp(), **moved})
+            records.write(build.quarantine(moved["path"], moved["moved_to"]))
         outcome.counts = count_verdicts(runs.flows_jsonl)
         try:
             if not started:
                 announce(None)
             records.write(
-                {
-                    "event": "run_end",
-                    "ts": utc_timestamp(),
-                    "run_id": runs.run_id,
-                    "exit_status": outcome.exit_status,
-                    "reason": outcome.reason,
-                    "message": outcome.message or None,
-                    "signal": outcome.signal_received,
-                    "counts": outcome.counts,
-                }
+                build.run_end(
+                    runs.run_id,
+                    outcome.exit_status,
+                    outcome.reason,
+                    message=outcome.message,
+                    signal=outcome.signal_received,
+                    counts=outcome.counts,
+                )
             )
         except OSError as e:
             outcome = Outcome(
@@ -171,29 +171,6 @@ def _run(
         records.close()
     outcome.run_dir = runs.path
     return outcome
-
-
-def count_verdicts(path: Path) -> dict[str, int]:
-    counts = {"flows": 0, "allowed": 0, "denied": 0, "failed": 0}
-    try:
-        with path.open() as f:
-            for line in f:
-                try:
-                    record = json.loads(line)
-                except ValueError:
-                    continue
-                if record.get("event") != "flow":
-                    continue
-                counts["flows"] += 1
-                if record.get("verdict") == "allow":
-                    counts["allowed"] += 1
-                else:
-                    counts["denied"] += 1
-                if record.get("reason") in ("upstream_error", "client_tls_failed"):
-                    counts["failed"] += 1
-    except OSError:
-        pass
-    return counts
 
 
 def _private_state(rules: PathRules, prepare: bool) -> tuple[Path, ...]:
@@ -380,7 +357,7 @@ def _wait(jail: Jail, launched: Launched, proxy: StandbyProxy) -> Outcome:
                         deadline = deadline or time.monotonic() + GRACE_SECONDS
                     case "proxy":
                         code = proxy.process.wait()
-                        reason = "log_failed" if code == ProxyExit.LOG_FAILED else "proxy_failed"
+                        reason: EndReason = "log_failed" if code == ProxyExit.LOG_FAILED else "proxy_failed"
                         message = (
                             "the flow log could not be written; the sandbox was stopped"
                             if reason == "log_failed"

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
 from netjail.jail.persistence import quarantine
-from netjail.records.rundir import RecordLog, RunDir, utc_timestamp
-from netjail.records.runs import netjail_alive
+from netjail.records import build
+from netjail.records.log import RecordLog
+from netjail.records.rundir import RunDir
+from netjail.records.runs import first_record, netjail_alive
+from netjail.records.schema import is_run_start
 
 
 def sweep_abandoned(root: Path) -> list[Path]:
@@ -17,12 +19,8 @@ def sweep_abandoned(root: Path) -> list[Path]:
     swept = []
     for proxy_dir in root.glob("*/proxy"):
         run = RunDir(proxy_dir.parent)
-        try:
-            with run.flows_jsonl.open() as f:
-                start = json.loads(f.readline() or "{}")
-        except (OSError, ValueError):
-            start = {}
-        pid = start.get("pid")
+        first = first_record(run.flows_jsonl)
+        pid = first.get("pid") if first is not None and is_run_start(first) else None
         if pid and netjail_alive(int(pid)):
             continue
         if not pid and time.time() - proxy_dir.stat().st_mtime < 60:
@@ -31,18 +29,14 @@ def sweep_abandoned(root: Path) -> list[Path]:
         try:
             records = RecordLog(run.flows_jsonl)
             for moved in quarantine(run.path):
-                records.write({"event": "quarantine", "ts": utc_timestamp(), **moved})
+                records.write(build.quarantine(moved["path"], moved["moved_to"]))
             records.write(
-                {
-                    "event": "run_end",
-                    "ts": utc_timestamp(),
-                    "run_id": run.run_id,
-                    "exit_status": None,
-                    "reason": "interrupted",
-                    "message": "netjail was killed; a later run removed the run's CA key and closed this record",
-                    "signal": None,
-                    "counts": None,
-                }
+                build.run_end(
+                    run.run_id,
+                    None,
+                    "interrupted",
+                    message="netjail was killed; a later run removed the run's CA key and closed this record",
+                )
             )
         except OSError:
             pass

@@ -20,10 +20,10 @@ import pytest
 
 from netjail.detect import detectors as audit
 from netjail.detect.detectors import BodyScanner, BurstCounter, Secrets, encoded_forms, values_from_file
+from netjail.inspect.clients import tool_of, what_of
 from netjail.inspect.flows import FlowFilter, host_matches, parse_size
 from netjail.inspect.learn import learn_from_records, learned_settings
 from netjail.inspect.tables import Column, Output
-from netjail.inspect.why import tool_of, what_of
 from netjail.records.runs import RunInfo, RunNotFound, plan_prune, resolve_run
 from netjail.utils.text import safe_text
 

@@ -1,0 +1,42 @@
+"""Writing flows.jsonl: one JSON object per line, appended, each record whole or not at all."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from pathlib import Path
+
+from netjail.records.schema import Record
+
+
+def utc_timestamp(when: float | None = None) -> str:
+    """RFC 3339, UTC, milliseconds: the `ts` of every record."""
+    moment = dt.datetime.fromtimestamp(when, dt.UTC) if when is not None else dt.datetime.now(dt.UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+class RecordLog:
+    """Appends one JSON object per line to flows.jsonl.
+
+    Each record is written with a single `write` on an O_APPEND descriptor and flushed to the kernel at once,
+    so the supervisor and the proxy process can both append without interleaving, and a record is on disk
+    (in the page cache) before the traffic it describes goes further. Any OSError propagates: the callers
+    treat an unwritable log as fatal.
+    """
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+
+    def write(self, record: Record) -> None:
+        line = json.dumps(record, ensure_ascii=True, separators=(",", ":"), default=str) + "\n"
+        data = line.encode()
+        written = os.write(self._fd, data)
+        if written != len(data):
+            raise OSError(f"short write to {self.path}: {written} of {len(data)} bytes")
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
