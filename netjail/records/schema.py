@@ -32,16 +32,19 @@ PolicyReason = Literal[
     "policy_error",
     "would_deny",
 ]
-# A flow's reason: the policy's, the proxy-secret check (addons/proxyauth.py), and what the recorder says went
-# wrong after an allow (addons/recorder.py).
+# A flow's reason: the policy's, the proxy-secret check (addons/proxyauth.py), the parser limits
+# (`limit_exceeded`), and what the recorder says went wrong after an allow (addons/recorder.py; `incomplete`:
+# still open when the proxy stopped).
 FlowReason = Literal[
     PolicyReason,
     "proxy_auth",
+    "limit_exceeded",
     "upstream_error",
     "client_tls_failed",
     "client_aborted",
+    "incomplete",
 ]
-ErrorKind = Literal["dns", "tls_verify", "refused", "timeout", "client_aborted", "other"]
+ErrorKind = Literal["dns", "tls_verify", "refused", "timeout", "client_aborted", "incomplete", "other"]
 FlagKind = Literal[
     "secret",
     "large_upload",
@@ -51,7 +54,9 @@ FlagKind = Literal[
     "encoded_header",
     "long_dns_label",
 ]
-EndReason = Literal["exited", "signaled", "interrupted", "proxy_failed", "log_failed", "setup_failed"]
+EndReason = Literal[
+    "exited", "signaled", "interrupted", "proxy_failed", "proxy_killed", "log_failed", "setup_failed"
+]
 SettingsOrigin = Literal["flag", "env", "user", "bundled"]
 CaptureMode = Literal["proxy-variables", "transparent"]
 NetworkMode = Literal["enforce", "audit"]
@@ -85,7 +90,16 @@ class WebSocketCounts(TypedDict):
     bytes_in: int
 
 
+class Truncated(TypedDict):
+    """What a cap cut (docs/records.md, Caps): the full value's length and digest."""
+
+    length: int
+    sha256: str
+
+
 class FlowRecord(TypedDict):
+    """A record over the line cap keeps only its core fields and `truncated.record` (docs/records.md, Caps)."""
+
     event: Literal["flow"]
     id: str
     ts: str
@@ -114,6 +128,7 @@ class FlowRecord(TypedDict):
     sha256_out: NotRequired[str | None]  # when the body was streamed through the recorder
     sha256_in: NotRequired[str | None]
     redacted: NotRequired[list[str]]
+    truncated: NotRequired[dict[str, Truncated]]  # field name (or "record") -> what was cut
     websocket: NotRequired[WebSocketCounts]
     # Always written by netjail's recorder; missing from records written without its detectors (`netjail audit`
     # then computes what the record alone shows).
