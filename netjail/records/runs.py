@@ -314,9 +314,10 @@ def flow_records(
     from netjail.detect.detectors import redact_record
     from netjail.records.read import iter_records
 
-    for record in iter_records(run.flows_jsonl):
+    # One cast for the stream rather than a call per record; the event is checked here.
+    for record in cast("Iterator[FlowRecord | DnsRecord]", iter_records(run.flows_jsonl)):
         if record.get("event") not in events:
             continue
         if secrets:
             redact_record(cast(dict, record), secrets)  # detect/ (below records) edits a plain dict
-        yield cast("FlowRecord | DnsRecord", record)
+        yield record
