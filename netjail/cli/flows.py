@@ -1,4 +1,5 @@
-"""The commands that read runs: `flows`, `runs`, `audit`, `why`, `learn`, `export` (docs/flows.md).
+"""The commands that read runs: `flows`, `audit`, `why`, `learn`, `export`, and `runs` from cli/runs.py
+(docs/flows.md). What they share (the [RUN] argument, --json, sizes, failing) is in cli/reading.py.
 
 Imported by netjail/cli/group.py on every `netjail -c …`, so this module imports only click and the standard
 library; everything else is imported inside the command that needs it.
