@@ -4,7 +4,7 @@ runner and the sweep of abandoned runs write the same shape."""
 from __future__ import annotations
 
 from netjail.records.log import utc_timestamp
-from netjail.records.schema import EndReason, QuarantineRecord, RunCounts, RunEnd
+from netjail.records.schema import EndReason, Quarantined, QuarantineRecord, RunCounts, RunEnd
 
 
 def run_end(
@@ -15,8 +15,9 @@ def run_end(
     message: str | None = None,
     signal: int | None = None,
     counts: RunCounts | None = None,
+    cleanup_errors: list[str] | None = None,
 ) -> RunEnd:
-    return {
+    record: RunEnd = {
         "event": "run_end",
         "ts": utc_timestamp(),
         "run_id": run_id,
@@ -26,8 +27,13 @@ def run_end(
         "signal": signal,
         "counts": counts,
     }
+    if cleanup_errors is not None:
+        record["cleanup_errors"] = cleanup_errors
+    return record
 
 
-def quarantine(path: str, moved_to: str) -> QuarantineRecord:
-    """A protected name the command created, and where it was moved (netjail/jail/persistence.py)."""
-    return {"event": "quarantine", "ts": utc_timestamp(), "path": path, "moved_to": moved_to}
+def quarantine(moved: Quarantined, *, swept: bool = False) -> QuarantineRecord:
+    """What the end of the run took out of the tree; `swept` when a later run's sweep did it."""
+    if swept:
+        return {"event": "quarantine", "ts": utc_timestamp(), "swept": True, **moved}
+    return {"event": "quarantine", "ts": utc_timestamp(), **moved}

@@ -57,6 +57,8 @@ FlagKind = Literal[
 EndReason = Literal[
     "exited", "signaled", "interrupted", "proxy_failed", "proxy_killed", "log_failed", "setup_failed"
 ]
+QuarantineAction = Literal["moved", "sanitised", "deleted", "mode_cleared", "failed"]
+FileType = Literal["file", "directory", "symlink", "fifo", "socket", "char-device", "block-device", "other"]
 SettingsOrigin = Literal["flag", "env", "user", "bundled"]
 CaptureMode = Literal["proxy-variables", "transparent"]
 NetworkMode = Literal["enforce", "audit"]
@@ -149,11 +151,23 @@ class DnsRecord(TypedDict):
     redacted_secrets: NotRequired[list[str]]
 
 
-class QuarantineRecord(TypedDict):
+class Quarantined(TypedDict):
+    """What the end of the run took out of the tree (netjail/jail/), before it is a record."""
+
+    path: str
+    moved_to: str | None  # None when it could not be kept
+    action: NotRequired[QuarantineAction]  # moved when absent
+    file_type: NotRequired[FileType]
+    during_run: NotRequired[bool]
+    dropped: NotRequired[list[str]]  # for sanitised
+    sha256: NotRequired[dict[str, str]]  # for deleted
+    error: NotRequired[str]
+
+
+class QuarantineRecord(Quarantined):
     event: Literal["quarantine"]
     ts: str
-    path: str
-    moved_to: str
+    swept: NotRequired[bool]  # a later run's sweep did it
 
 
 class RunCounts(TypedDict):
@@ -172,6 +186,7 @@ class RunEnd(TypedDict):
     message: str | None
     signal: int | None
     counts: RunCounts | None
+    cleanup_errors: NotRequired[list[str]]  # what the end of the run could not do cleanly
 
 
 Record = RunStart | FlowRecord | DnsRecord | QuarantineRecord | RunEnd

@@ -149,7 +149,7 @@ def _run(
         runs.remove_secrets()
         for moved in quarantine(runs.path):
             warn(f"the command created {moved['path']} (a protected name); moved to {moved['moved_to']}")
-            records.write(build.quarantine(moved["path"], moved["moved_to"]))
+            records.write(build.quarantine({"path": moved["path"], "moved_to": moved["moved_to"]}))
         outcome.counts = count_verdicts(runs.flows_jsonl)
         try:
             if not started:

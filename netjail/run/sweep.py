@@ -29,7 +29,7 @@ def sweep_abandoned(root: Path) -> list[Path]:
         try:
             records = RecordLog(run.flows_jsonl)
             for moved in quarantine(run.path):
-                records.write(build.quarantine(moved["path"], moved["moved_to"]))
+                records.write(build.quarantine({"path": moved["path"], "moved_to": moved["moved_to"]}))
             records.write(
                 build.run_end(
                     run.run_id,

@@ -35,15 +35,24 @@ def test_run_end_has_the_shape_the_runner_and_the_sweep_wrote() -> None:
 
 
 def test_quarantine_record() -> None:
-    record = build.quarantine("/w/.bashrc", "/runs/R/quarantine/w/.bashrc")
+    record = build.quarantine({"path": "/w/.bashrc", "moved_to": "/runs/R/quarantine/w/.bashrc"})
     assert list(record) == ["event", "ts", "path", "moved_to"]
     assert (record["path"], record["moved_to"]) == ("/w/.bashrc", "/runs/R/quarantine/w/.bashrc")
+    swept = build.quarantine(
+        {"path": "/w/x", "moved_to": None, "action": "failed", "error": "EPERM"}, swept=True
+    )
+    assert list(swept) == ["event", "ts", "swept", "path", "moved_to", "action", "error"]
+
+
+def test_run_end_with_cleanup_errors() -> None:
+    assert "cleanup_errors" not in build.run_end("RUN", 0, "exited")
+    assert build.run_end("RUN", 0, "exited", cleanup_errors=[])["cleanup_errors"] == []
 
 
 def test_log_writes_one_ascii_line_per_record_and_readers_get_them_back(tmp_path: Path) -> None:
     path = tmp_path / "flows.jsonl"
     log = RecordLog(path)
-    log.write(build.quarantine("/w/\x1b[31m", "/q"))
+    log.write(build.quarantine({"path": "/w/\x1b[31m", "moved_to": "/q"}))
     log.close()
     text = path.read_text()
     assert text.isascii() and text.count("\n") == 1 and "\\u001b" in text

@@ -36,6 +36,7 @@ CODES = {
     ("dns", "verdict"): schema.AllowOrDeny,
     ("dns", "reason"): schema.PolicyReason,
     ("run_end", "reason"): schema.EndReason,
+    ("quarantine", "file_type"): schema.FileType,
 }
 # (event, field) -> the nested shape whose keys the field's row names.
 NESTED = {
