@@ -28,7 +28,7 @@ import hashlib
 import logging
 import os
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 from mitmproxy import ctx, exceptions, http, io, tcp, tls, websocket
 from mitmproxy.connection import Client, Server
@@ -38,8 +38,10 @@ from mitmproxy.proxy import mode_specs
 from netjail import detect as audit
 from netjail.detect.mitm import annotate, redact_flow
 from netjail.records.caps import cap_record, cap_stored_flow, mark_incomplete
+from netjail.records.derived import host_port
+from netjail.records.log import RecordLog, utc_timestamp
 from netjail.records.reserve import LogReserve
-from netjail.records.rundir import RecordLog, utc_timestamp
+from netjail.records.schema import DnsRecord, ErrorKind, FlowRecord
 from netjail.settings import SettingsError, load_settings
 
 log = logging.getLogger("netjail.recorder")
@@ -74,7 +76,7 @@ class BodyTap:
         return self.size > len(self.prefix)
 
 
-def classify_error(message: str) -> str:
+def classify_error(message: str) -> ErrorKind:
     text = message.lower()
     if "name or service not known" in text or "could not resolve" in text or "nodename nor servname" in text:
         return "dns"
@@ -253,12 +255,12 @@ class NetjailRecorder:
         }
         self.tunnels[client.id] = (placeholder, 0)
 
-    def record_event(self, record: dict[str, Any]) -> None:
+    def record_event(self, record: DnsRecord) -> None:
         """A record that is not a flow (the jail resolver's `dns` records)."""
         if self.log is None:
             return
         try:
-            if redacted := audit.redact_record(record, self.secrets):
+            if redacted := audit.redact_record(cast(dict, record), self.secrets):
                 record["redacted_secrets"] = redacted
             self.log.write(record)
         except Exception as e:  # noqa: BLE001 - unrecorded traffic stops the run
@@ -387,11 +389,12 @@ def flow_record(
     taps: dict[str, BodyTap] | None = None,
     redact: frozenset[str] = frozenset(DEFAULT_REDACT),
     secrets: audit.Secrets | None = None,
-) -> dict[str, Any]:
-    """The flows.jsonl record of one flow (schema: docs/records.md), with its audit `flags`."""
+) -> FlowRecord:
+    """The flows.jsonl record of one flow (schema: netjail/records/schema.py), with its audit `flags`."""
     record = _flow_record(flow, taps or {}, redact)
     tap = (taps or {}).get("request")
-    annotate(record, flow, tap.scanner if tap is not None else None, secrets)
+    # detect/ is below records and edits a plain dict: it adds `flags` (and `redacted_secrets`)
+    annotate(cast(dict, record), flow, tap.scanner if tap is not None else None, secrets)
     return record
 
 
@@ -423,7 +426,7 @@ def start_record(flow: Flow) -> dict[str, Any]:
         "scheme": scheme,
         "host": host,
         "port": port,
-        "url": f"{scheme}://{_hostport(str(host), int(port), scheme)}{path or ''}",
+        "url": f"{scheme}://{host_port(str(host), int(port), scheme)}{path or ''}",
         "verdict": meta.get("verdict", "deny"),
         "rule": meta.get("rule", "policy-error"),
         "reason": meta.get("reason", "policy_error"),
@@ -442,7 +445,7 @@ def _absolute_target(flow: http.HTTPFlow) -> str | None:
     return f"{request.scheme}://{request.authority}{request.path}"
 
 
-def _flow_record(flow: Flow, taps: dict[str, BodyTap], redact: frozenset[str]) -> dict[str, Any]:
+def _flow_record(flow: Flow, taps: dict[str, BodyTap], redact: frozenset[str]) -> FlowRecord:
     meta: dict[str, Any] = flow.metadata.get(METADATA_KEY, {})
     start = flow.timestamp_created
     if isinstance(flow, tcp.TCPFlow):
@@ -474,7 +477,7 @@ def _flow_record(flow: Flow, taps: dict[str, BodyTap], redact: frozenset[str]) -
     scheme = "https" if is_connect else request.scheme
     path = "" if is_connect else request.path
     authority = request.authority if is_connect else request.host_header
-    record: dict[str, Any] = {
+    record: FlowRecord = {
         "event": "flow",
         "id": flow.id,
         "ts": utc_timestamp(start),
@@ -486,7 +489,7 @@ def _flow_record(flow: Flow, taps: dict[str, BodyTap], redact: frozenset[str]) -
         "authority": authority,
         "sni": flow.client_conn.sni,
         "path": path,
-        "url": f"{scheme}://{_hostport(host, request.port, scheme)}{path}",
+        "url": f"{scheme}://{host_port(host, request.port, scheme)}{path}",
         "http_version": request.http_version,
         "status": status,
         "bytes_out": taps["request"].size if "request" in taps else len(request.raw_content or b""),
@@ -525,7 +528,7 @@ def _flow_record(flow: Flow, taps: dict[str, BodyTap], redact: frozenset[str]) -
     return record
 
 
-def _tcp_record(flow: tcp.TCPFlow, meta: dict[str, Any]) -> dict[str, Any]:
+def _tcp_record(flow: tcp.TCPFlow, meta: dict[str, Any]) -> FlowRecord:
     counts = flow.metadata.get("netjail.tcp", {"tcp_out": 0, "tcp_in": 0})
     host, port = flow.server_conn.address or ("", 0)
     host = meta.get("judged_host") or host
@@ -547,7 +550,7 @@ def _tcp_record(flow: tcp.TCPFlow, meta: dict[str, Any]) -> dict[str, Any]:
         "authority": None,
         "sni": flow.client_conn.sni,
         "path": None,
-        "url": f"tcp://{_hostport(str(host), port, 'tcp')}",
+        "url": f"tcp://{host_port(str(host), port, 'tcp')}",
         "http_version": None,
         "status": None,
         "bytes_out": counts["tcp_out"],
@@ -563,12 +566,6 @@ def _tcp_record(flow: tcp.TCPFlow, meta: dict[str, Any]) -> dict[str, Any]:
         "address": meta.get("address"),
         "tunnel": True,
     }
-
-
-def _hostport(host: str, port: int, scheme: str) -> str:
-    shown = f"[{host}]" if ":" in host else host
-    default = {"http": 80, "https": 443}.get(scheme)
-    return shown if port == default else f"{shown}:{port}"
 
 
 addons = [NetjailRecorder()]

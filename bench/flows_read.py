@@ -24,7 +24,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tests.unit.test_flows_pure import synthetic_run  # noqa: E402
+from tests.unit.inspect.test_flows_pure import synthetic_run  # noqa: E402
 
 
 def netjail() -> str:

@@ -1,4 +1,5 @@
-"""The commands that read runs: `flows`, `runs`, `audit`, `why`, `learn`, `export` (docs/flows.md).
+"""The commands that read runs: `flows`, `audit`, `why`, `learn`, `export`, and `runs` from cli/runs.py
+(docs/flows.md). What they share (the [RUN] argument, --json, sizes, failing) is in cli/reading.py.
 
 Imported by netjail/cli/group.py on every `netjail -c …`, so this module imports only click and the standard
 library; everything else is imported inside the command that needs it.
@@ -14,45 +15,12 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any, NoReturn
 
 import click
 
+from netjail.cli.reading import JSON_OPTION, RUN_ARGUMENT, die, open_run, size_option
+from netjail.cli.runs import runs
 from netjail.utils.status import ExitStatus
-
-RUN_ARGUMENT = click.argument("run", required=False, metavar="[RUN]")
-JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Machine-readable output (JSON).")
-
-
-def _die(message: str, code: int = ExitStatus.ERROR) -> NoReturn:
-    from netjail.utils.text import safe_text
-
-    click.echo(f"netjail: {safe_text(message)}", err=True)
-    sys.exit(code)
-
-
-def _run(spec: str | None) -> Any:
-    from netjail.records.runs import RunNotFound, resolve_run
-
-    try:
-        run = resolve_run(spec)
-    except RunNotFound as e:
-        _die(str(e))
-    if not run.flows_jsonl.is_file():
-        _die(f"{run.path} has no flows.jsonl; it is not a complete run directory")
-    return run
-
-
-def _size(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
-    if value is None:
-        return None
-    from netjail.inspect.flows import parse_size
-
-    try:
-        return parse_size(value)
-    except ValueError as e:
-        raise click.BadParameter(str(e)) from None
-
 
 # ---------------------------------------------------------------------------------------------------------
 # flows
@@ -84,7 +52,7 @@ def _size(ctx: click.Context, param: click.Parameter, value: str | None) -> int 
 )
 @click.option(
     "--min-bytes-out",
-    callback=_size,
+    callback=size_option,
     metavar="SIZE",
     help="Only requests that sent at least SIZE bytes (5000, 10k, 1.5MB).",
 )
@@ -118,7 +86,7 @@ def flows(
     from netjail.inspect.tables import Output
     from netjail.records.runs import flow_records, run_secrets
 
-    chosen = _run(run)
+    chosen = open_run(run)
     verdicts = frozenset(v for v, on in (("deny", denied), ("allow", allowed)) if on)
     keep = FlowFilter(
         hosts=hosts,
@@ -153,184 +121,6 @@ def flows(
 
 
 # ---------------------------------------------------------------------------------------------------------
-# runs
-# ---------------------------------------------------------------------------------------------------------
-
-
-@click.command()
-@click.option(
-    "--prune", is_flag=True, help="Remove the runs the retention settings say to remove, and list them."
-)
-@click.option("--dry-run", is_flag=True, help="With --prune: list what would be removed, remove nothing.")
-@click.option(
-    "-s",
-    "--settings",
-    "settings_path",
-    type=click.Path(path_type=Path),
-    help="Settings file with `retention` (default: as for a run).",
-)
-@click.option("--max-age-days", type=click.IntRange(min=1), help="Override retention.maxAgeDays.")
-@click.option("--max-total-mb", type=click.IntRange(min=1), help="Override retention.maxTotalMB.")
-@JSON_OPTION
-def runs(
-    prune: bool,
-    dry_run: bool,
-    settings_path: Path | None,
-    max_age_days: int | None,
-    max_total_mb: int | None,
-    as_json: bool,
-) -> None:
-    """The runs, oldest first: id, start, command, exit status, counts, size.
-
-    \b
-    Examples:
-      netjail runs
-      netjail runs --prune                   # apply settings "retention": {"maxAgeDays": 30, "maxTotalMB": 500}
-      netjail runs --prune --dry-run --max-age-days 7
-    """
-    from netjail.records.rundir import runs_dir
-    from netjail.records.runs import list_runs
-
-    infos = list(list_runs())
-    if prune:
-        _prune(infos, dry_run, settings_path, max_age_days, max_total_mb, as_json)
-        return
-    _list_runs(infos, as_json, runs_dir())
-
-
-def _redacted_command(info: Any) -> str:
-    from netjail.records.rundir import RunDir
-    from netjail.records.runs import run_secrets
-
-    command = info.command or ""
-    secrets = run_secrets(RunDir(info.path))
-    return secrets.redact_text(command)[0] if secrets else command
-
-
-def _shorten(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
-def _list_runs(infos: list[Any], as_json: bool, root: Path) -> None:
-    from netjail.inspect.tables import Column, Output
-    from netjail.utils.text import human_bytes
-
-    if as_json:
-        for info in infos:
-            data = info.as_json()
-            data["command"] = _redacted_command(info) if info.command is not None else None
-            sys.stdout.write(json.dumps(data, ensure_ascii=True) + "\n")
-        return
-    out = Output()
-    if not infos:
-        out.line(f"no runs in {root}")
-        return
-    rows = []
-    for info in infos:
-        c = info.counts
-        status = (
-            "running" if info.in_progress else ("?" if info.exit_status is None else str(info.exit_status))
-        )
-        rows.append(
-            [
-                info.run_id,
-                info.started.strftime("%Y-%m-%d %H:%M") if info.started else "?",
-                _redacted_command(info),
-                (status, "green" if status == "0" else "red" if status not in ("running", "?") else None),
-                str(c.get("flows", "")),
-                str(c.get("allowed", "")),
-                (str(c.get("denied", "")), "bold red" if c.get("denied") else None),
-                str(c.get("failed", "")),
-                human_bytes(info.size) if out.terminal else str(info.size),
-            ]
-        )
-    if out.terminal:  # the command gets what the other columns leave of the terminal's width
-        others = [max(len(h), *(len(r[i] if isinstance(r[i], str) else r[i][0]) for r in rows)) for i, h in
-                  enumerate(["run", "start (UTC)", "command", "exit", "flows", "allowed", "denied", "failed", "size"]) if i != 2]  # fmt: skip
-        room = max(12, min(80, out.console.width - sum(others) - 3 * 9 - 2))
-        for row in rows:
-            row[2] = _shorten(row[2], room)
-    out.table(
-        [
-            Column("run", no_wrap=True),
-            Column("start (UTC)", no_wrap=True),
-            Column("command", no_wrap=True),
-            Column("exit", justify="right", no_wrap=True),
-            Column("flows", justify="right", no_wrap=True),
-            Column("allowed", justify="right", no_wrap=True),
-            Column("denied", justify="right", no_wrap=True),
-            Column("failed", justify="right", no_wrap=True),
-            Column("size", justify="right", no_wrap=True),
-        ],
-        rows,
-    )
-    if out.terminal:
-        out.line(
-            f"{len(infos)} run{'s' if len(infos) != 1 else ''} in {root} · netjail flows RUN · netjail runs --prune",
-            "dim",
-        )
-
-
-def _prune(
-    infos: list[Any],
-    dry_run: bool,
-    settings_path: Path | None,
-    max_age: int | None,
-    max_mb: int | None,
-    as_json: bool,
-) -> None:
-    from netjail.records.runs import plan_prune, remove_runs
-    from netjail.settings import SettingsError, find_settings_path, load_settings
-
-    source = "the command line"
-    if max_age is None or max_mb is None:
-        try:
-            path, _origin = find_settings_path(settings_path)
-            retention = load_settings(path).settings.retention
-        except SettingsError as e:
-            _die(str(e), ExitStatus.NETJAIL_FAILED)
-        max_age = max_age if max_age is not None else retention.max_age_days
-        max_mb = max_mb if max_mb is not None else retention.max_total_mb
-        source = str(path)
-    if max_age is None and max_mb is None:
-        _die(
-            f"no retention is set in {source}, so nothing is removed. Fix: add "
-            '{"retention": {"maxAgeDays": 30, "maxTotalMB": 1000}} to it, or pass --max-age-days / --max-total-mb'
-        )
-    removals = plan_prune(infos, max_age, max_mb)
-    if not dry_run:
-        remove_runs(removals)
-    freed = sum(r.info.size for r in removals)
-    if as_json:
-        print(
-            json.dumps(
-                {
-                    "dry_run": dry_run,
-                    "retention": {"maxAgeDays": max_age, "maxTotalMB": max_mb, "from": source},
-                    "removed": [
-                        {"run_id": r.info.run_id, "bytes": r.info.size, "why": r.why} for r in removals
-                    ],
-                    "kept": len(infos) - len(removals),
-                    "bytes_freed": freed,
-                },
-                ensure_ascii=True,
-            )
-        )
-        return
-    verb = "would remove" if dry_run else "removed"
-    limits = ", ".join(
-        part
-        for part in (f"maxAgeDays {max_age}" if max_age else "", f"maxTotalMB {max_mb}" if max_mb else "")
-        if part
-    )
-    click.echo(
-        f"retention ({limits}, from {source}): {verb} {len(removals)} of {len(infos)} runs, {freed / 1e6:.1f} MB"
-    )
-    for r in removals:
-        click.echo(f"  {verb} {r.info.run_id}  {r.info.size / 1e6:.1f} MB  {r.why}")
-
-
-# ---------------------------------------------------------------------------------------------------------
 # audit
 # ---------------------------------------------------------------------------------------------------------
 
@@ -345,7 +135,7 @@ def _prune(
 )
 @click.option(
     "--large-upload",
-    callback=_size,
+    callback=size_option,
     metavar="SIZE",
     help="Flag requests that sent at least SIZE (default 1MiB, as recorded).",
 )
@@ -370,7 +160,7 @@ def audit(
     from netjail.inspect.audit import build_report, render, to_json
     from netjail.inspect.tables import Output
 
-    chosen = _run(run)
+    chosen = open_run(run)
     report = build_report(chosen, large_upload=large_upload)
     if html_path is not None:
         from netjail.inspect.audit_html import render_html
@@ -378,7 +168,7 @@ def audit(
         try:
             html_path.write_text(render_html(report), encoding="utf-8")
         except OSError as e:
-            _die(f"cannot write {html_path}: {e.strerror or e}")
+            die(f"cannot write {html_path}: {e.strerror or e}")
     if as_json:
         sys.stdout.write(to_json(report) + "\n")
     else:
@@ -407,9 +197,10 @@ def why(run: str | None, as_json: bool) -> None:
       netjail why --json | jq '.blocked[].fix'
     """
     from netjail.inspect.tables import Output
-    from netjail.inspect.why import diagnose, render
+    from netjail.inspect.why import diagnose
+    from netjail.inspect.why_render import render
 
-    chosen = _run(run)
+    chosen = open_run(run)
     diagnosis = diagnose(chosen)
     if as_json:
         sys.stdout.write(json.dumps(diagnosis, indent=2, ensure_ascii=True) + "\n")
@@ -468,9 +259,9 @@ def learn(
     from netjail.inspect.learn import run_learn
 
     if command is not None and argv:
-        _die("give either -c 'CMD' or -- PROG ARG…, not both", ExitStatus.NETJAIL_FAILED)
+        die("give either -c 'CMD' or -- PROG ARG…, not both", ExitStatus.NETJAIL_FAILED)
     if command is None and not argv:
-        _die(
+        die(
             "nothing to run. Fix: netjail learn -c 'CMD'  or  netjail learn -- PROG ARG…",
             ExitStatus.NETJAIL_FAILED,
         )
@@ -505,7 +296,7 @@ def export(run: str | None, har_path: Path, as_json: bool) -> None:
     """
     from netjail.inspect.har import write_har
 
-    chosen = _run(run)
+    chosen = open_run(run)
     try:
         if str(har_path) == "-":
             summary = write_har(chosen, sys.stdout)
@@ -513,7 +304,7 @@ def export(run: str | None, har_path: Path, as_json: bool) -> None:
             with har_path.open("w", encoding="utf-8") as f:
                 summary = write_har(chosen, f)
     except OSError as e:
-        _die(f"cannot write {har_path}: {e.strerror or e}")
+        die(f"cannot write {har_path}: {e.strerror or e}")
     if as_json:
         click.echo(json.dumps(summary | {"file": str(har_path)}, ensure_ascii=True), err=str(har_path) == "-")
     elif str(har_path) != "-":

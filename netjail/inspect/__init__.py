@@ -2,4 +2,16 @@
 `flows` and `tables` (netjail flows), `audit` and `audit_html`, `why`, `learn`, `har`, `summary` (after a run),
 `explain`, `doctor` and `config`. Their functions share names (`render`), so the package exports the modules."""
 
-__all__ = ["audit", "audit_html", "config", "doctor", "explain", "flows", "har", "learn", "summary", "tables", "why"]
+__all__ = [
+    "audit",
+    "audit_html",
+    "config",
+    "doctor",
+    "explain",
+    "flows",
+    "har",
+    "learn",
+    "summary",
+    "tables",
+    "why",
+]

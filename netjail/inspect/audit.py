@@ -11,7 +11,7 @@ import datetime as dt
 import json
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Mapping, Sequence
 
 from netjail.detect.flags import (
     BurstCounter,
@@ -21,7 +21,8 @@ from netjail.detect.flags import (
     size_flags,
 )
 from netjail.inspect.tables import Column, Output
-from netjail.records.read import iter_records
+from netjail.records.derived import failed_upstream
+from netjail.records.read import first_run_start
 from netjail.records.rundir import RunDir
 from netjail.records.runs import configured_secrets, flow_records, run_info, run_secrets
 from netjail.utils.text import human_bytes, safe_text
@@ -55,7 +56,7 @@ class HostStats:
         }
 
 
-def _parse_ts(text: Any) -> float | None:
+def _parse_ts(text: object) -> float | None:
     if not isinstance(text, str):
         return None
     try:
@@ -64,18 +65,17 @@ def _parse_ts(text: Any) -> float | None:
         return None
 
 
-def _short_path(path: Any) -> str:
+def _short_path(path: str | None) -> str:
     text = str(path or "")
     return text if len(text) <= PATH_SHOWN else text[: PATH_SHOWN - 3] + "..."
 
 
 def build_report(run: RunDir, *, large_upload: int | None = None) -> dict[str, Any]:
     info = run_info(run.path, with_size=False)
-    start_record: dict[str, Any] = {}
-    for record in iter_records(run.flows_jsonl):
-        start_record = record if record.get("event") == "run_start" else {}
-        break
-    t0 = _parse_ts(start_record.get("ts")) or (info.started.timestamp() if info.started else None)
+    start_record = first_run_start(run.flows_jsonl)
+    t0 = _parse_ts(start_record.get("ts") if start_record else None) or (
+        info.started.timestamp() if info.started else None
+    )
     end_ts = info.ended.timestamp() if info.ended else None
     if end_ts is None:  # still running, or ended without run_end
         try:
@@ -89,10 +89,10 @@ def build_report(run: RunDir, *, large_upload: int | None = None) -> dict[str, A
     flagged_total = 0
     kinds: Counter[str] = Counter()
     bursts = BurstCounter()
-    totals = Counter()
+    totals: Counter[str] = Counter()
     computed_flags = 0
     for record in flow_records(run, secrets, events=("flow", "dns")):
-        if record.get("event") == "dns":
+        if record["event"] == "dns":
             name = str(record.get("name") or "")
             totals["dns_queries"] += 1
             bursts.add(name)
@@ -110,9 +110,8 @@ def build_report(run: RunDir, *, large_upload: int | None = None) -> dict[str, A
         if stats is None:
             stats = hosts[host] = HostStats(host)
         sent = record_bytes_out(record)
-        received = int(record.get("bytes_in") or 0) + int(
-            (record.get("websocket") or {}).get("bytes_in") or 0
-        )
+        ws = record.get("websocket")
+        received = int(record.get("bytes_in") or 0) + int((ws.get("bytes_in") if ws else None) or 0)
         denied = record.get("verdict") == "deny"
         stats.requests += 1
         totals["requests"] += 1
@@ -124,20 +123,21 @@ def build_report(run: RunDir, *, large_upload: int | None = None) -> dict[str, A
             stats.bytes_in += received
             totals["bytes_out"] += sent
             totals["bytes_in"] += received
-        if record.get("reason") in ("upstream_error", "client_tls_failed"):
+        if failed_upstream(record):
             stats.failed += 1
             totals["failed"] += 1
         bursts.add(host)
         if t0 is not None and (ts := _parse_ts(record.get("ts"))) is not None:
             index = min(max(int((ts - t0) / span * TIMELINE_BINS), 0), TIMELINE_BINS - 1)
             (stats.denied_bins if denied else stats.bins)[index] += 1
+        flags: Sequence[Mapping[str, object]]
         if "flags" in record and isinstance(record["flags"], list):
             flags = [f for f in record["flags"] if isinstance(f, dict)]
         else:
             flags = flags_for_record(record)
             computed_flags += 1
         if large_upload is not None:
-            flags = [f for f in flags if f.get("kind") != "large_upload"] + size_flags(sent, large_upload)
+            flags = [*(f for f in flags if f.get("kind") != "large_upload"), *size_flags(sent, large_upload)]
         if flags:
             stats.flagged += 1
             flagged_total += 1
@@ -165,8 +165,8 @@ def build_report(run: RunDir, *, large_upload: int | None = None) -> dict[str, A
         "run": {
             "run_id": info.run_id,
             "path": str(run.path),
-            "start": start_record.get("ts"),
-            "command": start_record.get("command"),
+            "start": start_record.get("ts") if start_record else None,
+            "command": start_record.get("command") if start_record else None,
             "exit_status": info.exit_status,
             "network_mode": info.network_mode,
         },
@@ -205,6 +205,14 @@ def _secret_problems(run: RunDir) -> list[str]:
     except OSError:
         return []
     return [line.split(": ", 1)[1] for line in text.splitlines() if ": audit.secret" in line and ": " in line]
+
+
+def flagged_target(flagged: dict[str, Any]) -> tuple[str, str]:
+    """A flagged entry's host (with a port other than 80 and 443) and path (none for a tunnel or a DNS query)."""
+    port = flagged.get("port")
+    where = f"{flagged['host']}" + (f":{port}" if port not in (None, 80, 443) else "")
+    path = "" if flagged.get("method") in ("CONNECT", "DNS") else flagged.get("path") or ""
+    return where, path
 
 
 def public(report: dict[str, Any]) -> dict[str, Any]:
@@ -296,8 +304,7 @@ def render(report: dict[str, Any], out: Output, *, top_hosts: int = 50) -> None:
     if flagged:
         out.line(f"Flagged flows ({report['totals']['flagged_flows']}):", "bold")
         for f in flagged:
-            where = f"{f['host']}" + (f":{f['port']}" if f.get("port") not in (None, 80, 443) else "")
-            path = "" if f.get("method") in ("CONNECT", "DNS") else f.get("path") or ""
+            where, path = flagged_target(f)
             out.styled(
                 [
                     (f"  {str(f.get('ts') or '')[11:23]}  ", None),

@@ -10,7 +10,7 @@ import datetime as dt
 from html import escape
 from typing import Any
 
-from netjail.inspect.audit import KIND_MEANING, plural, what_left
+from netjail.inspect.audit import KIND_MEANING, flagged_target, plural, what_left
 from netjail.utils.text import human_bytes
 
 MAX_HOSTS = 60
@@ -156,8 +156,7 @@ def render_html(report: dict[str, Any]) -> str:
             '<table id="flagged"><tr><th>time (UTC)</th><th>request</th><th>verdict</th><th class="n">bytes out</th><th>why flagged</th></tr>'
         )
         for f in report["flagged"]:
-            where = f"{f['host']}" + (f":{f['port']}" if f.get("port") not in (None, 80, 443) else "")
-            path = "" if f.get("method") in ("CONNECT", "DNS") else f.get("path") or ""
+            where, path = flagged_target(f)
             reasons = "<br>".join(
                 f'<span class="flag">{_e(fl.get("kind"))}</span>: {_e(fl.get("detail"))}' for fl in f["flags"]
             )

@@ -5,12 +5,12 @@ from __future__ import annotations
 import fnmatch
 import re
 from dataclasses import dataclass, field
-from typing import Any
 
 from netjail.inspect.tables import Cell, Column
+from netjail.records.derived import failed_upstream, is_failed, shown_destination
+from netjail.records.schema import DroppedRecord, FlowRecord
 from netjail.utils.text import human_bytes
 
-FAILED_REASONS = frozenset({"upstream_error", "client_tls_failed"})
 _SIZE = re.compile(r"(?i)\s*(\d+(?:\.\d+)?)\s*(b|k|kb|kib|m|mb|mib|g|gb|gib)?\s*")
 _UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "kib": 1024, "m": 10**6, "mb": 10**6, "mib": 1024**2,
           "g": 10**9, "gb": 10**9, "gib": 1024**3}  # fmt: skip
@@ -32,14 +32,6 @@ def host_matches(pattern: str, host: str) -> bool:
     return host == pattern or host.endswith("." + pattern)
 
 
-def is_failed(record: dict[str, Any]) -> bool:
-    """An upstream failure, or an HTTP error the server (not netjail) answered."""
-    if record.get("reason") in FAILED_REASONS:
-        return True
-    status = record.get("status")
-    return record.get("verdict") == "allow" and isinstance(status, int) and status >= 400
-
-
 @dataclass
 class FlowFilter:
     hosts: tuple[str, ...] = ()
@@ -50,7 +42,7 @@ class FlowFilter:
     flagged: bool = False
     reasons: frozenset[str] = field(default_factory=frozenset)
 
-    def __call__(self, record: dict[str, Any]) -> bool:
+    def __call__(self, record: FlowRecord) -> bool:
         if self.verdicts and record.get("verdict") not in self.verdicts:
             return False
         if self.failed and not is_failed(record):
@@ -83,14 +75,7 @@ COLUMNS = [
 ]
 
 
-def _hostport(record: dict[str, Any]) -> str:
-    host, port, scheme = str(record.get("host") or "?"), record.get("port"), record.get("scheme")
-    shown = f"[{host}]" if ":" in host else host
-    default = {"http": 80, "https": 443}.get(str(scheme))
-    return shown if port in (None, default) else f"{shown}:{port}"
-
-
-def _path(record: dict[str, Any]) -> str:
+def _path(record: FlowRecord | DroppedRecord) -> str:
     if record.get("event") == "dropped":
         packets = record.get("packets")
         return f"({packets} packet{'s' if packets != 1 else ''} dropped)"
@@ -101,24 +86,24 @@ def _path(record: dict[str, Any]) -> str:
     return str(record.get("path") or "")
 
 
-def _reason(record: dict[str, Any]) -> str:
+def _reason(record: FlowRecord) -> str:
     reason = str(record.get("reason") or "")
     if record.get("incomplete"):
         reason += " (incomplete)"
-    if record.get("error_kind") and reason in FAILED_REASONS:
-        reason += f" ({record['error_kind']})"
+    if record.get("error_kind") and failed_upstream(record):
+        reason += f" ({record.get('error_kind')})"
     kinds = list(dict.fromkeys(str(f.get("kind")) for f in record.get("flags") or [] if isinstance(f, dict)))
     if kinds:
         reason += " !" + ",".join(kinds)
     return reason
 
 
-def _size(value: Any, human: bool) -> str:
+def _size(value: int | None, human: bool) -> str:
     n = int(value or 0)
     return human_bytes(n) if human else str(n)
 
 
-def flow_row(record: dict[str, Any], human: bool) -> list[Cell]:
+def flow_row(record: FlowRecord, human: bool) -> list[Cell]:
     verdict = str(record.get("verdict") or "")
     reason = record.get("reason")
     style = "green" if verdict == "allow" else "bold red"
@@ -133,7 +118,7 @@ def flow_row(record: dict[str, Any], human: bool) -> list[Cell]:
         ts[11:23] if len(ts) >= 23 else ts,
         (verdict, style),
         str(record.get("method") or str(record.get("protocol") or "").upper() or "-"),
-        _hostport(record),
+        shown_destination(record),
         _path(record),
         ("" if status is None else str(status), "red" if isinstance(status, int) and status >= 400 else None),
         _size(record.get("bytes_out"), human)

@@ -15,6 +15,7 @@ from typing import Any, Iterator, TextIO
 
 from netjail.records.rundir import RunDir
 from netjail.records.runs import flow_records, run_secrets
+from netjail.records.schema import FlowRecord
 
 DEFAULT_REDACT = ("authorization", "cookie", "proxy-authorization")
 
@@ -53,11 +54,11 @@ class _Records:
     only a little; files whose flow ids differ from the records' (netjail before 0.1's id fix) are matched by
     start time and method instead."""
 
-    def __init__(self, records: Iterator[dict[str, Any]]):
+    def __init__(self, records: Iterator[FlowRecord]):
         self.records = records
-        self.pending: dict[Any, dict[str, Any]] = {}
+        self.pending: dict[object, FlowRecord] = {}
 
-    def get(self, flow_id: str, ts: str, method: str | None) -> dict[str, Any] | None:
+    def get(self, flow_id: str, ts: str, method: str | None) -> FlowRecord | None:
         for key in (flow_id, (ts, method)):
             if key in self.pending:
                 record = self.pending.pop(key)
@@ -86,13 +87,34 @@ def _fix_shape(entry: dict[str, Any]) -> None:
     entry["time"] = sum(v for v in timings.values() if isinstance(v, (int, float)) and v >= 0)
 
 
+def _netjail_fields(flow_id: str, record: FlowRecord | None, redacted_on_export: list[str]) -> dict[str, Any]:
+    """The HAR entry's `_netjail`: the flow record's verdict, sizes and flags (all None without a record)."""
+    if record is None:
+        return {"id": flow_id, "verdict": None, "reason": None, "rule": None, "detail": None,
+                "error_kind": None, "bytes_out": None, "bytes_in": None, "flags": [], "redacted": [],
+                "redacted_on_export": redacted_on_export}  # fmt: skip
+    return {
+        "id": flow_id,
+        "verdict": record.get("verdict"),
+        "reason": record.get("reason"),
+        "rule": record.get("rule"),
+        "detail": record.get("detail"),
+        "error_kind": record.get("error_kind"),
+        "bytes_out": record.get("bytes_out"),
+        "bytes_in": record.get("bytes_in"),
+        "flags": record.get("flags") or [],
+        "redacted": sorted(set(record.get("redacted") or []) | set(record.get("redacted_secrets") or [])),
+        "redacted_on_export": redacted_on_export,
+    }
+
+
 def write_har(run: RunDir, out: TextIO) -> dict[str, Any]:
     from mitmproxy import http, io, version
     from mitmproxy.addons.savehar import SaveHar
 
     from netjail import __version__
     from netjail.detect.mitm import redact_flow
-    from netjail.records.rundir import utc_timestamp
+    from netjail.records.log import utc_timestamp
 
     secrets = run_secrets(run)
     redact = _redact_headers(run)
@@ -133,24 +155,8 @@ def write_har(run: RunDir, out: TextIO) -> dict[str, Any]:
                 if "cookie" in redact and "cookie" in (k.lower() for k in flow.request.headers.keys()):
                     entry["request"]["cookies"] = []  # a redacted Cookie header parses into nonsense
                 _fix_shape(entry)
-                record = (
-                    records.get(flow.id, utc_timestamp(flow.timestamp_created), flow.request.method) or {}
-                )
-                entry["_netjail"] = {
-                    "id": flow.id,
-                    "verdict": record.get("verdict"),
-                    "reason": record.get("reason"),
-                    "rule": record.get("rule"),
-                    "detail": record.get("detail"),
-                    "error_kind": record.get("error_kind"),
-                    "bytes_out": record.get("bytes_out"),
-                    "bytes_in": record.get("bytes_in"),
-                    "flags": record.get("flags") or [],
-                    "redacted": sorted(
-                        set(record.get("redacted") or []) | set(record.get("redacted_secrets") or [])
-                    ),
-                    "redacted_on_export": where,
-                }
+                record = records.get(flow.id, utc_timestamp(flow.timestamp_created), flow.request.method)
+                entry["_netjail"] = _netjail_fields(flow.id, record, where)
                 text = json.dumps(entry, ensure_ascii=True)
                 if secrets:
                     text, names = secrets.redact_text(text)

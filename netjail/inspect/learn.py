@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from netjail.net.suffixes import is_shared_parent, registrable_domain
+from netjail.records.schema import DnsRecord, FlowRecord, is_dns, is_flow
 from netjail.utils.status import ExitStatus
 from netjail.utils.text import safe_text
 
@@ -34,16 +35,18 @@ class Learned:
     shared_parents: list[str] = field(default_factory=list)  # where a wildcard was withheld
 
 
-def learn_from_records(records: Iterable[dict[str, Any]], *, wildcard_min: int = WILDCARD_MIN) -> Learned:
+def learn_from_records(
+    records: Iterable[FlowRecord | DnsRecord], *, wildcard_min: int = WILDCARD_MIN
+) -> Learned:
     new_hosts: dict[str, None] = {}
     used_rules: dict[str, None] = {}
     denied: dict[tuple[str, str, str], int] = {}
     for record in records:
-        if record.get("event") == "dns":  # the jail resolver's answer: a name the command needed
+        if is_dns(record):  # the jail resolver's answer: a name the command needed
             if record.get("reason") == "would_deny" and record.get("name"):
                 new_hosts.setdefault(str(record["name"]))
             continue
-        if record.get("event") != "flow":
+        if not is_flow(record):
             continue
         host = str(record.get("host") or "")
         if record.get("verdict") == "allow":

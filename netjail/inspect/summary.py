@@ -7,31 +7,29 @@ from collections import Counter
 from pathlib import Path
 from typing import Iterator
 
+from netjail.records.derived import bracketed, failed_upstream
 from netjail.records.read import iter_records
+from netjail.records.schema import Record, is_flow
 from netjail.utils.text import safe_text
 
 TOP_HOSTS = 5
 
 
-def _blocked(records: Iterator[dict]) -> tuple[Counter[str], Counter[str], dict[str, str]]:
+def _blocked(records: Iterator[Record]) -> tuple[Counter[str], Counter[str], dict[str, str]]:
     denied: Counter[str] = Counter()
     failed: Counter[str] = Counter()
     suggestions: dict[str, str] = {}
     for record in records:
-        if record.get("event") != "flow":
+        if not is_flow(record):
             continue
         host = str(record.get("host") or "?")
         if record.get("verdict") == "deny":
             denied[host] += 1
             if record.get("reason") in ("not_allowed", "ip_literal"):
-                suggestions.setdefault(host, _entry(host))
-        elif record.get("reason") in ("upstream_error", "client_tls_failed"):
+                suggestions.setdefault(host, bracketed(host))
+        elif failed_upstream(record):
             failed[host] += 1
     return denied, failed, suggestions
-
-
-def _entry(host: str) -> str:
-    return f"[{host}]" if ":" in host else host
 
 
 def render(flows_jsonl: Path, run_dir: Path) -> str | None:

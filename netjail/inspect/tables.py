@@ -83,7 +83,7 @@ class Output:
     def table(
         self, columns: Sequence[Column], rows: Iterable[Sequence[Cell]], title: str | None = None
     ) -> None:
-        rows = [[_text(c) for c in row] for row in rows]
+        texts = [[_text(c) for c in row] for row in rows]
         if self.terminal:
             from rich import box
             from rich.table import Table
@@ -99,18 +99,18 @@ class Output:
                     no_wrap=col.no_wrap,
                     overflow="ellipsis" if col.no_wrap else "fold",
                 )
-            for row in rows:
-                table.add_row(*(Text(text, style=style or "") for text, style in row))
+            for text_row in texts:
+                table.add_row(*(Text(text, style=style or "") for text, style in text_row))
             self.console.print(table)
             return
         if title:
             self.stream.write(title + "\n")
         widths = [len(c.header) for c in columns]
-        for row in rows:
-            widths = [max(w, len(text)) for w, (text, _) in zip(widths, row)]
+        for text_row in texts:
+            widths = [max(w, len(text)) for w, (text, _) in zip(widths, text_row)]
         self.stream.write(_plain_row([c.header for c in columns], columns, widths) + "\n")
-        for row in rows:
-            self.stream.write(_plain_row([text for text, _ in row], columns, widths) + "\n")
+        for text_row in texts:
+            self.stream.write(_plain_row([text for text, _ in text_row], columns, widths) + "\n")
 
     def stream_table(self, columns: Sequence[Column], batch: int = 200) -> StreamTable:
         return StreamTable(self, columns, batch)

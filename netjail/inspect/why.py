@@ -1,93 +1,25 @@
 """`netjail why`: a failed run's network problems, grouped, each with its meaning and the settings change
 that fixes it (a JSON snippet and the file it goes in). Recognises pip, npm and git from their requests
-(user agent, URL shape) and says what they were fetching."""
+(netjail/inspect/clients.py) and says what they were fetching. This is the diagnosis, as data (`--json`);
+netjail/inspect/why_render.py writes it for a person."""
 
 from __future__ import annotations
 
 import json
-import re
-import urllib.parse
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from netjail.inspect.tables import Output
-from netjail.records.read import iter_records
+from netjail.inspect.clients import tool_of, what_of
+from netjail.records.derived import bracketed, failed_upstream, http_error, is_failed
+from netjail.records.read import first_run_start
 from netjail.records.rundir import RunDir
 from netjail.records.runs import flow_records, run_info, run_secrets
-from netjail.utils.text import safe_text
+from netjail.records.schema import DnsRecord, DroppedRecord, FlowRecord, RunStart
 
 EXAMPLES = 3
 WHAT_KEPT = 8
-
-# ---------------------------------------------------------------------------------------------------------
-# Package managers
-# ---------------------------------------------------------------------------------------------------------
-
-_UA_TOOLS = (
-    ("pip", re.compile(r"^pip/")),
-    ("uv", re.compile(r"^uv/")),
-    ("poetry", re.compile(r"^poetry/")),
-    ("npm", re.compile(r"^npm/|\bnpm/\d")),
-    ("yarn", re.compile(r"^yarn/")),
-    ("pnpm", re.compile(r"^pnpm/")),
-    ("git", re.compile(r"^git/")),
-    ("cargo", re.compile(r"^cargo")),
-    ("go", re.compile(r"^Go-http-client/")),
-    ("curl", re.compile(r"^curl/")),
-    ("wget", re.compile(r"^Wget/")),
-    ("python", re.compile(r"^(python-requests|Python-urllib|python-httpx|aiohttp)/")),
-    ("node", re.compile(r"^(node|undici|axios)")),
-)
-_PY_FILE = re.compile(r"([A-Za-z0-9_.\-]+\.(?:whl|tar\.gz|zip|tar\.bz2|egg))(?:\.metadata)?$")
-
-
-def tool_of(record: dict[str, Any]) -> str | None:
-    ua = str(record.get("user_agent") or "")
-    for name, pattern in _UA_TOOLS:
-        if pattern.search(ua):
-            return name
-    path = str(record.get("path") or "")
-    if "/info/refs?service=git-" in path or path.endswith(("/git-upload-pack", "/git-receive-pack")):
-        return "git"
-    if "/simple/" in path or _PY_FILE.search(path.split("?")[0].split("#")[0]):
-        return "pip"
-    if re.search(r"/-/[^/]+\.tgz$", path):
-        return "npm"
-    return None
-
-
-def what_of(tool: str | None, record: dict[str, Any]) -> str | None:
-    """What a package manager was fetching, from the request's path (None for a refused tunnel)."""
-    path = str(record.get("path") or "")
-    if record.get("method") == "CONNECT" or not path:
-        return None
-    bare = urllib.parse.unquote(path.split("?")[0].split("#")[0])
-    if tool in ("pip", "uv", "poetry"):
-        if "/simple/" in bare:
-            project = bare.split("/simple/", 1)[1].strip("/").split("/")[0]
-            return f"the index page of package {project!r}" if project else "the package index"
-        if match := _PY_FILE.search(bare):
-            return f"the package file {match.group(1)}"
-        if bare.rstrip("/").endswith("/json"):
-            return f"package metadata {bare}"
-    if tool in ("npm", "yarn", "pnpm"):
-        if match := re.search(r"/-/([^/]+\.tgz)$", bare):
-            return f"the package tarball {match.group(1)}"
-        name = bare.lstrip("/")
-        if name and not name.startswith("-/"):
-            return f"the metadata of package {name!r}"
-    if tool == "git":
-        for marker, action in (
-            ("/info/refs", "the refs of"),
-            ("/git-upload-pack", "the objects of"),
-            ("/git-receive-pack", "a push to"),
-        ):
-            if marker in bare:
-                return f"{action} repository {record.get('host')}{bare.split(marker)[0]}"
-    return None
-
 
 # ---------------------------------------------------------------------------------------------------------
 # Meanings and fixes
@@ -127,10 +59,6 @@ HTTP_MEANING = {
 }
 
 
-def _entry(host: str) -> str:
-    return f"[{host}]" if ":" in host else host
-
-
 @dataclass
 class Group:
     key: tuple[str, ...]
@@ -146,30 +74,54 @@ class Group:
     error: str | None = None
     port: int | None = None
 
-    def add(
-        self, record: dict[str, Any], tool: str | None, what: str | None, after: str | None = None
+    def add(self, record: FlowRecord, tool: str | None, what: str | None, after: str | None = None) -> None:
+        self._add(
+            str(record.get("url") or ""),
+            record.get("method") == "CONNECT",
+            record.get("detail"),
+            record.get("rule"),
+            record.get("error"),
+            tool,
+            what,
+            after,
+        )
+        port = record.get("port")
+        self.port = self.port or (port if isinstance(port, int) else None)
+
+    def add_dns(self, record: DnsRecord, tool: str | None, after: str | None) -> None:
+        """A name the jail's resolver refused: the client never got as far as connecting (counted as a tunnel)."""
+        self._add(f"dns:{record.get('name') or '?'}", True, None, record.get("rule"), None, tool, None, after)
+
+    def _add(
+        self,
+        url: str,
+        tunnel: bool,
+        detail: str | None,
+        rule: str | None,
+        error: str | None,
+        tool: str | None,
+        what: str | None,
+        after: str | None,
     ) -> None:
         self.count += 1
         self.after = self.after or after
-        self.port = self.port or (record.get("port") if isinstance(record.get("port"), int) else None)
-        self.tunnels += record.get("method") in ("CONNECT", "DNS")
-        url = str(record.get("url") or "")
+        self.tunnels += tunnel
         if url and url not in self.examples and len(self.examples) < EXAMPLES:
             self.examples.append(url)
         if tool:
             self.tools[tool] += 1
         if what and what not in self.fetching and len(self.fetching) < WHAT_KEPT:
             self.fetching.append(what)
-        self.detail = self.detail or record.get("detail")
-        self.rule = self.rule or record.get("rule")
-        self.error = self.error or record.get("error")
+        self.detail = self.detail or detail
+        self.rule = self.rule or rule
+        self.error = self.error or error
 
 
-def _settings_file(run: RunDir, start: dict[str, Any]) -> tuple[str, dict[str, Any] | None, str | None]:
+def _settings_file(run: RunDir, start: RunStart | None) -> tuple[str, dict[str, Any] | None, str | None]:
     """The settings file the run used, its JSON (as the user wrote it), and a note when it is the bundled one."""
-    path = start.get("settings_file")
+    path = start.get("settings_file") if start else None
     note = None
-    if start.get("settings_origin") == "bundled" or not path:
+    if (start and start.get("settings_origin") == "bundled") or not path:
         note = (
             "the run used netjail's bundled default settings: put the change in ~/.config/netjail/settings.json "
             "(used by default) or a file you pass with -s"
@@ -195,10 +147,7 @@ def _allowed_after(data: dict[str, Any] | None, add: list[str]) -> list[str]:
 
 def diagnose(run: RunDir) -> dict[str, Any]:
     info = run_info(run.path, with_size=False)
-    start: dict[str, Any] = {}
-    for record in iter_records(run.flows_jsonl):
-        start = record if record.get("event") == "run_start" else {}
-        break
+    start = first_run_start(run.flows_jsonl)
     blocked: dict[tuple[str, ...], Group] = {}
     failures: dict[tuple[str, ...], Group] = {}
     http_errors: dict[tuple[str, ...], Group] = {}
@@ -206,22 +155,21 @@ def diagnose(run: RunDir) -> dict[str, Any]:
     tools: dict[str, dict[str, Any]] = {}
     last_tool: str | None = None
     last_fetched: dict[str, str] = {}
-    totals = Counter()
-    dropped: list[dict[str, Any]] = []
+    totals: Counter[str] = Counter()
+    dropped: list[DroppedRecord] = []
     incomplete = 0
     for record in flow_records(run, run_secrets(run), events=("flow", "dns", "dropped")):
-        if record.get("event") == "dropped":
+        if record["event"] == "dropped":
             dropped.append(record)
             continue
         incomplete += 1 if record.get("incomplete") else 0
-        if record.get("event") == "dns":
+        if record["event"] == "dns":
             # the jail's resolver refused the name: the client never got as far as connecting
             if record.get("verdict") == "deny":
                 name = str(record.get("name") or "?")
                 key = (name, str(record.get("reason")), str(record.get("rule")))
-                dns_record = record | {"host": name, "method": "DNS", "url": f"dns:{name}"}
-                blocked.setdefault(key, Group(key, name)).add(
-                    dns_record, last_tool, None, last_fetched.get(last_tool or "")
+                blocked.setdefault(key, Group(key, name)).add_dns(
+                    record, last_tool, last_fetched.get(last_tool or "")
                 )
             continue
         totals["flows"] += 1
@@ -245,29 +193,22 @@ def diagnose(run: RunDir) -> dict[str, Any]:
             if host not in seen["hosts"]:
                 seen["hosts"].append(host)
         reason = record.get("reason")
-        status = record.get("status")
-        ok = record.get("verdict") == "allow" and reason not in ("upstream_error", "client_tls_failed")
         if tool and what and not inferred:
-            bucket = "fetched" if ok and not (isinstance(status, int) and status >= 400) else "failed"
+            bucket = "fetched" if record.get("verdict") == "allow" and not is_failed(record) else "failed"
             if what not in tools[tool][bucket] and len(tools[tool][bucket]) < WHAT_KEPT:
                 tools[tool][bucket].append(what)
         if record.get("verdict") == "deny":
             key = (host, str(reason), str(record.get("rule")))
             blocked.setdefault(key, Group(key, host)).add(record, tool, what, after)
-        elif reason in ("upstream_error", "client_tls_failed"):
+        elif failed_upstream(record):
             kind = "client_tls" if reason == "client_tls_failed" else str(record.get("error_kind") or "other")
-            key = (kind, host)
-            failures.setdefault(key, Group(key, host)).add(record, tool, what, after)
+            failure_key = (kind, host)
+            failures.setdefault(failure_key, Group(failure_key, host)).add(record, tool, what, after)
         elif reason == "would_deny":
             would_deny.setdefault(host, Group((host,), host)).add(record, tool, what)
-        if (
-            record.get("verdict") == "allow"
-            and isinstance(status, int)
-            and status >= 400
-            and reason != "upstream_error"
-        ):
-            key = (host, str(status))
-            http_errors.setdefault(key, Group(key, host)).add(record, tool, what)
+        if http_error(record) and reason != "upstream_error":
+            error_key = (host, str(record.get("status")))
+            http_errors.setdefault(error_key, Group(error_key, host)).add(record, tool, what)
 
     file, data, note = _settings_file(run, start)
     blocked_out = [_blocked_entry(g, file) for g in blocked.values()]
@@ -283,7 +224,7 @@ def diagnose(run: RunDir) -> dict[str, Any]:
         "run": {
             "run_id": info.run_id,
             "path": str(run.path),
-            "command": start.get("command"),
+            "command": start.get("command") if start else None,
             "exit_status": info.exit_status,
             "end_reason": info.end_reason,
             "network_mode": info.network_mode,
@@ -312,7 +253,7 @@ DROPPED_MEANING = (
 )
 
 
-def _dropped_entry(record: dict[str, Any]) -> dict[str, Any]:
+def _dropped_entry(record: DroppedRecord) -> dict[str, Any]:
     host, port = record.get("host"), record.get("port")
     target = (
         "destinations beyond the counted ones"
@@ -369,18 +310,18 @@ def _blocked_entry(group: Group, file: str) -> dict[str, Any]:
     }
     fix: dict[str, Any] | None = None
     if reason == "port_not_allowed" and group.port is not None:
-        entry["allow_entry"] = f"{_entry(host)}:{group.port}"
+        entry["allow_entry"] = f"{bracketed(host)}:{group.port}"
         fix = {
             "file": file,
             "change": f"add {entry['allow_entry']!r} to network.allowedDomains",
             "snippet": {"network": {"allowedDomains": [entry["allow_entry"]]}},
         }
     elif reason in ("not_allowed", "ip_literal"):
-        entry["allow_entry"] = _entry(host)
+        entry["allow_entry"] = bracketed(host)
         fix = {
             "file": file,
-            "change": f"add {_entry(host)!r} to network.allowedDomains",
-            "snippet": {"network": {"allowedDomains": [_entry(host)]}},
+            "change": f"add {bracketed(host)!r} to network.allowedDomains",
+            "snippet": {"network": {"allowedDomains": [bracketed(host)]}},
         }
     elif reason == "denied_by_rule":
         fix = {
@@ -454,139 +395,3 @@ def _http_entry(group: Group) -> dict[str, Any]:
         "meaning": meaning + " (the request passed netjail)",
         "client": _tool_sentence(group),
     }
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Rendering
-# ---------------------------------------------------------------------------------------------------------
-
-
-def shorten(text: str, width: int = 240) -> str:
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
-def _snippet(value: Any) -> str:
-    return safe_text(json.dumps(value))
-
-
-def render(d: dict[str, Any], out: Output) -> None:
-    run = d["run"]
-    status = run.get("exit_status")
-    out.line(
-        f"Run {safe_text(run['run_id'])}"
-        + (f": {safe_text(shorten(run['command']))}" if run.get("command") else ""),
-        "bold",
-    )
-    out.line(
-        f"  exit status {status if status is not None else '?'}; {run['flows']} requests; settings: "
-        f"{safe_text(run['settings_file'])}"
-    )
-    problems = d["blocked"] or d["failures"] or d["http_errors"] or d.get("dropped")
-    if not problems:
-        out.line()
-        if run["flows"] == 0:
-            out.line(
-                "No network request was made: if the command failed, its network was not the cause.", "green"
-            )
-        else:
-            out.line(
-                "Nothing was blocked and nothing failed upstream: the network was not the problem.", "green"
-            )
-    if d["blocked"]:
-        out.line()
-        hosts = len({b["host"] for b in d["blocked"]})
-        out.line(f"Blocked by netjail ({hosts} host{'s' if hosts != 1 else ''}):", "bold red")
-        for b in d["blocked"]:
-            out.styled(
-                [
-                    ("  ✗ ", "red"),
-                    (safe_text(b["host"]), "bold"),
-                    (f"  {b['count']}× {b['reason']} (rule {safe_text(b['rule'])})", None),
-                ]
-            )
-            out.line(f"      means: {b['meaning']}")
-            if b.get("client"):
-                out.line(f"      {safe_text(b['client'])}")
-            for url in b["examples"]:
-                out.line(f"      e.g. {safe_text(url)}", "dim")
-            _render_fix(out, b.get("fix"))
-    if d["failures"]:
-        out.line()
-        out.line("Failed upstream (allowed, but the connection did not work):", "bold magenta")
-        for f in d["failures"]:
-            out.styled(
-                [("  ! ", "magenta"), (safe_text(f["host"]), "bold"), (f"  {f['count']}× {f['kind']}", None)]
-            )
-            out.line(f"      means: {f['meaning']}")
-            if f.get("error"):
-                out.line(f"      error: {safe_text(f['error'])}", "dim")
-            if f.get("client"):
-                out.line(f"      {safe_text(f['client'])}")
-            _render_fix(out, f.get("fix"))
-    if d["http_errors"]:
-        out.line()
-        out.line("HTTP errors from servers:", "bold")
-        for h in d["http_errors"]:
-            out.styled(
-                [
-                    ("  ", None),
-                    (f"{h['status']} ", "red"),
-                    (safe_text(h["host"]), "bold"),
-                    (f"  {h['count']}×  {h['meaning']}", None),
-                ]
-            )
-            if h.get("client"):
-                out.line(f"      {safe_text(h['client'])}")
-            for url in h["examples"]:
-                out.line(f"      e.g. {safe_text(url)}", "dim")
-    if d.get("dropped"):
-        out.line()
-        out.line("Dropped by the jail's network (not TCP or DNS):", "bold red")
-        for p in d["dropped"]:
-            if p.get("error"):
-                out.line(f"  ? counting failed: {safe_text(p['error'])}", "red")
-                continue
-            shown = f" {p['packets']}× {p['protocol'] or 'packets'} to {safe_text(p['target'])}"
-            out.styled([("  ✗", "red"), (shown, None)])
-        out.line(f"      means: {DROPPED_MEANING}")
-    if run.get("incomplete"):
-        out.line()
-        out.line(
-            f"{run['incomplete']} flow{'s' if run['incomplete'] != 1 else ''} never ended: the proxy stopped while "
-            "they were under way (see netjail flows; their bytes are unknown)",
-            "bold yellow",
-        )
-    if d["would_deny"]:
-        out.line()
-        out.line('Would be blocked outside network.mode "audit":', "bold yellow")
-        for w in d["would_deny"]:
-            out.line(f"  {safe_text(w['host'])}  {w['count']}×")
-    if d["clients"]:
-        out.line()
-        out.line("Clients recognised:", "bold")
-        for c in d["clients"]:
-            requests = f"{c['requests']} request{'s' if c['requests'] != 1 else ''}"
-            out.line(f"  {c['tool']}: {requests} to {', '.join(safe_text(h) for h in c['hosts'])}")
-            for what in c["fetched"]:
-                out.line(f"      fetched {safe_text(what)}", "dim")
-            for what in c["failed"]:
-                out.line(f"      did not get {safe_text(what)}", "red")
-    if d.get("fix"):
-        fix = d["fix"]
-        out.line()
-        out.line(f"To allow everything that was blocked, set in {safe_text(fix['file'])}:", "bold green")
-        out.line(f"  {_snippet(fix['snippet'])}", "green")
-        if d.get("settings_note"):
-            out.line(f"  ({d['settings_note']})")
-        out.line(
-            "  Review the hosts first; `netjail learn -c CMD` builds such a file from a whole run.", "dim"
-        )
-
-
-def _render_fix(out: Output, fix: dict[str, Any] | None) -> None:
-    if not fix:
-        return
-    where = f" in {safe_text(fix['file'])}" if fix.get("file") else ""
-    out.line(f"      fix{where}: {safe_text(fix['change'])}", "green")
-    if fix.get("snippet") is not None:
-        out.line(f"        {_snippet(fix['snippet'])}", "green")

@@ -125,14 +125,16 @@ def sanitise_git_dir(
     quarantine_for: Callable[[Path], Path],
     note: Note,
     since: float,
+    *,
+    live: bool = False,
 ) -> Sanitised:
     """Make a git directory the run created safe for the host's git, in place. Idempotent: a second call on
-    the result finds nothing to do."""
+    the result finds nothing to do. `live`: the run's command may still be writing it (the watcher)."""
     done = Sanitised()
     hooks_paths: list[str] = []
     for config in _config_files(git_dir):
         hooks_paths += _hooks_paths(config)
-        _sanitise_config(config, quarantine_for, note, done)
+        _sanitise_config(config, quarantine_for, note, done, live=live)
     for hooks in [git_dir / "hooks", *(m / "hooks" for m in _nested_git_dirs(git_dir))]:
         for entry in _scandir(hooks):
             if not entry.name.endswith(".sample") or not entry.is_file(follow_symlinks=False):
@@ -198,8 +200,38 @@ def _hooks_paths(config: Path) -> list[str]:
     return [e.value for e in entries if e.section == "core" and e.key == "hookspath" and e.value]
 
 
+def _replace_under_git_lock(config: Path, read_fd: int, data: bytes, *, steal_lock: bool) -> bool:
+    """Replace `config` by `data` the way git writes it: under `config.lock` (O_EXCL, so no git writes it
+    meanwhile), renamed over it, so a reader — git included — only ever sees a whole file. False when git holds
+    the lock (its rename is a new event) or `config` is no longer the file that was read. At the end of the
+    run no git is left in the jail: a lock it left behind is taken away (`steal_lock`)."""
+    lock = config.with_name(config.name + ".lock")
+    parent = open_parent(config)
+    try:
+        if steal_lock and os.path.lexists(lock):
+            os.unlink(lock.name, dir_fd=parent)
+        try:
+            fd = os.open(lock.name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644,
+                         dir_fd=parent)  # fmt: skip
+        except FileExistsError:
+            return False
+        try:
+            os.write(fd, data)
+            os.fchmod(fd, stat.S_IMODE(os.fstat(read_fd).st_mode))
+        finally:
+            os.close(fd)
+        current = os.lstat(config.name, dir_fd=parent)
+        if (current.st_dev, current.st_ino) != (os.fstat(read_fd).st_dev, os.fstat(read_fd).st_ino):
+            os.unlink(lock.name, dir_fd=parent)  # git renamed a new config in: that is a new event
+            return False
+        os.rename(lock.name, config.name, src_dir_fd=parent, dst_dir_fd=parent)
+        return True
+    finally:
+        os.close(parent)
+
+
 def _sanitise_config(
-    config: Path, quarantine_for: Callable[[Path], Path], note: Note, done: Sanitised
+    config: Path, quarantine_for: Callable[[Path], Path], note: Note, done: Sanitised, *, live: bool = False
 ) -> None:
     try:
         opened = _read_no_follow(config)
@@ -226,10 +258,10 @@ def _sanitise_config(
         except OSError as e:
             kept = None
             done.errors.append(f"{config}: the original could not be kept ({e}); it is replaced anyway")
-        # Rewritten through the descriptor that was read: a file renamed over it meanwhile is a new event.
-        data = clean.encode()
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, data, 0)
+        if not _replace_under_git_lock(config, fd, clean.encode(), steal_lock=not live):
+            if not live:  # during the run, git's own rename is the next event, and the end of the run follows
+                done.errors.append(f"{config}: changed while it was sanitised")
+            return
         done.dropped[str(config)] = dropped
         done.records.append(
             {

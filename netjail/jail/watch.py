@@ -250,7 +250,9 @@ class Watcher:
             self._take(path)  # a gitdir pointer (or a link) the run wrote
 
     def _sanitise(self, git_dir: Path) -> None:
-        done = sanitise_git_dir(git_dir, self._writable, self._quarantine_for, self._note, self._since)
+        done = sanitise_git_dir(
+            git_dir, self._writable, self._quarantine_for, self._note, self._since, live=True
+        )
         for record in done.records:
             self._report({**record, "during_run": True})
             if record.get("action") in ("deleted", "mode_cleared"):

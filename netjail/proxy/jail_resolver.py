@@ -7,13 +7,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from typing import Any, Callable
+from typing import Callable
 
 from mitmproxy import dns
 
 from netjail.policy.decision import Policy, Verdict
 from netjail.policy.synthetic import SyntheticAddresses
-from netjail.records.rundir import utc_timestamp
+from netjail.records.log import utc_timestamp
+from netjail.records.schema import AllowOrDeny, DnsRecord, PolicyReason
 
 log = logging.getLogger("netjail.dns")
 
@@ -24,7 +25,7 @@ TTL_SECONDS = 60
 
 def answer(
     policy: Policy, synthetic: SyntheticAddresses | None, data: bytes
-) -> tuple[bytes | None, dict[str, Any] | None]:
+) -> tuple[bytes | None, DnsRecord | None]:
     """One query in, the response and its `dns` record out (None, None for datagrams that are not queries).
     Without transparent capture (`synthetic` None) an allowed name gets an empty answer: an address would lead
     nowhere, and a client that does not use the proxy should fail at once rather than hang."""
@@ -64,7 +65,14 @@ def answer(
     )
 
 
-def _record(name: str, qtype: str | int, verdict: str, rule: str, reason: str, answer: Any) -> dict[str, Any]:
+def _record(
+    name: str,
+    qtype: str | int,
+    verdict: AllowOrDeny,
+    rule: str,
+    reason: PolicyReason,
+    answer: list[str] | str,
+) -> DnsRecord:
     return {
         "event": "dns",
         "id": str(uuid.uuid4()),
@@ -85,7 +93,7 @@ class JailResolverProtocol(asyncio.DatagramProtocol):
         self,
         policy: Callable[[], Policy | None],
         synthetic: SyntheticAddresses | None,
-        record: Callable[[dict], None],
+        record: Callable[[DnsRecord], None],
     ):
         self.policy = policy
         self.synthetic = synthetic

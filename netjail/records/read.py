@@ -6,8 +6,12 @@ import json
 from pathlib import Path
 from typing import Iterator
 
+from netjail.records.derived import count_flow
+from netjail.records.schema import Record, RunCounts, RunStart, is_flow, is_run_start
 
-def iter_records(path: Path) -> Iterator[dict]:
+
+def iter_records(path: Path) -> Iterator[Record]:
+    """Every line that is a JSON object, as it is (typed as netjail writes records; not validated)."""
     try:
         f = path.open(encoding="utf-8", errors="replace")
     except OSError:
@@ -15,8 +19,35 @@ def iter_records(path: Path) -> Iterator[dict]:
     with f:
         for line in f:
             try:
-                record = json.loads(line)
+                record: Record = json.loads(line)
             except ValueError:
                 continue
             if isinstance(record, dict):
                 yield record
+
+
+def first_run_start(path: Path) -> RunStart | None:
+    """The run's `run_start`: its first record, if that is one."""
+    for record in iter_records(path):
+        return record if is_run_start(record) else None
+    return None
+
+
+def count_verdicts(path: Path) -> RunCounts:
+    """run_end's `counts`, from the records written so far. `incomplete`: flows started and never recorded (the
+    proxy was killed meanwhile) or recorded as still under way; `dropped`: packets of other protocols the jail's
+    network dropped (`dropped` records)."""
+    counts: RunCounts = {"flows": 0, "allowed": 0, "denied": 0, "failed": 0, "incomplete": 0, "dropped": 0}
+    started: set[str] = set()
+    for record in iter_records(path):
+        event = record.get("event")
+        if event == "flow_start":
+            started.add(str(record.get("id")))
+        elif event == "dropped":
+            counts["dropped"] += int(record.get("packets") or 0)
+        elif is_flow(record):
+            started.discard(str(record.get("id")))
+            counts["incomplete"] += 1 if record.get("incomplete") else 0
+            count_flow(counts, record)
+    counts["incomplete"] += len(started)
+    return counts

@@ -11,11 +11,22 @@ import datetime as dt
 import json
 import os
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator, Mapping
+from typing import TYPE_CHECKING, Iterator, Literal, Mapping, cast, overload
 
-from netjail.records.rundir import RUN_ID_TIME_FORMAT, RunDir, runs_dir, utc_timestamp
+from netjail.records.log import utc_timestamp
+from netjail.records.rundir import RUN_ID_TIME_FORMAT, RunDir, runs_dir
+from netjail.records.schema import (
+    DnsRecord,
+    DroppedRecord,
+    FlowRecord,
+    FlowStart,
+    Record,
+    RunCounts,
+    is_run_end,
+    is_run_start,
+)
 
 if TYPE_CHECKING:
     from netjail.detect.secrets import Secrets
@@ -79,16 +90,17 @@ def resolve_run(spec: str | None, environ: Mapping[str, str] = os.environ) -> Ru
     raise RunNotFound(f"{spec!r} matches {len(matches)} runs ({shown}). Fix: give more of the run id")
 
 
-def _first_line(path: Path) -> dict:
+def first_record(path: Path) -> Record | None:
+    """The first line of flows.jsonl, if it is a JSON object (read alone: cheap for a run of any size)."""
     try:
         with path.open("rb") as f:
             line = f.readline(1_000_000)
     except OSError:
-        return {}
+        return None
     return _parse(line)
 
 
-def _last_line(path: Path) -> dict:
+def _last_line(path: Path) -> Record | None:
     """The last complete JSON line, read from the end of the file."""
     try:
         with path.open("rb") as f:
@@ -103,15 +115,15 @@ def _last_line(path: Path) -> dict:
                     return _parse(lines[-1])
                 size = min(end, size * 4)
     except OSError:
-        return {}
+        return None
 
 
-def _parse(line: bytes) -> dict:
+def _parse(line: bytes) -> Record | None:
     try:
-        record = json.loads(line)
+        record: Record = json.loads(line)
     except ValueError:
-        return {}
-    return record if isinstance(record, dict) else {}
+        return None
+    return record if isinstance(record, dict) else None
 
 
 def netjail_alive(pid: object) -> bool:
@@ -143,14 +155,14 @@ class RunInfo:
     command: str | None
     exit_status: int | None
     end_reason: str | None
-    counts: dict[str, int] = field(default_factory=dict)
+    counts: RunCounts | None = None
     network_mode: str | None = None
     size: int = 0
     in_progress: bool = False
     ended: dt.datetime | None = None
     start_ts: str | None = None  # run_start's ts as written
 
-    def as_json(self) -> dict:
+    def as_json(self) -> dict[str, object]:
         return {
             "run_id": self.run_id,
             "path": str(self.path),
@@ -158,7 +170,7 @@ class RunInfo:
             "command": self.command,
             "exit_status": self.exit_status,
             "end_reason": self.end_reason,
-            "counts": self.counts,
+            "counts": self.counts or {},
             "network_mode": self.network_mode,
             "bytes_on_disk": self.size,
             "in_progress": self.in_progress,
@@ -167,25 +179,26 @@ class RunInfo:
 
 def run_info(path: Path, *, with_size: bool = True) -> RunInfo:
     run = RunDir(path)
-    start = _first_line(run.flows_jsonl)
-    end = _last_line(run.flows_jsonl)
-    if end.get("event") != "run_end":
-        end = {}
-    started = _time(start.get("ts")) or run_id_time(path.name)
-    in_progress = not end and netjail_alive(start.get("pid"))
+    first = first_record(run.flows_jsonl)  # run_start, unless netjail was killed before it wrote one
+    start = first if first is not None and is_run_start(first) else None
+    last = _last_line(run.flows_jsonl)
+    end = last if last is not None and is_run_end(last) else None
+    first_ts = first.get("ts") if first is not None else None
+    started = _time(first_ts) or run_id_time(path.name)
+    in_progress = end is None and netjail_alive(start.get("pid") if start else None)
     return RunInfo(
         run_id=path.name,
         path=path,
         started=started,
-        command=start.get("command") if start.get("event") == "run_start" else None,
-        exit_status=end.get("exit_status"),
-        end_reason=end.get("reason"),
-        counts=end.get("counts") or {},
-        network_mode=start.get("network_mode"),
+        command=start.get("command") if start else None,
+        exit_status=end.get("exit_status") if end else None,
+        end_reason=end.get("reason") if end else None,
+        counts=(end.get("counts") or None) if end else None,
+        network_mode=start.get("network_mode") if start else None,
         size=dir_size(path) if with_size else 0,
         in_progress=in_progress,
-        ended=_time(end.get("ts")),
-        start_ts=start.get("ts") if isinstance(start.get("ts"), str) else None,
+        ended=_time(end.get("ts") if end else None),
+        start_ts=first_ts if isinstance(first_ts, str) else None,
     )
 
 
@@ -294,33 +307,46 @@ def run_secrets(run: RunDir, environ: Mapping[str, str] = os.environ) -> Secrets
     return Secrets.load(env_names, files, environ)[0]
 
 
+@overload
+def flow_records(
+    run: RunDir, secrets: Secrets | None = None, events: tuple[Literal["flow"]] = ("flow",)
+) -> Iterator[FlowRecord]: ...
+@overload
+def flow_records(
+    run: RunDir, secrets: Secrets | None = None, *, events: tuple[Literal["flow"], Literal["dns"]]
+) -> Iterator[FlowRecord | DnsRecord]: ...
+@overload
+def flow_records(
+    run: RunDir, secrets: Secrets | None = None, *, events: tuple[str, ...]
+) -> Iterator[FlowRecord | DnsRecord | DroppedRecord]: ...
 def flow_records(
     run: RunDir, secrets: Secrets | None = None, events: tuple[str, ...] = ("flow",)
-) -> Iterator[dict]:
+) -> Iterator[FlowRecord | DnsRecord | DroppedRecord]:
     """The run's records of the given events (`flow`; `dns` for the jail resolver's; `dropped` for packets the
     jail's network dropped), streamed, with any configured secret value replaced. With `flow`, a `flow_start`
-    that no `flow` completed (the proxy was killed meanwhile) comes last, as an incomplete flow."""
+    that no `flow` completed (the proxy was killed meanwhile) comes last, as an incomplete flow. Their `event`
+    is known: readers may test `record["event"]`."""
     from netjail.detect.secrets import redact_record
     from netjail.records.read import iter_records
 
-    open_starts: dict[object, dict] = {}
+    open_starts: dict[object, FlowStart] = {}
     for record in iter_records(run.flows_jsonl):
         event = record.get("event")
         if event == "flow_start" and "flow" in events:
-            open_starts[record.get("id")] = record
+            open_starts[record.get("id")] = cast(FlowStart, record)
             continue
         if event == "flow":
             open_starts.pop(record.get("id"), None)
         if event not in events:
             continue
         if secrets:
-            redact_record(record, secrets)
+            redact_record(cast(dict, record), secrets)  # detect/ (below records) edits a plain dict
         yield record
     for start in open_starts.values():
-        record = incomplete_flow(start)
+        incomplete = incomplete_flow(start)
         if secrets:
-            redact_record(record, secrets)
-        yield record
+            redact_record(cast(dict, incomplete), secrets)
+        yield incomplete
 
 
 INCOMPLETE_DETAIL = (
@@ -328,14 +354,18 @@ INCOMPLETE_DETAIL = (
 )
 
 
-def incomplete_flow(start: dict) -> dict:
+def incomplete_flow(start: FlowStart) -> FlowRecord:
     """A `flow_start` without its `flow`, read as a flow record: what was known when it started, bytes unknown."""
-    return start | {
-        "event": "flow",
-        "incomplete": True,
-        "status": None,
-        "bytes_out": None,
-        "bytes_in": None,
-        "tunnel": start.get("method") in ("CONNECT", None),
-        "detail": INCOMPLETE_DETAIL,
-    }
+    return cast(
+        FlowRecord,
+        dict(start)
+        | {
+            "event": "flow",
+            "incomplete": True,
+            "status": None,
+            "bytes_out": None,
+            "bytes_in": None,
+            "tunnel": start.get("method") in ("CONNECT", None),
+            "detail": INCOMPLETE_DETAIL,
+        },
+    )

@@ -16,7 +16,8 @@ from netjail.jail.persistence import (
     quarantine_destination,
 )
 from netjail.jail.spec import Jail, JailSpec
-from netjail.records.rundir import RecordLog, utc_timestamp
+from netjail.records import build
+from netjail.records.log import RecordLog
 from netjail.run.journal import Cleanup, Journal, replay
 
 log = structlog.get_logger("netjail")
@@ -91,6 +92,6 @@ def report_quarantine(record: dict, records: RecordLog, warn: Callable[[str], No
         what = f"created {record['path']} (a protected name); {action}: {record.get('error', '')}"
     warn(f"the command {what}" if action != "sanitised" else f"netjail {what}")
     try:
-        records.write({"event": "quarantine", "ts": utc_timestamp(), **record})
+        records.write(build.quarantine(record))
     except OSError:
         pass  # the journal holds it; run_end reports the log failure

@@ -8,7 +8,6 @@ start or dies, the sandbox is killed and netjail exits 125.
 
 from __future__ import annotations
 
-import json
 import os
 import selectors
 import shutil
@@ -18,7 +17,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, cast
 
 import structlog
 
@@ -31,9 +30,11 @@ from netjail.jail.scrub import Scrubbed, scrub_environment
 from netjail.jail.spec import Jail, JailError, JailSpec, Launched, PathRules
 from netjail.proxy.ca import RunCA, create_run_ca
 from netjail.proxy.client import ProxyFailed, StandbyProxy
+from netjail.records import build
+from netjail.records.log import RecordLog, utc_timestamp
+from netjail.records.read import count_verdicts
 from netjail.records.reserve import LogReserve
 from netjail.records.rundir import (
-    RecordLog,
     RunDir,
     default_state_dir,
     known_state_dirs,
@@ -41,8 +42,8 @@ from netjail.records.rundir import (
     register_state_dir,
     runs_dir,
     state_dir,
-    utc_timestamp,
 )
+from netjail.records.schema import CaptureMode, EndReason, RunCounts, RunStart
 from netjail.run.backends import current_jail
 from netjail.run.endofrun import end_of_run, prepare_end_of_run, start_watcher
 from netjail.run.journal import Journal
@@ -59,7 +60,7 @@ GRACE_SECONDS = 5.0
 class RunFailed(Exception):
     """netjail itself failed: the message is for the user, the reason goes into run_end."""
 
-    def __init__(self, message: str, reason: str = "setup_failed"):
+    def __init__(self, message: str, reason: EndReason = "setup_failed"):
         super().__init__(message)
         self.reason = reason
 
@@ -67,10 +68,10 @@ class RunFailed(Exception):
 @dataclass
 class Outcome:
     exit_status: int
-    reason: str  # exited | signaled | interrupted | proxy_failed | proxy_killed | log_failed | setup_failed
+    reason: EndReason
     message: str = ""
     signal_received: int | None = None
-    counts: dict[str, int] = field(default_factory=dict)
+    counts: RunCounts | None = None
     run_dir: Path | None = None
     cleanup_errors: list[str] = field(default_factory=list)
 
@@ -139,23 +140,22 @@ def _run(
         """run_start: written once the jail exists (so it can say how traffic is captured) and before the
         command may run."""
         nonlocal started
-        records.write(
-            {
-                "event": "run_start",
-                "ts": utc_timestamp(),
-                "run_id": runs.run_id,
-                "command": display_command,
-                "argv": list(argv),
-                "cwd": str(cwd),
-                "settings_file": str(loaded.path.resolve()),
-                "settings_origin": loaded.origin,
-                "netjail_version": __version__,
-                "platform": jail.name,
-                "capture_mode": capture_mode,
-                "network_mode": settings.network.mode,
-                "pid": os.getpid(),
-            }
-        )
+        run_start: RunStart = {
+            "event": "run_start",
+            "ts": utc_timestamp(),
+            "run_id": runs.run_id,
+            "command": display_command,
+            "argv": list(argv),
+            "cwd": str(cwd),
+            "settings_file": str(loaded.path.resolve()),
+            "settings_origin": loaded.origin,
+            "netjail_version": __version__,
+            "platform": jail.name,
+            "capture_mode": cast("CaptureMode | None", capture_mode),  # Launched.capture_mode is a str
+            "network_mode": settings.network.mode,
+            "pid": os.getpid(),
+        }
+        records.write(run_start)
         started = True
 
     outcome = Outcome(ExitStatus.NETJAIL_FAILED, "setup_failed")
@@ -176,17 +176,15 @@ def _run(
             if not started:
                 announce(None)
             records.write(
-                {
-                    "event": "run_end",
-                    "ts": utc_timestamp(),
-                    "run_id": runs.run_id,
-                    "exit_status": outcome.exit_status,
-                    "reason": outcome.reason,
-                    "message": outcome.message or None,
-                    "signal": outcome.signal_received,
-                    "counts": outcome.counts,
-                    "cleanup_errors": outcome.cleanup_errors,
-                }
+                build.run_end(
+                    runs.run_id,
+                    outcome.exit_status,
+                    outcome.reason,
+                    message=outcome.message,
+                    signal=outcome.signal_received,
+                    counts=outcome.counts,
+                    cleanup_errors=outcome.cleanup_errors,
+                )
             )
         except OSError as e:
             outcome = Outcome(
@@ -205,40 +203,6 @@ def _reserve_log_space(runs: RunDir) -> tuple[LogReserve | None, OSError | None]
         return LogReserve.create(runs.reserve_file), None
     except OSError as e:
         return None, e
-
-
-def count_verdicts(path: Path) -> dict[str, int]:
-    """run_end's counts. `incomplete`: flows started and never recorded (the proxy was killed meanwhile);
-    `dropped`: packets of other protocols the jail's network dropped (`dropped` records)."""
-    counts = {"flows": 0, "allowed": 0, "denied": 0, "failed": 0, "incomplete": 0, "dropped": 0}
-    started: set[str] = set()
-    try:
-        with path.open() as f:
-            for line in f:
-                try:
-                    record = json.loads(line)
-                except ValueError:
-                    continue
-                event = record.get("event")
-                if event == "flow_start":
-                    started.add(str(record.get("id")))
-                elif event == "dropped":
-                    counts["dropped"] += int(record.get("packets") or 0)
-                if event != "flow":
-                    continue
-                started.discard(str(record.get("id")))
-                counts["incomplete"] += 1 if record.get("incomplete") else 0
-                counts["flows"] += 1
-                if record.get("verdict") == "allow":
-                    counts["allowed"] += 1
-                else:
-                    counts["denied"] += 1
-                if record.get("reason") in ("upstream_error", "client_tls_failed"):
-                    counts["failed"] += 1
-    except OSError:
-        pass
-    counts["incomplete"] += len(started)
-    return counts
 
 
 def _private_state(rules: PathRules, prepare: bool) -> tuple[Path, ...]:
@@ -464,7 +428,7 @@ def _wait(jail: Jail, launched: Launched, proxy: StandbyProxy) -> Outcome:
                         deadline = deadline or time.monotonic() + GRACE_SECONDS
                     case "proxy":
                         code = proxy.process.wait()
-                        reason = "log_failed" if code == ProxyExit.LOG_FAILED else "proxy_failed"
+                        reason: EndReason = "log_failed" if code == ProxyExit.LOG_FAILED else "proxy_failed"
                         message = (
                             "the flow log could not be written; the sandbox was stopped"
                             if reason == "log_failed"

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from pathlib import Path
 
+from netjail.records import build
+from netjail.records.log import RecordLog
 from netjail.records.reserve import LogReserve
-from netjail.records.rundir import RecordLog, RunDir, live_runs, utc_timestamp
-from netjail.records.runs import netjail_alive
+from netjail.records.rundir import RunDir, live_runs
+from netjail.records.runs import first_record, netjail_alive
+from netjail.records.schema import is_run_start
 from netjail.run.journal import JOURNAL_FILE, complete_abandoned
 
 
@@ -19,12 +21,8 @@ def sweep_abandoned(root: Path) -> list[Path]:
     swept = []
     for run in live_runs(root):
         proxy_dir = run.proxy_dir if os.path.lexists(run.proxy_dir) else run.path / "proxy"
-        try:
-            with run.flows_jsonl.open() as f:
-                start = json.loads(f.readline() or "{}")
-        except (OSError, ValueError):
-            start = {}
-        pid = start.get("pid")
+        first = first_record(run.flows_jsonl)
+        pid = first.get("pid") if first is not None and is_run_start(first) else None
         if pid and netjail_alive(int(pid)):
             continue
         if not pid and time.time() - proxy_dir.stat().st_mtime < 60:
@@ -35,16 +33,12 @@ def sweep_abandoned(root: Path) -> list[Path]:
             records = RecordLog(run.flows_jsonl, reserve)
             _write_completed(records, complete_abandoned(run.path))
             records.write(
-                {
-                    "event": "run_end",
-                    "ts": utc_timestamp(),
-                    "run_id": run.run_id,
-                    "exit_status": None,
-                    "reason": "interrupted",
-                    "message": "netjail was killed; a later run removed the run's CA key and closed this record",
-                    "signal": None,
-                    "counts": None,
-                }
+                build.run_end(
+                    run.run_id,
+                    None,
+                    "interrupted",
+                    message="netjail was killed; a later run removed the run's CA key and closed this record",
+                )
             )
         except OSError:
             pass
@@ -71,17 +65,13 @@ def _complete_journals(root: Path, exclude: set[Path]) -> list[Path]:
             _write_completed(records, cleanup)
             if not _has_run_end(run.flows_jsonl):  # killed between removing its key and writing run_end
                 records.write(
-                    {
-                        "event": "run_end",
-                        "ts": utc_timestamp(),
-                        "run_id": run.run_id,
-                        "exit_status": None,
-                        "reason": "interrupted",
-                        "message": "netjail was killed while the run ended; a later run completed its end",
-                        "signal": None,
-                        "counts": None,
-                        "cleanup_errors": cleanup.errors,
-                    }
+                    build.run_end(
+                        run.run_id,
+                        None,
+                        "interrupted",
+                        message="netjail was killed while the run ended; a later run completed its end",
+                        cleanup_errors=cleanup.errors,
+                    )
                 )
             records.close()
         except OSError:
@@ -101,4 +91,4 @@ def _write_completed(records: RecordLog, cleanup) -> None:
     if cleanup is None:
         return
     for record in cleanup.records:
-        records.write({"event": "quarantine", "ts": utc_timestamp(), "swept": True, **record})
+        records.write(build.quarantine(record, swept=True))

@@ -9,7 +9,9 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 
-def lazy_exports(package: str, exports: Mapping[str, tuple[str, ...]]) -> tuple[list[str], Callable[[str], Any]]:
+def lazy_exports(
+    package: str, exports: Mapping[str, tuple[str, ...]]
+) -> tuple[list[str], Callable[[str], Any]]:
     """(`__all__`, `__getattr__`) for `package`, whose submodule `m` provides the names `exports[m]`."""
     home = {name: module for module, names in exports.items() for name in names}
 

@@ -107,9 +107,11 @@ def new_repository_script(markers: Path) -> str:
         f"git config alias.st '!touch {markers}/alias; git status'; "
         f"printf '[alias]\\n\\tlg = !touch {markers}/include\\n' > \"$PWD/inc.cfg\"; "
         'git config include.path "$PWD/inc.cfg"; '
-        f"printf '#!/bin/sh\\ntouch {markers}/hook\\n' > .git/hooks/pre-commit; chmod +x .git/hooks/pre-commit; "
-        f"mkdir .githooks; printf '#!/bin/sh\\ntouch {markers}/hookspath\\n' > .githooks/pre-commit; "
-        "chmod +x .githooks/pre-commit; git config core.hooksPath .githooks; echo built"
+        # each hook appears whole (a rename), as a hook manager writes it: the watcher may take it at once
+        f"printf '#!/bin/sh\\ntouch {markers}/hook\\n' > .git/hook.tmp; chmod +x .git/hook.tmp; "
+        "mv .git/hook.tmp .git/hooks/pre-commit; "
+        f"mkdir stage; printf '#!/bin/sh\\ntouch {markers}/hookspath\\n' > stage/pre-commit; "
+        "chmod +x stage/pre-commit; mv stage .githooks; git config core.hooksPath .githooks; echo built"
     )
 
 
@@ -253,7 +255,7 @@ def test_r9_a_fifo_in_a_protected_name_with_the_state_dir_on_another_filesystem(
 def test_r9_no_space_for_the_quarantine_still_leaves_the_tree_safe_and_the_next_run_completes(
     netjail: Netjail, small_state_dir
 ) -> None:
-    state = small_state_dir("4m")
+    state = small_state_dir("10m")  # the log's 8 MiB reserve, and too little beside it for the 8 MB below
     env = {**netjail.env, "NETJAIL_STATE_DIR": str(state)}
     cfg = netjail.settings(filesystem={"allowWrite": ["."]})
     result = netjail.run(

@@ -30,7 +30,7 @@ from netjail.jail.linux.seccomp import SeccompUnavailable, build_filter
 from netjail.jail.spec import PROXY_PORT, JailError, JailSpec, Launched, PathRules
 from netjail.jail.symlinks import open_no_follow
 from netjail.proxy.ca import SYSTEM_BUNDLE_PATHS, RunCA
-from netjail.records.rundir import utc_timestamp
+from netjail.records.log import utc_timestamp
 from netjail.utils.status import ExitStatus
 
 JAIL_FILES_DIR = "/run/netjail"  # inside the jail: a tmpfs holding the trust bundle and the CA certificate

@@ -16,7 +16,7 @@ import subprocess
 from typing import Any
 
 from netjail.jail.linux.capture import DROP_SETS, CaptureError, _ambient_net_admin, tool
-from netjail.records.rundir import utc_timestamp
+from netjail.records.log import utc_timestamp
 
 CLONE_NEWUSER = 0x10000000
 CLONE_NEWNET = 0x40000000

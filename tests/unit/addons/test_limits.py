@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 from mitmproxy.test import taddons, tflow
-from netjail.addons.limits import HeadScan, NetjailLimits, check_request, placeholder_request
 
+from netjail.addons.limits import HeadScan, NetjailLimits, check_request, placeholder_request
 from netjail.settings.limits import NetworkLimits
 
 LIMITS = NetworkLimits(

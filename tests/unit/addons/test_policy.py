@@ -10,7 +10,6 @@ import ipaddress
 import socket
 from pathlib import Path
 
-import netjail.addons.policy
 import pytest
 from mitmproxy import exceptions
 from mitmproxy.proxy import server_hooks
@@ -18,8 +17,9 @@ from mitmproxy.proxy.layers import http as http_layer
 from mitmproxy.proxy.layers import tcp as tcp_layer
 from mitmproxy.proxy.layers import tls as tls_layer
 from mitmproxy.test import taddons, tflow, tutils
-from netjail.addons.policy import DENIED_HEADER, NetjailPolicy
 
+import netjail.addons.policy
+from netjail.addons.policy import DENIED_HEADER, NetjailPolicy
 from netjail.policy.synthetic import SyntheticAddresses
 from tests.support.mitm import (
     captured_client,

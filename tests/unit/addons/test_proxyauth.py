@@ -11,10 +11,10 @@ from mitmproxy import exceptions
 from mitmproxy.proxy import server_hooks
 from mitmproxy.proxy.layers import http as http_layer
 from mitmproxy.test import taddons
+
 from netjail.addons.policy import NetjailPolicy
 from netjail.addons.proxyauth import NetjailProxyAuth
 from netjail.addons.recorder import NetjailRecorder
-
 from tests.support.mitm import connect_flow, established, fire, plain_request, tunnel_request, write_settings
 
 SECRET = "the-run-secret"

@@ -19,9 +19,9 @@ from mitmproxy.proxy.layers import tcp as tcp_layer
 from mitmproxy.proxy.layers import tls as tls_layer
 from mitmproxy.proxy.layers import websocket as websocket_layer
 from mitmproxy.test import taddons, tflow, tutils
+
 from netjail.addons.policy import NetjailPolicy
 from netjail.addons.recorder import NetjailRecorder
-
 from netjail.policy.synthetic import SyntheticAddresses
 from tests.support.mitm import (
     captured_client,

@@ -14,12 +14,13 @@ from mitmproxy.proxy import server_hooks
 from mitmproxy.proxy.layers import http as http_layer
 from mitmproxy.proxy.layers import tcp as tcp_layer
 from mitmproxy.test import taddons, tflow, tutils
+
 from netjail.addons.policy import NetjailPolicy
 from netjail.addons.recorder import NetjailRecorder
-
 from netjail.policy.synthetic import SyntheticAddresses
 from netjail.records import reserve as reserve_module
-from netjail.records.rundir import RecordLog, RunDir
+from netjail.records.log import RecordLog
+from netjail.records.rundir import RunDir
 from netjail.records.runs import flow_records
 from tests.support.mitm import captured_client, fire, plain_request, server_dial, write_settings
 

@@ -19,10 +19,10 @@ import pytest
 
 from netjail.detect.flags import BodyScanner
 from netjail.detect.secrets import Secrets
+from netjail.inspect.clients import tool_of, what_of
 from netjail.inspect.flows import FlowFilter, host_matches, parse_size
 from netjail.inspect.learn import learn_from_records, learned_settings
 from netjail.inspect.tables import Column, Output
-from netjail.inspect.why import tool_of, what_of
 from netjail.records.runs import RunInfo, RunNotFound, plan_prune, resolve_run
 from netjail.utils.text import safe_text
 
@@ -390,6 +390,7 @@ def test_100k_records_stream_in_bounded_memory(tmp_path: Path) -> None:
 
 def test_recorder_body_tap_feeds_the_detector_and_the_record_carries_flags() -> None:
     from mitmproxy.test import tflow
+
     from netjail.addons.recorder import BodyTap, NetjailRecorder, flow_record
 
     secrets = Secrets.from_values([("env:T", SECRET)])

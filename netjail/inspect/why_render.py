@@ -1,0 +1,141 @@
+"""`netjail why`, for a person: the diagnosis (netjail/inspect/why.py) as text, with the fixes to copy."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from netjail.inspect.tables import Output
+from netjail.inspect.why import DROPPED_MEANING
+from netjail.utils.text import safe_text
+
+
+def shorten(text: str, width: int = 240) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _snippet(value: Any) -> str:
+    return safe_text(json.dumps(value))
+
+
+def render(d: dict[str, Any], out: Output) -> None:
+    run = d["run"]
+    status = run.get("exit_status")
+    out.line(
+        f"Run {safe_text(run['run_id'])}"
+        + (f": {safe_text(shorten(run['command']))}" if run.get("command") else ""),
+        "bold",
+    )
+    out.line(
+        f"  exit status {status if status is not None else '?'}; {run['flows']} requests; settings: "
+        f"{safe_text(run['settings_file'])}"
+    )
+    problems = d["blocked"] or d["failures"] or d["http_errors"] or d.get("dropped")
+    if not problems:
+        out.line()
+        if run["flows"] == 0:
+            out.line(
+                "No network request was made: if the command failed, its network was not the cause.", "green"
+            )
+        else:
+            out.line(
+                "Nothing was blocked and nothing failed upstream: the network was not the problem.", "green"
+            )
+    if d["blocked"]:
+        out.line()
+        hosts = len({b["host"] for b in d["blocked"]})
+        out.line(f"Blocked by netjail ({hosts} host{'s' if hosts != 1 else ''}):", "bold red")
+        for b in d["blocked"]:
+            out.styled(
+                [
+                    ("  ✗ ", "red"),
+                    (safe_text(b["host"]), "bold"),
+                    (f"  {b['count']}× {b['reason']} (rule {safe_text(b['rule'])})", None),
+                ]
+            )
+            out.line(f"      means: {b['meaning']}")
+            if b.get("client"):
+                out.line(f"      {safe_text(b['client'])}")
+            for url in b["examples"]:
+                out.line(f"      e.g. {safe_text(url)}", "dim")
+            _render_fix(out, b.get("fix"))
+    if d["failures"]:
+        out.line()
+        out.line("Failed upstream (allowed, but the connection did not work):", "bold magenta")
+        for f in d["failures"]:
+            out.styled(
+                [("  ! ", "magenta"), (safe_text(f["host"]), "bold"), (f"  {f['count']}× {f['kind']}", None)]
+            )
+            out.line(f"      means: {f['meaning']}")
+            if f.get("error"):
+                out.line(f"      error: {safe_text(f['error'])}", "dim")
+            if f.get("client"):
+                out.line(f"      {safe_text(f['client'])}")
+            _render_fix(out, f.get("fix"))
+    if d["http_errors"]:
+        out.line()
+        out.line("HTTP errors from servers:", "bold")
+        for h in d["http_errors"]:
+            out.styled(
+                [
+                    ("  ", None),
+                    (f"{h['status']} ", "red"),
+                    (safe_text(h["host"]), "bold"),
+                    (f"  {h['count']}×  {h['meaning']}", None),
+                ]
+            )
+            if h.get("client"):
+                out.line(f"      {safe_text(h['client'])}")
+            for url in h["examples"]:
+                out.line(f"      e.g. {safe_text(url)}", "dim")
+    if d.get("dropped"):
+        out.line()
+        out.line("Dropped by the jail's network (not TCP or DNS):", "bold red")
+        for p in d["dropped"]:
+            if p.get("error"):
+                out.line(f"  ? counting failed: {safe_text(p['error'])}", "red")
+                continue
+            shown = f" {p['packets']}× {p['protocol'] or 'packets'} to {safe_text(p['target'])}"
+            out.styled([("  ✗", "red"), (shown, None)])
+        out.line(f"      means: {DROPPED_MEANING}")
+    if run.get("incomplete"):
+        out.line()
+        out.line(
+            f"{run['incomplete']} flow{'s' if run['incomplete'] != 1 else ''} never ended: the proxy stopped while "
+            "they were under way (see netjail flows; their bytes are unknown)",
+            "bold yellow",
+        )
+    if d["would_deny"]:
+        out.line()
+        out.line('Would be blocked outside network.mode "audit":', "bold yellow")
+        for w in d["would_deny"]:
+            out.line(f"  {safe_text(w['host'])}  {w['count']}×")
+    if d["clients"]:
+        out.line()
+        out.line("Clients recognised:", "bold")
+        for c in d["clients"]:
+            requests = f"{c['requests']} request{'s' if c['requests'] != 1 else ''}"
+            out.line(f"  {c['tool']}: {requests} to {', '.join(safe_text(h) for h in c['hosts'])}")
+            for what in c["fetched"]:
+                out.line(f"      fetched {safe_text(what)}", "dim")
+            for what in c["failed"]:
+                out.line(f"      did not get {safe_text(what)}", "red")
+    if d.get("fix"):
+        fix = d["fix"]
+        out.line()
+        out.line(f"To allow everything that was blocked, set in {safe_text(fix['file'])}:", "bold green")
+        out.line(f"  {_snippet(fix['snippet'])}", "green")
+        if d.get("settings_note"):
+            out.line(f"  ({d['settings_note']})")
+        out.line(
+            "  Review the hosts first; `netjail learn -c CMD` builds such a file from a whole run.", "dim"
+        )
+
+
+def _render_fix(out: Output, fix: dict[str, Any] | None) -> None:
+    if not fix:
+        return
+    where = f" in {safe_text(fix['file'])}" if fix.get("file") else ""
+    out.line(f"      fix{where}: {safe_text(fix['change'])}", "green")
+    if fix.get("snippet") is not None:
+        out.line(f"        {_snippet(fix['snippet'])}", "green")
