@@ -311,7 +311,7 @@ class BoundedWebsocketLayer(websocket_layers.WebsocketLayer):
             yield ws.send2(wsproto.events.CloseConnection(code=WS_MESSAGE_TOO_BIG, reason=reason))
             yield commands.CloseConnection(ws.conn)
         yield websocket_layers.WebsocketEndHook(self.flow)
-        self._handle_event = self.done  # type: ignore[method-assign]
+        self._handle_event = self.done
 
 
 # -- the addon ------------------------------------------------------------------------------------------------

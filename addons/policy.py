@@ -22,8 +22,9 @@ import functools
 import ipaddress
 import logging
 import socket
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from mitmproxy import ctx, exceptions, http, tcp, tls
 from mitmproxy.connection import Client
@@ -78,7 +79,7 @@ def _guarded(on_error: Callable[..., None]):
             async def guarded_async(self, *args):
                 try:
                     return await hook(self, *args)
-                except Exception as e:  # noqa: BLE001 - fail closed on anything
+                except Exception as e:
                     log.exception("policy hook %s failed; denying", hook.__name__)
                     on_error(self, *args, failed_closed(e))
 
@@ -88,7 +89,7 @@ def _guarded(on_error: Callable[..., None]):
         def guarded(self, *args):
             try:
                 return hook(self, *args)
-            except Exception as e:  # noqa: BLE001 - fail closed on anything
+            except Exception as e:
                 log.exception("policy hook %s failed; denying", hook.__name__)
                 on_error(self, *args, failed_closed(e))
 
@@ -197,7 +198,7 @@ class NetjailPolicy:
         try:
             address, port = str(client.sockname[0]), int(client.sockname[1])
             host = self._policy().parse(self._named(address))
-        except Exception:  # noqa: BLE001 - fail closed: no tunnel entry means every later hook denies
+        except Exception:
             log.exception("cannot judge a captured connection")
             client.error = "netjail: cannot judge this connection"
             return
@@ -352,7 +353,7 @@ class NetjailPolicy:
             host, port = tunnel
             verdict = self._policy().judge_destination(host, port)
             flow.metadata[METADATA_KEY] = verdict.as_dict() | {"judged_host": host.name}
-        except Exception as e:  # noqa: BLE001 - fail closed
+        except Exception as e:
             verdict = failed_closed(e)
             flow.metadata[METADATA_KEY] = verdict.as_dict()
         if not verdict.allowed:

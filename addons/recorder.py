@@ -41,7 +41,7 @@ from netjail.records.caps import cap_record, cap_stored_flow, mark_incomplete
 from netjail.records.derived import host_port
 from netjail.records.log import RecordLog, utc_timestamp
 from netjail.records.reserve import LogReserve
-from netjail.records.schema import DnsRecord, ErrorKind, FlowRecord
+from netjail.records.schema import DnsRecord, ErrorKind, FlowRecord, FlowStart
 from netjail.settings import SettingsError, load_settings
 
 log = logging.getLogger("netjail.recorder")
@@ -106,7 +106,8 @@ class NetjailRecorder:
         self.recorded: set[str] = set()
         self.open: dict[str, Flow] = {}  # started, not yet recorded: recorded as incomplete at `done`
         self.taps: dict[str, dict[str, BodyTap]] = {}  # flow id -> taps of its live bodies
-        self.tunnels: dict[str, tuple[http.HTTPFlow, int]] = {}  # client id -> (CONNECT flow, inner records)
+        # client id -> (its CONNECT flow, or a placeholder for a captured connection that carried none; inner records)
+        self.tunnels: dict[str, tuple[Flow, int]] = {}
         self.failed: Exception | None = None
         self.reserve: LogReserve | None = None
         self.own_reserve = (
@@ -232,11 +233,18 @@ class NetjailRecorder:
             return
         connect_flow = tunnel[0]
         error = data.conn.error or "TLS handshake with the client failed"
-        connect_flow.metadata[METADATA_KEY] = connect_flow.metadata.get(METADATA_KEY, {}) | {
+        meta = connect_flow.metadata.get(METADATA_KEY, {})
+        # a CONNECT flow, or the placeholder of a captured connection (no request: the judged name, or the SNI)
+        host = (
+            connect_flow.request.host
+            if isinstance(connect_flow, http.HTTPFlow)
+            else meta.get("judged_host") or data.conn.sni or "this host"
+        )
+        connect_flow.metadata[METADATA_KEY] = meta | {
             "client_error": error,
             "detail": (
-                f"the client rejected netjail's certificate for {connect_flow.request.host} ({error}). If the "
-                f"client pins certificates, add {connect_flow.request.host!r} to network.tlsTerminate.excludeDomains"
+                f"the client rejected netjail's certificate for {host} ({error}). If the "
+                f"client pins certificates, add {host!r} to network.tlsTerminate.excludeDomains"
             ),
         }
 
@@ -263,7 +271,7 @@ class NetjailRecorder:
             if redacted := audit.redact_record(cast(dict, record), self.secrets):
                 record["redacted_secrets"] = redacted
             self.log.write(record)
-        except Exception as e:  # noqa: BLE001 - unrecorded traffic stops the run
+        except Exception as e:
             self._fail(e)
 
     def client_disconnected(self, client: Client) -> None:
@@ -314,7 +322,7 @@ class NetjailRecorder:
             self._check_reserve()
             if self.writer is not None and not self.log.on_reserve:  # bodies do not come out of the reserve
                 self.writer.add(cap_stored_flow(self._stored_copy(flow, taps)))
-        except Exception as e:  # noqa: BLE001 - a flow that cannot be recorded stops the run (fail closed)
+        except Exception as e:
             self._fail(e)
 
     def _stored_copy(self, flow: Flow, taps: dict[str, BodyTap]) -> Flow:
@@ -349,10 +357,10 @@ class NetjailRecorder:
             return False
         try:
             record = start_record(flow)
-            if redacted := audit.redact_record(record, self.secrets):
+            if redacted := audit.redact_record(cast(dict, record), self.secrets):
                 record["redacted_secrets"] = redacted
             self.log.write(cap_record(record))
-        except Exception as e:  # noqa: BLE001 - unrecorded egress stops the run
+        except Exception as e:
             self._fail(e)
             return False
         self.open[flow.id] = flow  # recorded as incomplete at `done` if it never ends
@@ -402,7 +410,7 @@ def _log_failed_verdict() -> dict[str, str]:
     return {"verdict": "deny", "reason": "log_failed", "rule": "flow-log", "detail": LOG_FAILED_DETAIL}
 
 
-def start_record(flow: Flow) -> dict[str, Any]:
+def start_record(flow: Flow) -> FlowStart:
     """The `flow_start` record: what is about to go upstream, written before it does (docs/records.md). Its
     `flow` record, with the same id, completes it."""
     meta: dict[str, Any] = flow.metadata.get(METADATA_KEY, {})
@@ -418,7 +426,7 @@ def start_record(flow: Flow) -> dict[str, Any]:
         method, scheme = request.method, "https" if is_connect else request.scheme
         path = "" if is_connect else request.path
         target = _absolute_target(flow)
-    record: dict[str, Any] = {
+    record: FlowStart = {
         "event": "flow_start",
         "id": flow.id,
         "ts": utc_timestamp(),

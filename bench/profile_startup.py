@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import io
+import itertools
 import json
 import os
 import pstats
@@ -129,7 +130,7 @@ def timeline(
             marks["command ends"] = stamps[-1]
         marks["netjail exits"] = end
         order = sorted(marks.items(), key=lambda kv: kv[1])
-        for (a, ta), (b, tb) in zip(order, order[1:]):
+        for (a, ta), (b, tb) in itertools.pairwise(order):
             phases.setdefault(f"{a} → {b}", []).append(tb - ta)
         phases.setdefault("total", []).append(end - start)
     return phases
@@ -268,7 +269,7 @@ def top_profile(path: Path, patterns: tuple[str, ...] | None, limit: int = 25) -
             stats.print_stats(pattern)
     else:
         stats.print_stats(limit)
-    lines = [l for l in out.getvalue().splitlines() if re.match(r"\s*\d", l)]
+    lines = [line for line in out.getvalue().splitlines() if re.match(r"\s*\d", line)]
     return "\n".join(dict.fromkeys(lines))
 
 

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import cast
 
 import click
 
@@ -85,6 +87,7 @@ def flows(
     from netjail.inspect.flows import COLUMNS, FlowFilter, flow_row
     from netjail.inspect.tables import Output
     from netjail.records.runs import flow_records, run_secrets
+    from netjail.records.schema import FlowRecord
 
     chosen = open_run(run)
     verdicts = frozenset(v for v, on in (("deny", denied), ("allow", allowed)) if on)
@@ -96,7 +99,11 @@ def flows(
         min_bytes_out=min_bytes_out,
         flagged=flagged,
     )
-    records = (r for r in flow_records(chosen, run_secrets(chosen), events=("flow", "dropped")) if keep(r))
+    # a `dropped` record carries the fields of a flow the table shows (verdict, host, port, bytes_out)
+    listed = cast(
+        "Iterator[FlowRecord]", flow_records(chosen, run_secrets(chosen), events=("flow", "dropped"))
+    )
+    records = (r for r in listed if keep(r))
     shown = 0
     if as_json:
         write = sys.stdout.write

@@ -13,7 +13,8 @@ import math
 import re
 import urllib.parse
 from collections import Counter
-from typing import TYPE_CHECKING, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING
 
 from netjail.net.suffixes import registrable_domain
 from netjail.utils.text import human_bytes

@@ -11,9 +11,9 @@ import hashlib
 import math
 import re
 import urllib.parse
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Mapping
 
 MIN_SECRET = 8  # shorter values would match by accident; they are skipped with a warning
 

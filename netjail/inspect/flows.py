@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from netjail.inspect.tables import Cell, Column
 from netjail.records.derived import failed_upstream, is_failed, shown_destination
-from netjail.records.schema import DroppedRecord, FlowRecord
+from netjail.records.schema import FlowRecord
 from netjail.utils.text import human_bytes
 
 _SIZE = re.compile(r"(?i)\s*(\d+(?:\.\d+)?)\s*(b|k|kb|kib|m|mb|mib|g|gb|gib)?\s*")
@@ -75,8 +75,8 @@ COLUMNS = [
 ]
 
 
-def _path(record: FlowRecord | DroppedRecord) -> str:
-    if record.get("event") == "dropped":
+def _path(record: FlowRecord) -> str:
+    if "packets" in record:  # a `dropped` record
         packets = record.get("packets")
         return f"({packets} packet{'s' if packets != 1 else ''} dropped)"
     if record.get("scheme") == "tcp":

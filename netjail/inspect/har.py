@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any, Iterator, TextIO
+from collections.abc import Iterator
+from typing import Any, TextIO
 
 from netjail.records.rundir import RunDir
 from netjail.records.runs import flow_records, run_secrets
@@ -152,7 +153,7 @@ def write_har(run: RunDir, out: TextIO) -> dict[str, Any]:
                             where.append(f"{part} header {name.lower()}")
                 where += redact_flow(flow, secrets)
                 entry = saver.flow_entry(flow, seen)  # type: ignore[arg-type]
-                if "cookie" in redact and "cookie" in (k.lower() for k in flow.request.headers.keys()):
+                if "cookie" in redact and "cookie" in (k.lower() for k in flow.request.headers):
                     entry["request"]["cookies"] = []  # a redacted Cookie header parses into nonsense
                 _fix_shape(entry)
                 record = records.get(flow.id, utc_timestamp(flow.timestamp_created), flow.request.method)

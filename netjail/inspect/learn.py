@@ -14,9 +14,10 @@ import inspect
 import json
 import shlex
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from netjail.net.suffixes import is_shared_parent, registrable_domain
 from netjail.records.schema import DnsRecord, FlowRecord, is_dns, is_flow

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from netjail.records.derived import bracketed, failed_upstream
 from netjail.records.read import iter_records

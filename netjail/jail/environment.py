@@ -3,7 +3,7 @@ clients through the proxy and make them trust the run's CA."""
 
 from __future__ import annotations
 
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 # What the command inherits from netjail's environment without being asked: what shells, terminals, locales and
 # toolchains need to work, and nothing that commonly holds a credential (tokens, keys, agent sockets, DISPLAY).

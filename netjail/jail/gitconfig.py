@@ -69,9 +69,7 @@ def is_safe(entry: Entry) -> bool:
         return f"{entry.section}.{entry.key}" in SAFE_KEYS
     if entry.key not in SAFE_SUBSECTION_KEYS.get(entry.section, frozenset()):
         return False
-    if entry.key in ("url", "pushurl") and entry.value and _TRANSPORT_PREFIX.match(entry.value):
-        return False
-    return True
+    return not (entry.key in ("url", "pushurl") and entry.value and _TRANSPORT_PREFIX.match(entry.value))
 
 
 def sanitize(text: str) -> tuple[str, list[str]]:

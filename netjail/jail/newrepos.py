@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from netjail.jail import gitconfig
 from netjail.jail.quarantine import Note, open_parent, quarantine_entry, unique_destination

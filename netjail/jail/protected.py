@@ -21,9 +21,10 @@ from __future__ import annotations
 import glob
 import os
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Literal
+from typing import Literal
 
 from netjail.jail import gitconfig
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import re
 import urllib.parse
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Iterable, Mapping
 
 from netjail.detect.flags import SIGNING_PARAMS, url_flags
 

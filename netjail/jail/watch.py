@@ -22,8 +22,9 @@ import os
 import select
 import struct
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import structlog
 
@@ -155,7 +156,7 @@ class Watcher:
                     return
                 for wd, mask, name in self._inotify.read():
                     self._event(wd, mask, name)
-            except Exception as e:  # noqa: BLE001 - the watcher must outlive any one event; the end of the run
+            except Exception as e:
                 self.errors.append(f"{type(e).__name__}: {e}")  # still replays everything
                 log.warning("watch.error", error=str(e))
 

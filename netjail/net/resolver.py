@@ -55,7 +55,7 @@ class _Exchange(asyncio.DatagramProtocol):
     def datagram_received(self, data: bytes, addr) -> None:
         try:
             message = dns.DNSMessage.unpack(data)
-        except Exception:  # noqa: BLE001 - garbage is ignored; the timeout decides
+        except Exception:
             return
         if message.id == self.query_id and not message.query and not self.answer.done():
             self.answer.set_result(message)

@@ -7,8 +7,9 @@ SNI, the address actually dialed); nothing here touches a socket, so the whole t
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Collection
 from dataclasses import asdict, dataclass
-from typing import Collection, Literal
+from typing import Literal
 
 from netjail.net.addresses import IPAddress, local_range_of
 from netjail.net.domains import (

@@ -36,7 +36,7 @@ class StandbyProxy:
                     str(remote.fileno()),
                     "--parent",
                     str(os.getpid()),
-                ],  # fmt: skip
+                ],
                 pass_fds=[remote.fileno()],
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,  # a Ctrl-C meant for the command must not reach the proxy

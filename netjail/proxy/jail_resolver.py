@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from typing import Callable
+from collections.abc import Callable
 
 from mitmproxy import dns
 
@@ -31,7 +31,7 @@ def answer(
     nowhere, and a client that does not use the proxy should fail at once rather than hang."""
     try:
         query = dns.DNSMessage.unpack(data)
-    except Exception:  # noqa: BLE001 - not DNS: nothing to answer
+    except Exception:
         return None, None
     if not query.query:
         return None, None
@@ -109,11 +109,11 @@ class JailResolverProtocol(asyncio.DatagramProtocol):
             if policy is None:  # the settings are not loaded: nothing is judged, so nothing resolves
                 raise LookupError("no policy loaded")
             response, record = answer(policy, self.synthetic, data)
-        except Exception as e:  # noqa: BLE001 - fail closed: refuse, and say so in the record
+        except Exception as e:
             log.exception("dns answer failed")
             try:
                 response = dns.DNSMessage.unpack(data).fail(REFUSED).packed
-            except Exception:  # noqa: BLE001
+            except Exception:
                 response = None
             record = _record("", 0, "deny", "policy-error", "policy_error", f"REFUSED ({type(e).__name__})")
         if record is not None:

@@ -69,13 +69,13 @@ def _preload() -> None:
         sys.modules["mitmproxy.addons"] = package
     for name in NEEDED_ADDONS:
         importlib.import_module(f"mitmproxy.addons.{name}")
-    import mitmproxy.master  # noqa: F401
+    import mitmproxy.master
     import mitmproxy.proxy.mode_servers  # noqa: F401
 
-    import netjail.addons.limits  # noqa: F401
-    import netjail.addons.policy  # noqa: F401
-    import netjail.addons.proxyauth  # noqa: F401
-    import netjail.addons.recorder  # noqa: F401
+    import netjail.addons.limits
+    import netjail.addons.policy
+    import netjail.addons.proxyauth
+    import netjail.addons.recorder
     import netjail.proxy.jail_resolver  # noqa: F401
 
 
@@ -138,7 +138,7 @@ async def serve(config: dict, sockets: dict[str, list[socket.socket]], control: 
     for sock in sockets.get("dns", []):
         resolver = JailResolverProtocol(lambda: policy.policy, captured, recorder.record_event)
         # the factory runs inside this await, before `resolver` is rebound
-        transport, _ = await loop.create_datagram_endpoint(lambda: resolver, sock=sock)
+        transport, _ = await loop.create_datagram_endpoint(lambda: resolver, sock=sock)  # noqa: B023
         servers.append(transport)
     # Handlers before `ready`: a SIGTERM right after it must still end with the recorder's `done`, not the default
     # action that would drop the records of open tunnels.
@@ -188,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(serve(config, sockets, control))
     except SystemExit:
         raise
-    except Exception as e:  # noqa: BLE001 - any failure to start is reported, and the run stops
+    except Exception as e:
         print(f"netjail proxy: failed to start: {type(e).__name__}: {e}", file=sys.stderr)
         return ProxyExit.START_FAILED
 

@@ -8,7 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
+from typing import Any, TypeVar, cast
+
+from netjail.records.schema import FlowRecord, FlowStart
+
+# the records whose strings can be as long as what the command sent
+Capped = TypeVar("Capped", FlowRecord, FlowStart)
 
 URL_CAP = 4096  # characters of `url` and `path` in a record; bytes of the target in flows.mitm
 FIELD_CAP = 1024  # characters of any other string in a record (a header value such as `user_agent`, `detail`)
@@ -37,7 +42,7 @@ def cut(value: str, cap: int) -> tuple[str, dict[str, Any] | None]:
     return value[:cap], {"length": len(value), "sha256": digest(value)}
 
 
-def cap_record(record: dict[str, Any]) -> dict[str, Any]:
+def cap_record(record: Capped) -> Capped:
     """The record as written: each string field cut to its cap (noted under `truncated`), and the whole line
     reduced to CORE_FIELDS if it is still over RECORD_CAP."""
     truncated: dict[str, Any] = {}
@@ -51,13 +56,13 @@ def cap_record(record: dict[str, Any]) -> dict[str, Any]:
         capped["truncated"] = truncated
     line = json.dumps(capped, ensure_ascii=True, separators=(",", ":"), default=str)
     if len(line) <= RECORD_CAP:
-        return capped
+        return cast(Capped, capped)
     core = {key: capped[key] for key in CORE_FIELDS if key in capped}
     core["truncated"] = truncated | {"record": {"length": len(line), "sha256": digest(line)}}
-    return core
+    return cast(Capped, core)
 
 
-def mark_incomplete(record: dict[str, Any]) -> dict[str, Any]:
+def mark_incomplete(record: FlowRecord) -> FlowRecord:
     """A flow still open when the proxy stopped: recorded with what it had moved so far."""
     record["incomplete"] = True
     if record.get("verdict") == "allow":

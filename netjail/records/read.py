@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from netjail.records.derived import count_flow
 from netjail.records.schema import Record, RunCounts, RunStart, is_flow, is_run_start
@@ -44,7 +44,8 @@ def count_verdicts(path: Path) -> RunCounts:
         if event == "flow_start":
             started.add(str(record.get("id")))
         elif event == "dropped":
-            counts["dropped"] += int(record.get("packets") or 0)
+            packets = record.get("packets")
+            counts["dropped"] += packets if isinstance(packets, int) else 0
         elif is_flow(record):
             started.discard(str(record.get("id")))
             counts["incomplete"] += 1 if record.get("incomplete") else 0

@@ -14,9 +14,9 @@ import secrets
 import shutil
 import stat
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 
 RUN_ID_TIME_FORMAT = "%Y%m%dT%H%M%S"
 

@@ -11,9 +11,10 @@ import datetime as dt
 import json
 import os
 import shutil
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator, Literal, Mapping, cast, overload
+from typing import TYPE_CHECKING, Literal, cast, overload
 
 from netjail.records.log import utc_timestamp
 from netjail.records.rundir import RUN_ID_TIME_FORMAT, RunDir, runs_dir
@@ -249,7 +250,7 @@ def plan_prune(
     if max_total_mb is not None:
         limit = max_total_mb * MB
         total = sum(r.size for r in kept)
-        for info in list(kept):
+        for info in kept:
             if total <= limit:
                 break
             if info.in_progress:
@@ -341,7 +342,7 @@ def flow_records(
             continue
         if secrets:
             redact_record(cast(dict, record), secrets)  # detect/ (below records) edits a plain dict
-        yield record
+        yield cast("FlowRecord | DnsRecord | DroppedRecord", record)  # its event was checked above
     for start in open_starts.values():
         incomplete = incomplete_flow(start)
         if secrets:

@@ -3,8 +3,9 @@ and the replay when it ends (netjail.run.journal), reported to the user and in f
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
+from typing import cast
 
 import structlog
 
@@ -18,6 +19,7 @@ from netjail.jail.persistence import (
 from netjail.jail.spec import Jail, JailSpec
 from netjail.records import build
 from netjail.records.log import RecordLog
+from netjail.records.schema import Quarantined
 from netjail.run.journal import Cleanup, Journal, replay
 
 log = structlog.get_logger("netjail")
@@ -70,7 +72,7 @@ def end_of_run(journal: Journal, records: RecordLog, warn: Callable[[str], None]
     goes wrong is reported in one message and in run_end, never raised: the journal stays for the next run."""
     try:
         cleanup = replay(journal)
-    except Exception as e:  # noqa: BLE001 - the end of the run must not be stoppable
+    except Exception as e:
         cleanup = Cleanup(errors=[f"{type(e).__name__}: {e}"])
     for record in cleanup.records:
         report_quarantine(record, records, warn)
@@ -92,6 +94,6 @@ def report_quarantine(record: dict, records: RecordLog, warn: Callable[[str], No
         what = f"created {record['path']} (a protected name); {action}: {record.get('error', '')}"
     warn(f"the command {what}" if action != "sanitised" else f"netjail {what}")
     try:
-        records.write(build.quarantine(record))
+        records.write(build.quarantine(cast(Quarantined, record)))
     except OSError:
         pass  # the journal holds it; run_end reports the log failure

@@ -18,9 +18,10 @@ import json
 import os
 import threading
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from netjail.jail.newrepos import GitDirs, ScanTooLarge, find_git_dirs, new_git_dirs, sanitise_git_dir
 from netjail.jail.persistence import quarantine_destination, remove_stub
@@ -182,7 +183,7 @@ def complete_abandoned(run_path: Path) -> Cleanup | None:
             return None
         try:
             return replay(journal)
-        except Exception as e:  # noqa: BLE001 - one broken journal must not stop the next run
+        except Exception as e:
             return Cleanup(errors=[f"{type(e).__name__}: {e}"])
     finally:
         journal.close()

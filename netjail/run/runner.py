@@ -15,9 +15,10 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, cast
+from typing import cast
 
 import structlog
 
@@ -43,7 +44,7 @@ from netjail.records.rundir import (
     runs_dir,
     state_dir,
 )
-from netjail.records.schema import CaptureMode, EndReason, RunCounts, RunStart
+from netjail.records.schema import CaptureMode, DroppedRecord, EndReason, RunCounts, RunStart
 from netjail.run.backends import current_jail
 from netjail.run.endofrun import end_of_run, prepare_end_of_run, start_watcher
 from netjail.run.journal import Journal
@@ -331,10 +332,10 @@ def _supervise(
     finally:
         if launched is not None:
             jail.cleanup(launched)  # returns once the jail's PID namespace is empty: nothing writes any more
+            for dropped in launched.dropped:  # what the jail's network dropped, counted per destination
+                records.write(cast(DroppedRecord, dropped))
         if watcher is not None:
             watcher.stop()
-            for dropped in launched.dropped:  # what the jail's network dropped, counted per destination
-                records.write(dropped)
         proxy.stop()
         remove_placeholders(placeholders)  # before the quarantine, which would take them for the command's
 

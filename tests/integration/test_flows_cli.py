@@ -230,12 +230,12 @@ def check_har_shape(har: dict) -> None:
     assert isinstance(log["creator"]["name"], str) and isinstance(log["creator"]["version"], str)
     assert isinstance(log["entries"], list)
     for entry in log["entries"]:
-        assert HAR_ENTRY_KEYS <= entry.keys()
+        assert entry.keys() >= HAR_ENTRY_KEYS
         assert (
             "T" in entry["startedDateTime"] and isinstance(entry["time"], (int, float)) and entry["time"] >= 0
         )
         request, response = entry["request"], entry["response"]
-        assert HAR_REQUEST_KEYS <= request.keys() and HAR_RESPONSE_KEYS <= response.keys()
+        assert request.keys() >= HAR_REQUEST_KEYS and response.keys() >= HAR_RESPONSE_KEYS
         assert isinstance(request["method"], str) and request["url"].startswith(("http://", "https://"))
         for part in (request, response):
             assert all({"name", "value"} <= h.keys() for h in part["headers"])

@@ -73,7 +73,11 @@ class RawOrigin:
             return
         lines = head.split(b"\r\n")
         length = next(
-            (int(v) for k, _, v in (l.partition(b":") for l in lines[1:]) if k.lower() == b"content-length"),
+            (
+                int(v)
+                for k, _, v in (field.partition(b":") for field in lines[1:])
+                if k.lower() == b"content-length"
+            ),
             0,
         )
         while len(body) < length and (chunk := conn.recv(65536)):
@@ -200,7 +204,7 @@ def test_each_http1_limit_refuses_and_just_under_passes(netjail: Netjail, origin
 
 def test_limits_are_settings(netjail: Netjail, origin: RawOrigin) -> None:
     p = origin.port
-    answers, result = run_cases(
+    answers, _result = run_cases(
         netjail,
         [("four", get(p, "/four", ["A: 1", "B: 2"]), False), ("five", get(p, "/five", ["A: 1", "B: 2", "C: 3"]), False)],
         limits={"maxHeaderCount": 4},

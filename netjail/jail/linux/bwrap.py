@@ -20,8 +20,8 @@ import signal
 import socket
 import struct
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 from netjail.jail.environment import jail_environment
 from netjail.jail.linux.capture import DNS_PORT, TRANSPARENT_PORT, CaptureError, install_capture
@@ -402,7 +402,7 @@ def _become_bwrap(  # pragma: no cover - runs in the forked child
         _only_inherit(bwrap_fds)
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # Python ignores it; the command must not inherit that
         os.execve(args[0], args, env)
-    except BaseException as e:  # noqa: BLE001 - anything here means the jail must not start
+    except BaseException as e:
         try:
             channel.sendall(
                 str(e).encode() if isinstance(e, CaptureError) else f"{type(e).__name__}: {e}".encode()

@@ -95,13 +95,12 @@ def test_a_bad_settings_file_is_an_options_error(tmp_path: Path) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text('{"network": {"allowedDomains": "not a list"}}')
     addon = NetjailPolicy()
-    with taddons.context(addon) as tctx:
-        with pytest.raises(exceptions.OptionsError, match="allowedDomains"):
-            tctx.configure(addon, netjail_settings=str(bad))
+    with taddons.context(addon) as tctx, pytest.raises(exceptions.OptionsError, match="allowedDomains"):
+        tctx.configure(addon, netjail_settings=str(bad))
 
 
 def test_without_settings_every_flow_is_denied_as_policy_error() -> None:
-    with configured("") as (addon, tctx):
+    with configured("") as (_addon, tctx):
         flow = connect_flow("allowed.test")
         fire(tctx, http_layer.HttpConnectHook(flow))
     assert_denied(flow, "policy_error")
@@ -153,7 +152,7 @@ def test_http_connect_leaves_an_answered_flow_alone(policy) -> None:
 
 
 def test_audit_mode_lets_what_the_allow_list_refuses_through_as_would_deny(settings) -> None:
-    with configured(settings(mode="audit")) as (addon, tctx):
+    with configured(settings(mode="audit")) as (addon, _tctx):
         unlisted, denied, literal = (
             connect_flow("other.test"),
             connect_flow("denied.test"),

@@ -117,7 +117,7 @@ def test_when_the_log_needs_the_reserve_egress_stops(addons_in, monkeypatch) -> 
     assert recorder.failed is not None and shutdowns == [1]
     assert (run_dir / "flows.reserve").stat().st_size < reserve_module.RESERVE_BYTES
     fire(tctx, http_layer.HttpResponseHook(flow))
-    start, end = lines(run_dir)
+    _start, end = lines(run_dir)
     assert (end["verdict"], end["reason"], end["status"]) == ("deny", "log_failed", 503)
     later = plain_request("allowed.test")
     fire(tctx, http_layer.HttpRequestHeadersHook(later))

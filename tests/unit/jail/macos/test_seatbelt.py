@@ -225,7 +225,7 @@ def test_network_is_only_the_proxy_port_by_remote_address() -> None:
 
 def test_dns_through_the_system_resolver_is_denied() -> None:
     text = profile(make())
-    assert block(text, "(deny network-outbound") == "\n".join(  # noqa: FLY002 - one golden line per row
+    assert block(text, "(deny network-outbound") == "\n".join(
         [
             "(deny network-outbound",
             '  (remote unix-socket (path-literal "/private/var/run/mDNSResponder"))',
@@ -253,7 +253,7 @@ def test_allow_local_binding() -> None:
 
 def test_allow_unix_sockets() -> None:
     text = profile(make(unix_sockets=("/var/run/docker.sock", "/private/var/run/docker.sock")))
-    assert block(text, "(allow network-outbound") == "\n".join(  # noqa: FLY002 - one golden line per row
+    assert block(text, "(allow network-outbound") == "\n".join(
         [
             "(allow network-outbound",
             '  (remote unix-socket (subpath "/var/run/docker.sock"))',
@@ -339,7 +339,7 @@ def test_reads_golden() -> None:
     )
     start = text.index("(allow file-read*)")
     end = text.index("\n\n", start)
-    assert text[start:end] == "\n".join(  # noqa: FLY002 - one golden line per row
+    assert text[start:end] == "\n".join(
         [
             "(allow file-read*)",
             "(deny file-read*",
