@@ -1,5 +1,6 @@
 """netjail's recorder addon: exactly one record per request attempt, allowed, denied or failed.
-(Over 500 lines while record construction moves out with the typed schema, branch `records`: split after it.)
+(Over 500 lines: the hooks, and below them the builders of each kind of record, which read the same flow
+metadata; the builders can move beside the schema in netjail/records once that may import mitmproxy.)
 
 Usable on its own:
   mitmdump -s addons/policy.py -s addons/recorder.py --set netjail_settings=s.json --set netjail_record_dir=DIR
