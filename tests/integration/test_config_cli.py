@@ -26,16 +26,7 @@ README_SETTINGS = {
 def netjail_cmd(
     netjail: Netjail, *args: str, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [netjail_executable(), *args],
-        cwd=netjail.work,
-        env=env or netjail.env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        stdin=subprocess.DEVNULL,
-        check=False,
-    )
+    return netjail.command(*args, env=env)
 
 
 def write(path: Path, data: object) -> Path:

@@ -6,12 +6,11 @@ from __future__ import annotations
 import json
 import os
 import shlex
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.support.netjail import Netjail, netjail_executable
+from tests.support.netjail import Netjail
 
 pytestmark = pytest.mark.nonroot
 
@@ -28,16 +27,7 @@ CHECKS = [
 
 
 def doctor(netjail: Netjail, *args: str, env: dict[str, str] | None = None, prefix: tuple[str, ...] = ()):
-    return subprocess.run(
-        [*prefix, netjail_executable(), "doctor", *args],
-        cwd=netjail.work,
-        env=env or netjail.env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        stdin=subprocess.DEVNULL,
-        check=False,
-    )
+    return netjail.command("doctor", *args, env=env, prefix=prefix)
 
 
 def test_this_machine_can_run_netjail(netjail: Netjail) -> None:

@@ -12,23 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.netjail import Netjail, netjail_executable
+from tests.support.netjail import Netjail
 from tests.support.sbpl import check
 
 pytestmark = pytest.mark.nonroot
 
 
 def explain(netjail: Netjail, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [netjail_executable(), "explain", *args],
-        cwd=netjail.work,
-        env=env or netjail.env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        stdin=subprocess.DEVNULL,
-        check=False,
-    )
+    return netjail.command("explain", *args, env=env)
 
 
 def debug_args(stderr: str) -> list[str]:

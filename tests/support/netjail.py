@@ -92,19 +92,31 @@ class Netjail:
         latest = self.state / "runs" / "latest"
         return latest.resolve() if latest.exists() else None
 
-    def run(
-        self, *args: str, timeout: float = 60, env: dict[str, str] | None = None, cwd: Path | None = None
-    ) -> Result:
-        before = self.latest_run()
-        proc = subprocess.run(
-            [netjail_executable(), *args],
+    def command(
+        self,
+        *args: str,
+        timeout: float = 60,
+        env: dict[str, str] | None = None,
+        cwd: Path | None = None,
+        prefix: tuple[str, ...] = (),
+    ) -> subprocess.CompletedProcess[str]:
+        """`netjail ARGS…` (after `prefix`, e.g. `unshare -m`), output captured, no standard input."""
+        return subprocess.run(
+            [*prefix, netjail_executable(), *args],
             cwd=cwd or self.work,
             env=env or self.env,
             capture_output=True,
             text=True,
             timeout=timeout,
             stdin=subprocess.DEVNULL,
+            check=False,
         )
+
+    def run(
+        self, *args: str, timeout: float = 60, env: dict[str, str] | None = None, cwd: Path | None = None
+    ) -> Result:
+        before = self.latest_run()
+        proc = self.command(*args, timeout=timeout, env=env, cwd=cwd)
         after = self.latest_run()
         return Result(proc.returncode, proc.stdout, proc.stderr, after if after != before else None)
 
