@@ -33,12 +33,12 @@ from mitmproxy.proxy.layers.http import _http1
 from mitmproxy.proxy.layers.http._base import ReceiveHttp
 from mitmproxy.proxy.layers.http._events import ErrorCode, RequestEndOfMessage, RequestHeaders
 
+from netjail.records.schema import METADATA_KEY
 from netjail.settings import SettingsError, load_settings
 from netjail.settings.limits import NetworkLimits
 
 log = logging.getLogger("netjail.limits")
 
-METADATA_KEY = "netjail"
 MARK = "_netjail_limit"  # attribute of a placeholder Request: the limit its head went past
 UNKNOWN_HOST = "unknown.invalid"  # a refused head whose Host was never read (RFC 2606 reserves .invalid)
 VERSION_ROOM = 16  # " HTTP/1.1\r" may still be on its way when a partial request line is measured

@@ -35,11 +35,11 @@ from netjail.net.domains import Host
 from netjail.net.resolver import server_lookup, system_lookup
 from netjail.policy.decision import Policy, Verdict, deny, failed_closed
 from netjail.policy.synthetic import SyntheticAddresses
+from netjail.records.schema import METADATA_KEY
 from netjail.settings import SettingsError, load_settings
 
 log = logging.getLogger("netjail.policy.decision")
 
-METADATA_KEY = "netjail"
 DENIED_HEADER = "X-Netjail-Denied"
 
 

@@ -19,10 +19,11 @@ from pathlib import Path
 from mitmproxy import ctx, exceptions, http
 from mitmproxy.connection import Client
 
+from netjail.records.schema import METADATA_KEY
+
 log = logging.getLogger("netjail.proxyauth")
 
 PROXY_USER = "netjail"
-METADATA_KEY = "netjail"
 
 
 class NetjailProxyAuth:

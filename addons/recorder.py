@@ -41,14 +41,13 @@ from netjail.detect.mitm import annotate, redact_flow
 from netjail.records.caps import cap_record, cap_stored_flow, mark_incomplete
 from netjail.records.derived import host_port
 from netjail.records.log import RecordLog, utc_timestamp
+from netjail.records.redaction import DEFAULT_REDACT, redact_value
 from netjail.records.reserve import LogReserve
-from netjail.records.schema import DnsRecord, ErrorKind, FlowRecord, FlowStart
+from netjail.records.schema import METADATA_KEY, DnsRecord, ErrorKind, FlowRecord, FlowStart
 from netjail.settings import SettingsError, load_settings
 
 log = logging.getLogger("netjail.recorder")
 
-METADATA_KEY = "netjail"
-DEFAULT_REDACT = ("authorization", "cookie", "proxy-authorization")
 LOG_FAILED_DETAIL = "the flow log cannot be written (disk full?): netjail stops all egress and ends the run"
 
 
@@ -90,10 +89,6 @@ def classify_error(message: str) -> ErrorKind:
     if "client disconnected" in text or "connection killed" in text:
         return "client_aborted"
     return "other"
-
-
-def redact_value(value: str) -> str:
-    return f"[redacted sha256:{hashlib.sha256(value.encode('utf-8', 'surrogateescape')).hexdigest()[:16]}]"
 
 
 class NetjailRecorder:

@@ -9,21 +9,14 @@ have no HAR form and are skipped (counted in the summary).
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterator
 from typing import Any, TextIO
 
+from netjail.records.redaction import DEFAULT_REDACT, redact_value
 from netjail.records.rundir import RunDir
 from netjail.records.runs import flow_records, run_secrets
 from netjail.records.schema import FlowRecord
-
-DEFAULT_REDACT = ("authorization", "cookie", "proxy-authorization")
-
-
-def redact_value(value: str) -> str:
-    """As the recorder writes it (addons/recorder.py)."""
-    return f"[redacted sha256:{hashlib.sha256(value.encode('utf-8', 'surrogateescape')).hexdigest()[:16]}]"
 
 
 class _SeenServers:

@@ -17,6 +17,9 @@ from typing import TYPE_CHECKING, Literal, NotRequired, TypedDict
 if TYPE_CHECKING:
     from typing_extensions import TypeIs  # typing.TypeIs from Python 3.13 on
 
+# The key of `flow.metadata` under which the policy addon leaves its verdict for the recorder (flows.mitm keeps it).
+METADATA_KEY = "netjail"
+
 Event = Literal["run_start", "flow_start", "flow", "dns", "dropped", "quarantine", "run_end"]
 AllowOrDeny = Literal["allow", "deny"]
 
