@@ -83,6 +83,28 @@ def sanitize(text: str) -> tuple[str, list[str]]:
     return render(kept), [e.name for e in entries if not is_safe(e)]
 
 
+def executing_pairs(text: str) -> list[tuple[str, str | None]]:
+    """(name, value) of every entry that is not on the allow list: what a config already held before a run."""
+    try:
+        return [(e.name, e.value) for e in parse(text) if not is_safe(e)]
+    except Unreadable:
+        return []
+
+
+def sanitize_against(text: str, before: set[tuple[str, str | None]]) -> tuple[str, list[str]]:
+    """A config the user let the run write (`allowGitConfig`): the entries that execute and were not there
+    before the run are dropped, everything else kept (re-emitted in canonical form when something is dropped).
+    A text that cannot be read with certainty keeps only the safe keys."""
+    try:
+        entries = parse(text)
+    except Unreadable:
+        return sanitize(text)
+    added = [e for e in entries if not is_safe(e) and (e.name, e.value) not in before]
+    if not added:
+        return text, []
+    return render([e for e in entries if e not in added]), [e.name for e in added]
+
+
 def executing_entries(text: str) -> list[str]:
     """The names of the entries sanitize() would drop."""
     return sanitize(text)[1]

@@ -231,8 +231,40 @@ def _replace_under_git_lock(config: Path, read_fd: int, data: bytes, *, steal_lo
         os.close(parent)
 
 
+def executing_before(git_dir: Path) -> dict[str, list[tuple[str, str | None]]]:
+    """For a repository that exists when the run starts and whose config the run may write (`allowGitConfig`):
+    each regular config file's executing entries, which the end of the run then leaves alone."""
+    before: dict[str, list[tuple[str, str | None]]] = {}
+    for config in _config_files(git_dir):
+        try:
+            opened = _read_no_follow(config)
+        except OSError:
+            continue
+        if opened is not None:
+            fd, text = opened
+            os.close(fd)
+            before[str(config)] = gitconfig.executing_pairs(text)
+    return before
+
+
+def sanitise_user_config(
+    config: Path, before: set[tuple[str, str | None]], quarantine_for: Callable[[Path], Path], note: Note
+) -> Sanitised:
+    """A config of the user's that the run was allowed to write: what the run added that executes is dropped."""
+    done = Sanitised()
+    if os.path.lexists(config) and not os.path.islink(config):
+        _sanitise_config(config, quarantine_for, note, done, before=before)
+    return done
+
+
 def _sanitise_config(
-    config: Path, quarantine_for: Callable[[Path], Path], note: Note, done: Sanitised, *, live: bool = False
+    config: Path,
+    quarantine_for: Callable[[Path], Path],
+    note: Note,
+    done: Sanitised,
+    *,
+    live: bool = False,
+    before: set[tuple[str, str | None]] | None = None,
 ) -> None:
     try:
         opened = _read_no_follow(config)
@@ -246,7 +278,9 @@ def _sanitise_config(
         return
     fd, text = opened
     try:
-        clean, dropped = gitconfig.sanitize(text)
+        clean, dropped = (
+            gitconfig.sanitize(text) if before is None else gitconfig.sanitize_against(text, before)
+        )
         if not dropped:
             return
         original = unique_destination(quarantine_for(config))

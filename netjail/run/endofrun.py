@@ -9,7 +9,7 @@ from typing import cast
 
 import structlog
 
-from netjail.jail.newrepos import GitDirs, find_git_dirs
+from netjail.jail.newrepos import GitDirs, executing_before, find_git_dirs
 from netjail.jail.persistence import (
     create_stub,
     missing_protected_paths,
@@ -31,6 +31,10 @@ def prepare_end_of_run(jail: Jail, spec: JailSpec, journal: Journal, allow_git_c
     entries."""
     baseline = find_git_dirs(spec.rules.writable)  # ScanTooLarge: the caller refuses the run
     journal.begin(spec.rules.writable, baseline)
+    if allow_git_config:  # the run may write their configs: what executes in them now is the user's
+        for git_dir in sorted(baseline.directories):
+            for config, pairs in executing_before(Path(git_dir)).items():
+                journal.write({"op": "config_before", "path": config, "executing": pairs})
     # the names the start-of-run scan found missing anywhere (spec.rules.missing) and those at each root
     protected = list(
         dict.fromkeys([*missing_protected_paths(spec.rules, allow_git_config), *spec.rules.missing])

@@ -23,7 +23,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from netjail.jail.newrepos import GitDirs, ScanTooLarge, find_git_dirs, new_git_dirs, sanitise_git_dir
+from netjail.jail.newrepos import (
+    GitDirs,
+    ScanTooLarge,
+    find_git_dirs,
+    new_git_dirs,
+    sanitise_git_dir,
+    sanitise_user_config,
+)
 from netjail.jail.persistence import quarantine_destination, remove_stub
 from netjail.jail.quarantine import quarantine_entry
 
@@ -156,6 +163,16 @@ def replay(
             for record in done.records:
                 _record(record, result)
             result.errors += [e for e in done.errors if e not in result.errors]
+    # 4. Configs of existing repositories the run was allowed to write (allowGitConfig): what executes and was
+    #    not there before is dropped (git-config(1)'s executing keys stay protected whatever the setting).
+    for entry in entries:
+        if entry.get("op") != "config_before":
+            continue
+        before = {(name, value) for name, value in entry.get("executing", [])}
+        done = sanitise_user_config(Path(entry["path"]), before, destination, journal.note)
+        for record in done.records:
+            _record(record, result)
+        result.errors += [e for e in done.errors if e not in result.errors]
     for record in result.records:
         record.setdefault("during_run", during_run)
     journal.note({"op": "replayed", "errors": result.errors})

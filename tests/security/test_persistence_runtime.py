@@ -11,12 +11,12 @@ import json
 import os
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
 from tests.support.netjail import Netjail
+from tests.support.wait import wait_until
 
 
 def git(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
@@ -25,15 +25,6 @@ def git(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProces
     return subprocess.run(
         ["git", *args], cwd=cwd, env=env, capture_output=True, text=True, check=check, timeout=30
     )
-
-
-def wait_until(condition, seconds: float = 3.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return condition()
 
 
 def planting_script(markers: Path) -> str:
@@ -277,3 +268,44 @@ def test_r9_no_space_for_the_quarantine_still_leaves_the_tree_safe_and_the_next_
     again = netjail.run("-s", str(cfg), "-c", "true", env=env)
     assert again.returncode == 0, again.explain()
     assert (run / "journal-complete.jsonl").exists() and not (run / "journal.jsonl").exists()
+
+
+def allow_git_config_script(markers: Path) -> str:
+    """What a run allowed to write the repository's config (allowGitConfig) adds: a harmless key and an
+    executing one."""
+    return f"git config user.name changed-in-jail && git config core.fsmonitor 'touch {markers}/fsmonitor; false'"
+
+
+def _repository_with_a_users_own_alias(path: Path, markers: Path) -> None:
+    path.mkdir(exist_ok=True)
+    git("init", "-q", cwd=path)
+    git("config", "alias.mine", f"!touch {markers}/mine", cwd=path)  # the user's own: it must stay
+
+
+def test_baseline_a_config_change_without_netjail_runs_on_the_host(tmp_path: Path) -> None:
+    work, markers = tmp_path / "work", tmp_path / "markers"
+    markers.mkdir()
+    _repository_with_a_users_own_alias(work, markers)
+    subprocess.run(
+        ["bash", "-c", allow_git_config_script(markers)], cwd=work, check=True, capture_output=True
+    )
+    git("status", cwd=work)
+    assert (markers / "fsmonitor").exists()
+
+
+def test_f7_allow_git_config_keeps_the_users_config_and_drops_what_the_run_added_that_executes(
+    netjail: Netjail,
+) -> None:
+    markers = netjail.tmp_path / "markers"
+    markers.mkdir()
+    _repository_with_a_users_own_alias(netjail.work, markers)
+    cfg = netjail.settings(filesystem={"allowWrite": ["."], "allowGitConfig": True})
+    result = netjail.run("-s", str(cfg), "-c", allow_git_config_script(markers))
+    assert result.returncode == 0, result.explain()
+    git("status", cwd=netjail.work)
+    assert not (markers / "fsmonitor").exists()
+    assert git("config", "user.name", cwd=netjail.work).stdout.strip() == "changed-in-jail"  # allowed, kept
+    git("mine", cwd=netjail.work)
+    assert (markers / "mine").exists()  # the user's own alias still works
+    (sanitised,) = [r for r in result.records if r["event"] == "quarantine"]
+    assert sanitised["action"] == "sanitised" and sanitised["dropped"] == ["core.fsmonitor"]

@@ -208,3 +208,20 @@ def test_random_configs_never_keep_what_git_would_read_as_executing(tmp_path: Pa
         git_read = subprocess.run([GIT, "config", "--file", str(original), "--list"], capture_output=True)
         if git_read.returncode == 0:
             assert set(after) <= set(_git_list(original)), text
+
+
+def test_against_what_was_there_only_the_runs_executing_additions_go() -> None:
+    from netjail.jail.gitconfig import executing_pairs, sanitize_against
+
+    users = "[alias]\n\tmine = !echo mine\n[core]\n\tbare = false\n"
+    before = set(executing_pairs(users))
+    assert sanitize_against(users, before) == (users, [])  # untouched: nothing rewritten
+    changed = users + "[core]\n\tfsmonitor = /tmp/x\n[user]\n\tname = n\n[alias]\n\tmine = !echo changed\n"
+    kept, dropped = sanitize_against(changed, before)
+    assert dropped == ["core.fsmonitor", "alias.mine"]  # a changed value is an addition too
+    assert [(e.name, e.value) for e in parse(kept)] == [
+        ("alias.mine", "!echo mine"),
+        ("core.bare", "false"),
+        ("user.name", "n"),
+    ]
+    assert sanitize_against('[core]\n\tpager = "x\n', before)[0] == ""  # unreadable: only safe keys
