@@ -343,14 +343,25 @@ def _kill(pid: int) -> None:
 
 
 def _namespace_members(namespace: int) -> list[int]:
+    """The live processes of the jail's PID namespace. A zombie runs nothing and writes nothing: it is reaped
+    when it is netjail's own child, and never waited for (its parent reaps it; waiting would last until then)."""
     members = []
     for name in os.listdir("/proc"):
         if name.isdigit():
             try:
-                if os.stat(f"/proc/{name}/ns/pid").st_ino == namespace:
-                    members.append(int(name))
-            except OSError:
+                if os.stat(f"/proc/{name}/ns/pid").st_ino != namespace:
+                    continue
+                with open(f"/proc/{name}/stat", "rb") as f:
+                    state = f.read().rpartition(b")")[2].split()[0]
+            except (OSError, IndexError):
                 continue
+            if state == b"Z":
+                try:
+                    os.waitpid(int(name), os.WNOHANG)
+                except ChildProcessError:
+                    pass
+                continue
+            members.append(int(name))
     return members
 
 
