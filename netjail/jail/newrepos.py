@@ -206,7 +206,9 @@ def _replace_under_git_lock(config: Path, read_fd: int, data: bytes, *, steal_lo
     meanwhile), renamed over it, so a reader — git included — only ever sees a whole file. False when git holds
     the lock (its rename is a new event) or `config` is no longer the file that was read. At the end of the
     run no git is left in the jail: a lock it left behind is taken away (`steal_lock`)."""
-    lock = config.with_name(config.name + ".lock")
+    # While the run lasts, git in the jail may want the lock: it fails at once if netjail holds it, so the
+    # watcher writes a file of its own and renames that instead (readers still only see whole files).
+    lock = config.with_name(config.name + (".lock" if steal_lock else f".netjail-{os.getpid()}"))
     parent = open_parent(config)
     try:
         if steal_lock and os.path.lexists(lock):
