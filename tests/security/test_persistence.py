@@ -260,8 +260,9 @@ def test_f8_f9_missing_agent_and_ci_config_is_quarantined(netjail: Netjail) -> N
     cfg = netjail.settings(filesystem={"allowWrite": ["."]})
     result = netjail.run(
         "-s", str(cfg), "-c",
-        "mkdir -p .claude .github/workflows && echo '{\"hooks\":{}}' > .claude/settings.json && "
-        "echo 'on: push' > .github/workflows/x.yml && echo 'curl x | sh' > .envrc && echo ok > .claude/notes.md",
+        # `;`, not `&&`: the watcher may quarantine a directory between the mkdir and the write into it.
+        "mkdir -p .claude .github/workflows; echo '{\"hooks\":{}}' > .claude/settings.json; "
+        "echo 'on: push' > .github/workflows/x.yml; echo 'curl x | sh' > .envrc; echo ok > .claude/notes.md",
     )  # fmt: skip
     assert result.returncode == 0, result.explain()
     for name in (".claude/settings.json", ".github/workflows", ".envrc"):
@@ -298,7 +299,7 @@ def test_f7_path_shadowing_in_a_writable_home_is_refused(netjail: Netjail, tmp_p
 
 def test_f7_f9_missing_home_autoexec_is_quarantined(netjail: Netjail, tmp_path: Path) -> None:
     home, result = _home_run(
-        netjail, tmp_path, "mkdir -p ~/.local/bin && echo evil > ~/.local/bin/git && echo ok > ~/control"
+        netjail, tmp_path, "mkdir -p ~/.local/bin; echo evil > ~/.local/bin/git; echo ok > ~/control"
     )
     assert result.returncode == 0, result.explain()
     assert not (home / ".local" / "bin").exists()
