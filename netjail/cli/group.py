@@ -78,6 +78,7 @@ def run(settings_path: Path | None, command: str | None, debug: bool, argv: tupl
 
     from netjail.inspect.summary import render
     from netjail.jail.spec import JailError
+    from netjail.records.otlp import ExportConfigError
     from netjail.run.runner import command_argv
     from netjail.run.runner import run as run_jailed
     from netjail.settings import SettingsError, find_settings_path, load_settings
@@ -104,7 +105,7 @@ def run(settings_path: Path | None, command: str | None, debug: bool, argv: tupl
             warn=lambda message: click.echo(f"netjail: warning: {message}", err=True),
             proxy=proxy,
         )
-    except (JailError, OSError) as e:
+    except (JailError, ExportConfigError, OSError) as e:
         _fail(str(e))
     if outcome.message:
         click.echo(f"netjail: {outcome.message}", err=True)

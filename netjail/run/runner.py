@@ -33,6 +33,7 @@ from netjail.proxy.ca import RunCA, create_run_ca
 from netjail.proxy.client import ProxyFailed, StandbyProxy
 from netjail.records import build
 from netjail.records.log import RecordLog, utc_timestamp
+from netjail.records.otlp import ExportConfig, RecordExport
 from netjail.records.read import count_verdicts
 from netjail.records.reserve import LogReserve
 from netjail.records.rundir import (
@@ -116,6 +117,7 @@ def _run(
     jail = current_jail(settings)
     jail.check()
     cwd = Path.cwd().resolve()
+    export_config = ExportConfig.from_environ()
     sweep_abandoned(runs_dir())
     runs = RunDir.create()
     reserve, reserve_error = _reserve_log_space(runs)
@@ -136,11 +138,13 @@ def _run(
         log.debug("settings.preset", preset=preset, hosts=hosts)
 
     started = False
+    export: RecordExport | None = None
 
     def announce(capture_mode: str | None) -> None:
         """run_start: written once the jail exists (so it can say how traffic is captured) and before the
-        command may run."""
-        nonlocal started
+        command may run. The OTLP export starts with it: its threads may not exist before the jail's
+        namespaces are made (unshare refuses a threaded process)."""
+        nonlocal started, export
         run_start: RunStart = {
             "event": "run_start",
             "ts": utc_timestamp(),
@@ -158,6 +162,8 @@ def _run(
         }
         records.write(run_start)
         started = True
+        if export_config is not None:
+            export = RecordExport(export_config, runs.flows_jsonl, runs.run_id)
 
     outcome = Outcome(ExitStatus.NETJAIL_FAILED, "setup_failed")
     try:
@@ -194,6 +200,8 @@ def _run(
         records.close()
         if reserve is not None:
             reserve.remove()
+        if export is not None and (undelivered := export.close()):
+            warn(undelivered)
     outcome.run_dir = runs.path
     return outcome
 
