@@ -3,8 +3,50 @@ runner and the sweep of abandoned runs write the same shape."""
 
 from __future__ import annotations
 
+import os
+
+from netjail import __version__
 from netjail.records.log import utc_timestamp
-from netjail.records.schema import EndReason, Quarantined, QuarantineRecord, RunCounts, RunEnd
+from netjail.records.schema import (
+    CaptureMode,
+    EndReason,
+    NetworkMode,
+    Quarantined,
+    QuarantineRecord,
+    RunCounts,
+    RunEnd,
+    RunStart,
+    SettingsOrigin,
+)
+
+
+def run_start(
+    run_id: str,
+    *,
+    command: str,
+    argv: list[str],
+    cwd: str,
+    settings_file: str,
+    settings_origin: SettingsOrigin,
+    platform: str,
+    capture_mode: CaptureMode | None,
+    network_mode: NetworkMode,
+) -> RunStart:
+    return {
+        "event": "run_start",
+        "ts": utc_timestamp(),
+        "run_id": run_id,
+        "command": command,
+        "argv": argv,
+        "cwd": cwd,
+        "settings_file": settings_file,
+        "settings_origin": settings_origin,
+        "netjail_version": __version__,
+        "platform": platform,
+        "capture_mode": capture_mode,
+        "network_mode": network_mode,
+        "pid": os.getpid(),
+    }
 
 
 def run_end(

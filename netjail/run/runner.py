@@ -22,7 +22,6 @@ from typing import cast
 
 import structlog
 
-from netjail import __version__
 from netjail.jail.environment import inherited_environment
 from netjail.jail.newrepos import ScanTooLarge
 from netjail.jail.paths import path_rules
@@ -32,7 +31,7 @@ from netjail.jail.spec import Jail, JailError, JailSpec, Launched, PathRules
 from netjail.proxy.ca import RunCA, create_run_ca
 from netjail.proxy.client import ProxyFailed, StandbyProxy
 from netjail.records import build
-from netjail.records.log import RecordLog, utc_timestamp
+from netjail.records.log import RecordLog
 from netjail.records.otlp import ExportConfig, RecordExport
 from netjail.records.read import count_verdicts
 from netjail.records.reserve import LogReserve
@@ -45,7 +44,7 @@ from netjail.records.rundir import (
     runs_dir,
     state_dir,
 )
-from netjail.records.schema import CaptureMode, DroppedRecord, EndReason, RunCounts, RunStart
+from netjail.records.schema import CaptureMode, DroppedRecord, EndReason, RunCounts
 from netjail.run.backends import current_jail
 from netjail.run.endofrun import end_of_run, prepare_end_of_run, start_watcher
 from netjail.run.journal import Journal
@@ -120,7 +119,7 @@ def _run(
     export_config = ExportConfig.from_environ()
     sweep_abandoned(runs_dir())
     runs = RunDir.create()
-    reserve, reserve_error = _reserve_log_space(runs)
+    reserve, reserve_error = reserve_log_space(runs)
     records = RecordLog(runs.flows_jsonl, reserve)
     runs.flows_mitm.touch(mode=0o600)
     runs.settings_json.write_text(loaded.effective_json())
@@ -145,21 +144,17 @@ def _run(
         command may run. The OTLP export starts with it: its threads may not exist before the jail's
         namespaces are made (unshare refuses a threaded process)."""
         nonlocal started, export
-        run_start: RunStart = {
-            "event": "run_start",
-            "ts": utc_timestamp(),
-            "run_id": runs.run_id,
-            "command": display_command,
-            "argv": list(argv),
-            "cwd": str(cwd),
-            "settings_file": str(loaded.path.resolve()),
-            "settings_origin": loaded.origin,
-            "netjail_version": __version__,
-            "platform": jail.name,
-            "capture_mode": cast("CaptureMode | None", capture_mode),  # Launched.capture_mode is a str
-            "network_mode": settings.network.mode,
-            "pid": os.getpid(),
-        }
+        run_start = build.run_start(
+            runs.run_id,
+            command=display_command,
+            argv=list(argv),
+            cwd=str(cwd),
+            settings_file=str(loaded.path.resolve()),
+            settings_origin=loaded.origin,
+            platform=jail.name,
+            capture_mode=cast("CaptureMode | None", capture_mode),  # Launched.capture_mode is a str
+            network_mode=settings.network.mode,
+        )
         records.write(run_start)
         started = True
         if export_config is not None:
@@ -206,7 +201,7 @@ def _run(
     return outcome
 
 
-def _reserve_log_space(runs: RunDir) -> tuple[LogReserve | None, OSError | None]:
+def reserve_log_space(runs: RunDir) -> tuple[LogReserve | None, OSError | None]:
     """The log's reserve, taken before the command can fill the disk (netjail/records/reserve.py)."""
     try:
         return LogReserve.create(runs.reserve_file), None
@@ -318,7 +313,9 @@ def _supervise(
 
             log.debug("jail.capture_rules", nft=NFT_RULES)
         announce(launched.capture_mode)
-        proxy.configure(_proxy_config(runs, ca, launched, debug), launched.sockets)
+        proxy.configure(
+            proxy_config(runs, ca, launched.capture_mode, launched.proxy_secret, debug), launched.sockets
+        )
         # the proxy holds them now: if it dies, connections are refused
         for sockets in launched.sockets.values():
             for sock in sockets:
@@ -348,22 +345,22 @@ def _supervise(
         remove_placeholders(placeholders)  # before the quarantine, which would take them for the command's
 
 
-def _proxy_config(runs: RunDir, ca: RunCA, launched: Launched, debug: bool) -> dict:
+def proxy_config(runs: RunDir, ca: RunCA, capture_mode: str, proxy_secret: str | None, debug: bool) -> dict:
+    """What the proxy process is told (netjail/proxy/process.py). `proxy_secret`: the listener is reachable from
+    outside the jail, so only the run's clients may use it."""
     secret_file = None
-    if (
-        launched.proxy_secret is not None
-    ):  # the listener is outside the jail: only the run's clients may use it
+    if proxy_secret is not None:
         secret_file = runs.proxy_dir / "proxy-secret"
         fd = os.open(secret_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as f:
-            f.write(launched.proxy_secret)
+            f.write(proxy_secret)
     return {
         "settings": str(runs.settings_json),
         "record_dir": str(runs.path),
         "confdir": str(ca.confdir),
         "upstream_trust": str(ca.host_bundle),
         "log_file": str(runs.path / "proxy.log"),
-        "capture_mode": launched.capture_mode,
+        "capture_mode": capture_mode,
         "secret_file": str(secret_file) if secret_file else None,
         "debug": debug,
     }
