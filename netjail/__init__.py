@@ -22,3 +22,12 @@ def _import_structlog_without_rich() -> None:
 
 
 _import_structlog_without_rich()
+
+
+def __getattr__(name: str) -> object:
+    """`from netjail import Sandbox` (the Python API), imported only when asked for."""
+    if name in ("Sandbox", "Completed", "SandboxError"):
+        from netjail import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'netjail' has no attribute {name!r}")

@@ -28,6 +28,7 @@ LAYERS = (
     "run",
     "inspect",
     "cli",
+    "api",
 )
 # Backends of the platform interface: neither knows the other, and `netjail.jail` itself knows neither.
 BACKENDS = ("netjail.jail.linux", "netjail.jail.macos")
