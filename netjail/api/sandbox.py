@@ -2,7 +2,7 @@
 
     from netjail import Sandbox
 
-    with Sandbox({"network": {"allowedDomains": ["pypi.org", "files.pythonhosted.org"]}}) as sandbox:
+    with Sandbox({"network": {"allowedDomains": ["@pip"]}, "filesystem": {"allowWrite": ["."]}}) as sandbox:
         done = sandbox.run("pip download --no-deps six", cwd=project)
         for flow in done.flows:
             print(flow["verdict"], flow["host"], flow.get("path"))

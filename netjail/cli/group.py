@@ -39,7 +39,8 @@ def main() -> None:
 
 
 def _fail(message: str) -> None:
-    click.echo(f"netjail: {message}", err=True)
+    for line in message.splitlines() or [""]:  # a settings file's problems come one per line
+        click.echo(f"netjail: {line}", err=True)
     sys.exit(ExitStatus.NETJAIL_FAILED)
 
 

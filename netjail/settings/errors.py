@@ -7,12 +7,29 @@ from netjail.utils.text import safe_text
 
 
 class SettingsError(Exception):
-    """A settings file netjail will not run with. str() is one line: file, field, problem and fix."""
+    """A settings file netjail will not run with. str() is one line per problem: file, field, problem and fix.
+    `file`, `field`, `problem` and `fix` are the first problem's; `problems` holds every one, the first first."""
 
     def __init__(self, file: str, field: str, problem: str, fix: str) -> None:
         self.file, self.field = file, field
         self.problem, self.fix = problem.rstrip(". "), fix.rstrip(". ")
-        super().__init__(f"{safe_text(file)}: {field}: {self.problem}. Fix: {self.fix}")
+        self.problems: list[SettingsError] = [self]
+        super().__init__(self._line())
+
+    def _line(self) -> str:
+        return f"{safe_text(self.file)}: {self.field}: {self.problem}. Fix: {self.fix}"
+
+    @classmethod
+    def every(cls, errors: list[SettingsError]) -> SettingsError:
+        """One error that reports all of `errors` (at least one), one line each."""
+        first = errors[0]
+        combined = cls(first.file, first.field, first.problem, first.fix)
+        combined.problems = list(errors)
+        combined.args = ("\n".join(e._line() for e in errors),)
+        return combined
+
+    def __str__(self) -> str:
+        return str(self.args[0])
 
 
 class Problem(ValueError):

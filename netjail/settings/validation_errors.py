@@ -124,11 +124,25 @@ def _describe(error: Any, parent: type[BaseModel] | None) -> tuple[str, str]:
 
 
 def to_settings_error(file: str, exc: ValidationError, remap: dict[int, int]) -> SettingsError:
+    """Every problem of the file, in its order, each once."""
     errors = exc.errors(include_url=False)
-    # A misspelt key usually also makes a required key "missing": the unknown key is the useful report.
-    first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
-    loc = tuple(first["loc"])
-    cause = (first.get("ctx") or {}).get("error")
+    # A misspelt key usually also makes a required key beside it "missing": the unknown key is the useful report.
+    misspelt_in = {tuple(e["loc"][:-1]) for e in errors if e["type"] == "extra_forbidden"}
+    reported: list[SettingsError] = []
+    seen: set[tuple[str, str]] = set()
+    for error in errors:
+        if error["type"] == "missing" and tuple(error["loc"][:-1]) in misspelt_in:
+            continue
+        one = _one_error(file, error, remap)
+        if (one.field, one.problem) not in seen:
+            seen.add((one.field, one.problem))
+            reported.append(one)
+    return SettingsError.every(reported or [_one_error(file, errors[0], remap)])
+
+
+def _one_error(file: str, error: Any, remap: dict[int, int]) -> SettingsError:
+    loc = tuple(error["loc"])
+    cause = (error.get("ctx") or {}).get("error")
     if isinstance(cause, Problem):
         loc += cause.at
         problem, fix = cause.problem, cause.fix
@@ -140,5 +154,5 @@ def to_settings_error(file: str, exc: ValidationError, remap: dict[int, int]) ->
         loc = (*loc[:2], remap.get(loc[2], loc[2]), *loc[3:])  # index in the file, before preset expansion
     path, parent = render_path(loc)
     if not problem:
-        problem, fix = _describe(first, parent)
+        problem, fix = _describe(error, parent)
     return SettingsError(file, path, problem, fix)

@@ -77,23 +77,23 @@ def test_run_start_and_end_records(netjail: Netjail) -> None:
     [
         ("{not json", "(file)"),
         (
-            '{"network": {"allowedDomains": ["*.com"]}, "filesystem": {"denyRead": [], "allowWrite": [], "denyWrite": []}}',
+            '{"network": {"allowedDomains": ["*.com"], "deniedDomains": []}, "filesystem": {"denyRead": [], "allowWrite": [], "denyWrite": []}}',
             "network.allowedDomains[0]",
         ),
         (
-            '{"network": {"allowedDomains": ["a*b.com"]}, "filesystem": {"denyRead": [], "allowWrite": [], "denyWrite": []}}',
+            '{"network": {"allowedDomains": ["a*b.com"], "deniedDomains": []}, "filesystem": {"denyRead": [], "allowWrite": [], "denyWrite": []}}',
             "network.allowedDomains[0]",
         ),
         (
-            '{"network": {"allowedDomains": ["ok.test", ""]}, "filesystem": {"denyRead": [], "allowWrite": [], "denyWrite": []}}',
+            '{"network": {"allowedDomains": ["ok.test", ""], "deniedDomains": []}, "filesystem": {"denyRead": [], "allowWrite": [], "denyWrite": []}}',
             "network.allowedDomains[1]",
         ),
         (
-            '{"network": {"allowedDomains": ["*"]}, "filesystem": {"denyRead": [], "allowWrite": [], "denyWrite": []}}',
+            '{"network": {"allowedDomains": ["*"], "deniedDomains": []}, "filesystem": {"denyRead": [], "allowWrite": [], "denyWrite": []}}',
             "network.allowedDomains[0]",
         ),
         (
-            '{"network": {"allowedDomains": "x.test"}, "filesystem": {"denyRead": [], "allowWrite": [], "denyWrite": []}}',
+            '{"network": {"allowedDomains": "x.test", "deniedDomains": []}, "filesystem": {"denyRead": [], "allowWrite": [], "denyWrite": []}}',
             "network.allowedDomains",
         ),
         (
@@ -113,6 +113,27 @@ def test_bad_settings_exit_125_naming_file_and_field_and_start_nothing(
     assert len(result.stderr.strip().splitlines()) == 1
     assert not (netjail.work / "created-by-command").exists()
     assert not netjail.state.exists(), "nothing may be created for a refused settings file"
+
+
+def test_every_problem_of_a_settings_file_is_reported_at_once(netjail: Netjail) -> None:
+    path = netjail.tmp_path / "three-problems.json"
+    path.write_text(
+        json.dumps(
+            {
+                "network": {"allowedDomains": ["*", "ok.test"], "deniedDomains": "x.test"},
+                "filesystem": {"denyRead": [], "allowWrite": [], "denyWrite": [], "allowWirte": []},
+            }
+        )
+    )
+    result = netjail.run("-s", str(path), "-c", "touch created-by-command")
+    assert result.returncode == 125, result.explain()
+    lines = result.stderr.strip().splitlines()
+    fields = ["network.allowedDomains[0]", "network.deniedDomains", "filesystem.allowWirte"]
+    assert len(lines) == 3, lines
+    for line, field in zip(lines, fields, strict=True):
+        assert line.startswith(f"netjail: {path}: {field}: ") and "Fix:" in line
+    assert 'did you mean "allowWrite"' in lines[2]
+    assert not (netjail.work / "created-by-command").exists() and not netjail.state.exists()
 
 
 def test_missing_settings_file_is_125(netjail: Netjail) -> None:
