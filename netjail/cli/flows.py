@@ -73,13 +73,14 @@ def flows(
     limit: int | None,
     as_json: bool,
 ) -> None:
-    """The flows of RUN (default: the latest run), one row per request attempt, and one per destination of
-    the UDP and ICMP packets the jail dropped (with their count).
+    """The flows of RUN (default: the latest run), one row per request attempt, one per lookup the jail's
+    resolver answered (method DNS), and one per destination of the UDP and ICMP packets the jail dropped.
 
     \b
     Examples:
       netjail flows                          # the latest run
-      netjail flows --denied                 # what was blocked
+      netjail flows --denied                 # what was blocked, DNS lookups included
+      netjail flows --method DNS             # the lookups alone
       netjail flows --failed --host '*.example.org'
       netjail flows --min-bytes-out 1MB --method POST --method PUT
       netjail flows 20261128T0746 --json | jq -r .url
@@ -99,9 +100,10 @@ def flows(
         min_bytes_out=min_bytes_out,
         flagged=flagged,
     )
-    # a `dropped` record carries the fields of a flow the table shows (verdict, host, port, bytes_out)
+    # a `dropped` record carries the fields of a flow the table shows (verdict, host, port, bytes_out); a `dns`
+    # record is a row of its own kind (method DNS, the name as host)
     listed = cast(
-        "Iterator[FlowRecord]", flow_records(chosen, run_secrets(chosen), events=("flow", "dropped"))
+        "Iterator[FlowRecord]", flow_records(chosen, run_secrets(chosen), events=("flow", "dropped", "dns"))
     )
     records = (r for r in listed if keep(r))
     shown = 0

@@ -110,13 +110,14 @@ def _list_runs(infos: list[RunInfo], as_json: bool, root: Path) -> None:
                 str(c.get("allowed", "")),
                 (str(c.get("denied", "")), "bold red" if c.get("denied") else None),
                 str(c.get("failed", "")),
+                (str(c.get("dns_denied", "")), "bold red" if c.get("dns_denied") else None),
                 human_bytes(info.size) if out.terminal else str(info.size),
             ]
         )
     if out.terminal:  # the command gets what the other columns leave of the terminal's width
         others = [max(len(h), *(len(_cell_text(r[i])) for r in rows)) for i, h in
-                  enumerate(["run", "start (UTC)", "command", "exit", "flows", "allowed", "denied", "failed", "size"]) if i != 2]  # fmt: skip
-        room = max(12, min(80, out.console.width - sum(others) - 3 * 9 - 2))
+                  enumerate(["run", "start (UTC)", "command", "exit", "flows", "allowed", "denied", "failed", "dns denied", "size"]) if i != 2]  # fmt: skip
+        room = max(12, min(80, out.console.width - sum(others) - 3 * 10 - 2))
         for row in rows:
             row[2] = _shorten(_cell_text(row[2]), room)
     out.table(
@@ -129,6 +130,7 @@ def _list_runs(infos: list[RunInfo], as_json: bool, root: Path) -> None:
             Column("allowed", justify="right", no_wrap=True),
             Column("denied", justify="right", no_wrap=True),
             Column("failed", justify="right", no_wrap=True),
+            Column("dns denied", justify="right", no_wrap=True),
             Column("size", justify="right", no_wrap=True),
         ],
         rows,

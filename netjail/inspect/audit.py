@@ -42,6 +42,8 @@ class HostStats:
     denied: int = 0
     failed: int = 0
     flagged: int = 0
+    dns: int = 0  # lookups of this name the jail's resolver answered
+    dns_denied: int = 0
     bins: Counter[int] = field(default_factory=Counter)
     denied_bins: Counter[int] = field(default_factory=Counter)
 
@@ -54,6 +56,8 @@ class HostStats:
             "denied": self.denied,
             "failed": self.failed,
             "flagged": self.flagged,
+            "dns": self.dns,
+            "dns_denied": self.dns_denied,
         }
 
 
@@ -97,6 +101,15 @@ def build_report(run: RunDir, *, large_upload: int | None = None) -> dict[str, A
             name = str(record.get("name") or "")
             totals["dns_queries"] += 1
             bursts.add(name)
+            named = hosts.get(name) or hosts.setdefault(name, HostStats(name))
+            named.dns += 1
+            if record.get("verdict") == "deny":
+                named.dns_denied += 1
+                totals["dns_denied"] += 1
+                if t0 is not None and (ts := _parse_ts(record.get("ts"))) is not None:
+                    named.denied_bins[
+                        min(max(int((ts - t0) / span * TIMELINE_BINS), 0), TIMELINE_BINS - 1)
+                    ] += 1
             if (label_flags := host_flags(name)) and len(flagged) < MAX_FLAGGED:
                 flagged_total += 1
                 kinds.update(f["kind"] for f in label_flags)
@@ -181,6 +194,7 @@ def build_report(run: RunDir, *, large_upload: int | None = None) -> dict[str, A
             "denied": totals["denied"],
             "failed": totals["failed"],
             "dns_queries": totals["dns_queries"],
+            "dns_denied": totals["dns_denied"],
             "flagged_flows": flagged_total,
             "findings": len(findings),
         },
@@ -229,10 +243,16 @@ def what_left(report: dict[str, Any]) -> str:
     totals = report["totals"]
     hosts = sum(1 for h in report["hosts"] if h["requests"] > h["denied"])
     denied = totals["denied"]
+    lookups = totals.get("dns_denied", 0)
+    attempts = plural(denied + lookups, "denied attempt")
+    if lookups:
+        attempts += (
+            f" ({plural(lookups, 'DNS lookup')})" if denied else f" (all {plural(lookups, 'DNS lookup')})"
+        )
     return (
         f"What left: {human_bytes(totals['bytes_out'])} sent and {human_bytes(totals['bytes_in'])} received in "
         f"{plural(totals['requests'] - denied, 'allowed request')} to {plural(hosts, 'host')}; "
-        f"{plural(denied, 'denied attempt')}" + (" (nothing of those was sent)." if denied else ".")
+        f"{attempts}" + (" (nothing of those was sent)." if denied or lookups else ".")
     )
 
 
@@ -246,6 +266,13 @@ KIND_MEANING = {
     "long_dns_label": "the host name has an unusually long label, as DNS tunnels use",
     "subdomain_burst": "many distinct names under one domain: a DNS tunnelling pattern",
 }
+
+
+def _dns_cell(host: Mapping[str, Any]) -> str:
+    """Lookups of the name, with the denied ones: `3 (3)`; empty when the jail's resolver never saw it."""
+    if not host.get("dns"):
+        return ""
+    return f"{host['dns']} ({host['dns_denied']})" if host.get("dns_denied") else str(host["dns"])
 
 
 def render(report: dict[str, Any], out: Output, *, top_hosts: int = 50) -> None:
@@ -274,6 +301,7 @@ def render(report: dict[str, Any], out: Output, *, top_hosts: int = 50) -> None:
                 human_bytes(h["bytes_out"]) if out.terminal else str(h["bytes_out"]),
                 human_bytes(h["bytes_in"]) if out.terminal else str(h["bytes_in"]),
                 (str(h["denied"]), "bold red" if h["denied"] else None),
+                (_dns_cell(h), "bold red" if h["dns_denied"] else None),
                 (str(h["flagged"]), "bold yellow" if h["flagged"] else None),
             ]
         )
@@ -285,6 +313,7 @@ def render(report: dict[str, Any], out: Output, *, top_hosts: int = 50) -> None:
             Column("bytes out", justify="right"),
             Column("bytes in", justify="right"),
             Column("denied", justify="right"),
+            Column("DNS (denied)", justify="right"),
             Column("flagged", justify="right"),
         ],
         rows,

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import fnmatch
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from netjail.inspect.tables import Cell, Column
 from netjail.records.derived import failed_upstream, is_failed, shown_destination
 from netjail.records.schema import FlowRecord
-from netjail.utils.text import human_bytes
+from netjail.utils.text import human_bytes, safe_text
 
 _SIZE = re.compile(r"(?i)\s*(\d+(?:\.\d+)?)\s*(b|k|kb|kib|m|mb|mib|g|gb|gib)?\s*")
 _UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "kib": 1024, "m": 10**6, "mb": 10**6, "mib": 1024**2,
@@ -45,9 +46,10 @@ class FlowFilter:
     def __call__(self, record: FlowRecord) -> bool:
         if self.verdicts and record.get("verdict") not in self.verdicts:
             return False
-        if self.failed and not is_failed(record):
+        if self.failed and not (dns_failed(record) if is_dns(record) else is_failed(record)):
             return False
-        if self.methods and str(record.get("method") or "").upper() not in self.methods:
+        method = "DNS" if is_dns(record) else str(record.get("method") or "").upper()
+        if self.methods and method not in self.methods:
             return False
         if self.min_bytes_out is not None and int(record.get("bytes_out") or 0) < self.min_bytes_out:
             return False
@@ -56,7 +58,7 @@ class FlowFilter:
         if self.reasons and record.get("reason") not in self.reasons:
             return False
         if self.hosts:
-            host = str(record.get("host") or "")
+            host = str(record.get("host") or record.get("name") or "")
             if not any(host_matches(p, host) for p in self.hosts):
                 return False
         return True
@@ -75,7 +77,25 @@ COLUMNS = [
 ]
 
 
+def is_dns(record: Mapping[str, object]) -> bool:
+    """A `dns` record among the flows (FlowRecord is the table's row type; a lookup shares its fields)."""
+    return record.get("event") == "dns"
+
+
+def dns_failed(record: Mapping[str, object]) -> bool:
+    """An allowed lookup that found nothing (NXDOMAIN, a server failure)."""
+    return record.get("verdict") == "allow" and isinstance(record.get("answer"), str)
+
+
+def _dns_answer(record: Mapping[str, object]) -> str:
+    answer = record.get("answer")
+    shown = ", ".join(map(str, answer)) if isinstance(answer, list) else str(answer or "")
+    return f"{record.get('type')} → {shown}" if shown else str(record.get("type") or "")
+
+
 def _path(record: FlowRecord) -> str:
+    if is_dns(record):
+        return _dns_answer(record)
     if "packets" in record:  # a `dropped` record
         packets = record.get("packets")
         return f"({packets} packet{'s' if packets != 1 else ''} dropped)"
@@ -103,7 +123,27 @@ def _size(value: int | None, human: bool) -> str:
     return human_bytes(n) if human else str(n)
 
 
+def dns_row(record: Mapping[str, object]) -> list[Cell]:
+    """A lookup the jail's resolver answered, in the flows table: method DNS, the name as host."""
+    verdict = str(record.get("verdict") or "")
+    ts = str(record.get("ts") or "")
+    style = "bold red" if verdict == "deny" else "magenta" if dns_failed(record) else "green"
+    return [
+        ts[11:23] if len(ts) >= 23 else ts,
+        (verdict, style),
+        "DNS",
+        safe_text(str(record.get("name") or "?")),
+        safe_text(_dns_answer(record)),
+        "",
+        "",
+        "",
+        str(record.get("reason") or ""),
+    ]
+
+
 def flow_row(record: FlowRecord, human: bool) -> list[Cell]:
+    if is_dns(record):
+        return dns_row(record)
     verdict = str(record.get("verdict") or "")
     reason = record.get("reason")
     style = "green" if verdict == "allow" else "bold red"

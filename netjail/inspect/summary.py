@@ -7,6 +7,7 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
+from netjail.detect.flags import host_flags
 from netjail.records.derived import bracketed, failed_upstream
 from netjail.records.read import iter_records
 from netjail.records.schema import Record, is_flow
@@ -15,11 +16,20 @@ from netjail.utils.text import safe_text
 TOP_HOSTS = 5
 
 
-def _blocked(records: Iterator[Record]) -> tuple[Counter[str], Counter[str], dict[str, str]]:
+def _blocked(records: Iterator[Record]) -> tuple[Counter[str], Counter[str], Counter[str], dict[str, str]]:
     denied: Counter[str] = Counter()
     failed: Counter[str] = Counter()
+    denied_lookups: Counter[str] = Counter()
     suggestions: dict[str, str] = {}
     for record in records:
+        if record.get("event") == "dns" and record.get("verdict") == "deny":
+            name = str(record.get("name") or "?")
+            denied_lookups[name] += 1
+            if record.get("reason") == "not_allowed" and not host_flags(
+                name
+            ):  # never propose a tunnel's name
+                suggestions.setdefault(name, bracketed(name))
+            continue
         if not is_flow(record):
             continue
         host = str(record.get("host") or "?")
@@ -29,12 +39,12 @@ def _blocked(records: Iterator[Record]) -> tuple[Counter[str], Counter[str], dic
                 suggestions.setdefault(host, bracketed(host))
         elif failed_upstream(record):
             failed[host] += 1
-    return denied, failed, suggestions
+    return denied, failed, denied_lookups, suggestions
 
 
 def render(flows_jsonl: Path, run_dir: Path) -> str | None:
-    denied, failed, suggestions = _blocked(iter_records(flows_jsonl))
-    if not denied and not failed:
+    denied, failed, denied_lookups, suggestions = _blocked(iter_records(flows_jsonl))
+    if not denied and not failed and not denied_lookups:
         return None
     lines: list[str] = []
     if denied:
@@ -43,6 +53,13 @@ def render(flows_jsonl: Path, run_dir: Path) -> str | None:
         lines.append(
             f"netjail: blocked {total} request{'s' if total != 1 else ''} to {len(denied)} host(s): {top}"
         )
+    if denied_lookups:
+        total = sum(denied_lookups.values())
+        top = ", ".join(f"{safe_text(h)} ({n})" for h, n in denied_lookups.most_common(TOP_HOSTS))
+        lines.append(
+            f"netjail: refused {total} DNS lookup{'s' if total != 1 else ''} of {len(denied_lookups)} name(s): {top}"
+        )
+    if denied or denied_lookups:
         if suggestions:
             snippet = json.dumps({"network": {"allowedDomains": sorted(suggestions.values())}})
             lines.append(f"netjail: to allow them, add to your settings: {safe_text(snippet)}")

@@ -36,13 +36,18 @@ def first_run_start(path: Path) -> RunStart | None:
 def count_verdicts(path: Path) -> RunCounts:
     """run_end's `counts`, from the records written so far. `incomplete`: flows started and never recorded (the
     proxy was killed meanwhile) or recorded as still under way; `dropped`: packets of other protocols the jail's
-    network dropped (`dropped` records)."""
-    counts: RunCounts = {"flows": 0, "allowed": 0, "denied": 0, "failed": 0, "incomplete": 0, "dropped": 0}
+    network dropped (`dropped` records); `dns`, `dns_denied`: the jail resolver's lookups, and those refused."""
+    counts: RunCounts = {
+        "flows": 0, "allowed": 0, "denied": 0, "failed": 0, "incomplete": 0, "dropped": 0, "dns": 0, "dns_denied": 0,
+    }  # fmt: skip
     started: set[str] = set()
     for record in iter_records(path):
         event = record.get("event")
         if event == "flow_start":
             started.add(str(record.get("id")))
+        elif event == "dns":
+            counts["dns"] += 1
+            counts["dns_denied"] += 1 if record.get("verdict") == "deny" else 0
         elif event == "dropped":
             packets = record.get("packets")
             counts["dropped"] += packets if isinstance(packets, int) else 0

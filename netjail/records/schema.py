@@ -221,6 +221,8 @@ class RunCounts(TypedDict):
     failed: int
     incomplete: NotRequired[int]  # flows started and never completed
     dropped: NotRequired[int]  # packets counted in `dropped` records
+    dns: NotRequired[int]  # lookups the jail's resolver answered (`dns` records)
+    dns_denied: NotRequired[int]  # of those, refused by the policy
 
 
 class RunEnd(TypedDict):

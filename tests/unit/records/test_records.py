@@ -83,8 +83,9 @@ def test_count_verdicts(tmp_path: Path) -> None:
                {"event": "flow_start", "id": "never-ended"}, {"event": "dropped", "packets": 3}]  # fmt: skip
     path.write_text("".join(json.dumps(r) + "\n" for r in records))
     counts = {"flows": 4, "allowed": 3, "denied": 1, "failed": 2, "incomplete": 1, "dropped": 3}
-    assert count_verdicts(path) == counts
+    assert count_verdicts(path) == counts | {"dns": 1, "dns_denied": 1}
     nothing = {"flows": 0, "allowed": 0, "denied": 0, "failed": 0, "incomplete": 0, "dropped": 0}
+    nothing |= {"dns": 0, "dns_denied": 0}
     assert count_verdicts(tmp_path / "missing") == nothing
 
 
