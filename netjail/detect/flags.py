@@ -16,6 +16,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING
 
+from netjail.detect.tokens import TokenScanner, url_token_flags
 from netjail.net.suffixes import registrable_domain
 from netjail.utils.text import human_bytes
 
@@ -92,8 +93,9 @@ def _looks_encoded(run: bytes) -> str | None:
 
 
 class BodyScanner:
-    """Fed a request body chunk by chunk: finds secrets (across chunk boundaries), long runs of base64 or hex,
-    and measures the entropy of the first SAMPLE_BYTES. Memory: the sample plus a few kilobytes."""
+    """Fed a request body chunk by chunk: finds secrets and well-known credential shapes (across chunk
+    boundaries), long runs of base64 or hex, and measures the entropy of the first SAMPLE_BYTES. Memory: the
+    sample plus a few kilobytes."""
 
     def __init__(self, secrets: Secrets | None = None):
         self.secrets = secrets if secrets else None
@@ -103,6 +105,7 @@ class BodyScanner:
         self.encoded: tuple[str, int] | None = None  # (kind, length) of the first encoded run
         self._tail = b""  # the last bytes, for a secret split between two chunks
         self._carry = b""  # a run of base64-alphabet characters still open at the end of the last chunk
+        self.tokens = TokenScanner()  # well-known credential shapes nobody declared
 
     def feed(self, chunk: bytes) -> None:
         if not chunk:
@@ -115,6 +118,7 @@ class BodyScanner:
             for hit in self.secrets.find(window):
                 self.found.setdefault(hit.secret.name, hit)
             self._tail = window[-(self.secrets.longest - 1) :] if self.secrets.longest > 1 else b""
+        self.tokens.feed(chunk)
         if self.encoded is None:
             self._scan_runs(chunk)
 
@@ -149,6 +153,7 @@ class BodyScanner:
             )
             for h in self.found.values()
         ]
+        found += self.tokens.flags()
         sample = bytes(self.sample)
         binary = (
             sample
@@ -302,6 +307,7 @@ def flags_for_record(record: Mapping, *, large_upload: int = LARGE_UPLOAD) -> li
     return [
         *host_flags(record.get("host")),
         *url_flags(record.get("path")),
+        *url_token_flags([str(record.get("path") or "")]),
         *size_flags(record_bytes_out(record), large_upload),
     ]
 

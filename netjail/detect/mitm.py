@@ -17,6 +17,7 @@ from netjail.detect.flags import (
     url_secret_flags,
 )
 from netjail.detect.secrets import Secrets, redact_record
+from netjail.detect.tokens import header_token_flags, url_token_flags
 
 
 def annotate(
@@ -29,6 +30,8 @@ def annotate(
         texts = [request.path, request.host, request.host_header or "", flow.client_conn.sni or ""]
         flags += url_secret_flags(texts, secrets)
         flags += header_flags(request.headers.items(multi=True), secrets)
+        flags += url_token_flags([request.path])
+        flags += header_token_flags(request.headers.items(multi=True))
         if request.method != "CONNECT":
             flags += url_flags(request.path)
         if scanner is not None:

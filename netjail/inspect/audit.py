@@ -258,6 +258,7 @@ def what_left(report: dict[str, Any]) -> str:
 
 KIND_MEANING = {
     "secret": "a configured secret's value was in the request",
+    "credential": "a well-known credential shape (cloud, forge, registry or API key, private key, JWT) was in the request",
     "large_upload": "a large amount of data was sent in one request",
     "encoded_body": "the request body carries a long run of base64 or hex text",
     "high_entropy_body": "the request body is compressed or encrypted binary",
