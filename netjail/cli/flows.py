@@ -60,6 +60,19 @@ from netjail.utils.status import ExitStatus
 )
 @click.option("--flagged", is_flag=True, help="Only flows the audit detectors flagged.")
 @click.option("--limit", type=click.IntRange(min=1), help="Stop after this many matching flows.")
+@click.option(
+    "--show",
+    "show_id",
+    metavar="ID",
+    help="Show one flow (an id from --json, or its start): request and response headers and body starts, redacted.",
+)
+@click.option(
+    "--body-bytes",
+    type=click.IntRange(min=0),
+    default=2048,
+    show_default=True,
+    help="With --show: how much of each body to show.",
+)
 @JSON_OPTION
 def flows(
     run: str | None,
@@ -71,6 +84,8 @@ def flows(
     min_bytes_out: int | None,
     flagged: bool,
     limit: int | None,
+    show_id: str | None,
+    body_bytes: int,
     as_json: bool,
 ) -> None:
     """The flows of RUN (default: the latest run), one row per request attempt, one per lookup the jail's
@@ -84,7 +99,11 @@ def flows(
       netjail flows --failed --host '*.example.org'
       netjail flows --min-bytes-out 1MB --method POST --method PUT
       netjail flows 20261128T0746 --json | jq -r .url
+      netjail flows --show 3f2a9c                # one flow: headers and the start of each body
     """
+    if show_id is not None:
+        _show(run, show_id, body_bytes, as_json)
+        return
     from netjail.inspect.flows import COLUMNS, FlowFilter, flow_row
     from netjail.inspect.tables import Output
     from netjail.records.runs import flow_records, run_secrets
@@ -127,6 +146,22 @@ def flows(
         out.line(f"{shown} flow{'s' if shown != 1 else ''} · run {chosen.run_id} · {chosen.path}", "dim")
     elif shown == 0:
         click.echo("(no flows match)", err=True)
+
+
+def _show(run: str | None, flow_id: str, body_bytes: int, as_json: bool) -> None:
+    from netjail.inspect.show import FlowNotFound, find_flow, render
+    from netjail.inspect.show import as_json as shown_json
+    from netjail.records.runs import run_secrets
+
+    chosen = open_run(run)
+    try:
+        shown = find_flow(chosen, flow_id, run_secrets(chosen))
+    except FlowNotFound as e:
+        die(str(e))
+    if as_json:
+        click.echo(json.dumps(shown_json(shown, body_bytes), ensure_ascii=True))
+    else:
+        click.echo(render(shown, body_bytes), nl=False)
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -51,6 +51,22 @@ def find_tokens(data: bytes) -> dict[str, str]:
     return found
 
 
+def redact_tokens(text: str) -> tuple[str, list[str]]:
+    """`text` with every credential shape replaced by `[redacted <label> <digest>]`, and the labels replaced."""
+    labels: list[str] = []
+    data = text.encode("utf-8", "surrogateescape")
+    for label, pattern, required in _RULES:
+        if required is not None and required not in data:
+            continue
+
+        def replace(match: re.Match[bytes], label: str = label) -> bytes:
+            labels.append(label)
+            return f"[redacted {label} {short_digest(match.group())}]".encode()
+
+        data = pattern.sub(replace, data)
+    return data.decode("utf-8", "surrogateescape"), list(dict.fromkeys(labels))
+
+
 class TokenScanner:
     """Fed a body chunk by chunk, with TOKEN_TAIL bytes of overlap, up to TOKEN_SCAN_BYTES."""
 

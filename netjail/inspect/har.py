@@ -13,7 +13,7 @@ import json
 from collections.abc import Iterator
 from typing import Any, TextIO
 
-from netjail.records.redaction import DEFAULT_REDACT, redact_value
+from netjail.inspect.stored import redact_headers, stored_flows
 from netjail.records.rundir import RunDir
 from netjail.records.runs import flow_records, run_secrets
 from netjail.records.schema import FlowRecord
@@ -30,17 +30,6 @@ class _SeenServers:
 
     def add(self, server: Any) -> None:
         self.ids.add(server.id)
-
-
-def _redact_headers(run: RunDir) -> frozenset[str]:
-    try:
-        data = json.loads(run.settings_json.read_text(encoding="utf-8"))
-        names = (data.get("record") or {}).get("redactHeaders")
-        if isinstance(names, list):
-            return frozenset(str(n).lower() for n in names)
-    except (OSError, ValueError, AttributeError):
-        pass
-    return frozenset(DEFAULT_REDACT)
 
 
 class _Records:
@@ -103,15 +92,14 @@ def _netjail_fields(flow_id: str, record: FlowRecord | None, redacted_on_export:
 
 
 def write_har(run: RunDir, out: TextIO) -> dict[str, Any]:
-    from mitmproxy import http, io, version
+    from mitmproxy import http, version
     from mitmproxy.addons.savehar import SaveHar
 
     from netjail import __version__
-    from netjail.detect.mitm import redact_flow
     from netjail.records.log import utc_timestamp
 
     secrets = run_secrets(run)
-    redact = _redact_headers(run)
+    redact = redact_headers(run)
     records = _Records(flow_records(run, secrets))
     saver = SaveHar()
     seen = _SeenServers()
@@ -125,38 +113,22 @@ def write_har(run: RunDir, out: TextIO) -> dict[str, Any]:
     out.write(
         '{"log": {"version": "1.2", "creator": ' + json.dumps(creator) + ', "pages": [], "entries": [\n'
     )
-    try:
-        f = run.flows_mitm.open("rb")
-    except OSError:
-        f = None
-    if f is not None:
-        with f:
-            for flow in io.FlowReader(f).stream():
-                if not isinstance(flow, http.HTTPFlow):
-                    skipped += 1
-                    continue
-                where = []
-                for message, part in ((flow.request, "request"), (flow.response, "response")):
-                    if message is None:
-                        continue
-                    for name in list(message.headers.keys()):
-                        value = message.headers[name]
-                        if name.lower() in redact and not value.startswith("[redacted"):
-                            message.headers[name] = redact_value(value)
-                            where.append(f"{part} header {name.lower()}")
-                where += redact_flow(flow, secrets)
-                entry = saver.flow_entry(flow, seen)  # type: ignore[arg-type]
-                if "cookie" in redact and "cookie" in (k.lower() for k in flow.request.headers):
-                    entry["request"]["cookies"] = []  # a redacted Cookie header parses into nonsense
-                _fix_shape(entry)
-                record = records.get(flow.id, utc_timestamp(flow.timestamp_created), flow.request.method)
-                entry["_netjail"] = _netjail_fields(flow.id, record, where)
-                text = json.dumps(entry, ensure_ascii=True)
-                if secrets:
-                    text, names = secrets.redact_text(text)
-                    where += [f"{n} in entry" for n in names]
-                redacted.update(dict.fromkeys(where))
-                out.write(("" if entries == 0 else ",\n") + text)
-                entries += 1
+    for flow, where in stored_flows(run, secrets):
+        if not isinstance(flow, http.HTTPFlow):
+            skipped += 1
+            continue
+        entry = saver.flow_entry(flow, seen)  # type: ignore[arg-type]
+        if "cookie" in redact and "cookie" in (k.lower() for k in flow.request.headers):
+            entry["request"]["cookies"] = []  # a redacted Cookie header parses into nonsense
+        _fix_shape(entry)
+        record = records.get(flow.id, utc_timestamp(flow.timestamp_created), flow.request.method)
+        entry["_netjail"] = _netjail_fields(flow.id, record, where)
+        text = json.dumps(entry, ensure_ascii=True)
+        if secrets:
+            text, names = secrets.redact_text(text)
+            where += [f"{n} in entry" for n in names]
+        redacted.update(dict.fromkeys(where))
+        out.write(("" if entries == 0 else ",\n") + text)
+        entries += 1
     out.write("\n]}}\n")
     return {"entries": entries, "skipped_non_http": skipped, "redacted": list(redacted)}

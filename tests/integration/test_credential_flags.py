@@ -51,3 +51,26 @@ def test_a_token_in_its_own_authorization_header_is_not_a_finding(
     assert flags == []
     _, flags = _post(netjail, http_origin, HARMLESS, "-H", f"'X-Debug: {GITHUB_TOKEN}'")
     assert [f["detail"].split(" (")[0] for f in flags] == ["a GitHub token"]
+
+
+def test_a_flagged_flow_can_be_looked_at_redacted(netjail: Netjail, http_origin: Origin) -> None:
+    """`netjail flows --show ID`: the request and response, the start of each body, credentials replaced."""
+    result, flags = _post(netjail, http_origin, ENV_FILE, "-H", "'Authorization: Bearer hunter2-secret'")
+    assert flags
+    flow_id = result.flows[0]["id"]
+    shown = netjail.command("flows", "--show", flow_id[:8])
+    assert shown.returncode == 0, shown.stderr
+    text = shown.stdout
+    assert f"flow {flow_id}" in text and "flag credential: an AWS access key" in text
+    assert f"> POST http://allowed.test:{http_origin.port}/upload" in text
+    assert ">   AWS_REGION=eu-west-1" in text  # the body's start, as sent
+    assert (
+        ">   AWS_ACCESS_KEY_ID=[redacted AWS access key sha256:" in text
+        and "AKIAIOSFODNN7EXAMPLE" not in text
+    )
+    assert "< HTTP/1.1 200" in text
+    assert "hunter2-secret" not in text and "[redacted sha256:" in text
+    as_json = json.loads(netjail.command("flows", "--show", flow_id, "--json").stdout)
+    assert as_json["request"]["method"] == "POST" and as_json["response"]["status"] == 200
+    missing = netjail.command("flows", "--show", "nope")
+    assert missing.returncode == 1 and "no flow 'nope'" in missing.stderr
