@@ -3,6 +3,8 @@ of both files) and by `netjail export` (secrets out of the HAR, again)."""
 
 from __future__ import annotations
 
+import re
+import urllib.parse
 from typing import Any
 
 from mitmproxy import http
@@ -57,6 +59,15 @@ def _unique(flags: list[dict[str, str]]) -> list[dict[str, str]]:
     return out
 
 
+_PLACEHOLDER = re.compile(r"\[redacted secret [^\]]*\]")
+
+
+def url_safe(path: str) -> str:
+    """A URL's placeholders percent-encoded (`%5Bredacted%20secret%20NAME%5D`), so the URL stays a URI: HAR
+    validators and URL parsers refuse brackets and spaces."""
+    return _PLACEHOLDER.sub(lambda m: urllib.parse.quote(m.group(), safe=""), path)
+
+
 def redact_flow(flow: Flow, secrets: Secrets | None) -> list[str]:
     """Replace every secret value in a (copied) flow: URL, headers, kept bodies. Returns what was replaced."""
     if not secrets or not isinstance(flow, http.HTTPFlow):
@@ -69,7 +80,7 @@ def redact_flow(flow: Flow, secrets: Secrets | None) -> list[str]:
         return redacted
 
     request = flow.request
-    request.path = text(request.path, "path")
+    request.path = url_safe(text(request.path, "path"))
     request.data.host = text(request.data.host, "host")
     if request.data.authority:
         request.data.authority = text(

@@ -785,3 +785,40 @@ def test_runs_prune_removes_exactly_what_retention_says(nj: Netjail, clean: Resu
     assert "no retention is set" in missing.stderr and remaining() == [ids[0]]
     listed = cli(nj, "runs", "--json", env=env).lines()
     assert [r["run_id"] for r in listed] == [ids[0]] and listed[0]["counts"] == clean.records[-1]["counts"]
+
+
+HAR_SCHEMA = Path(__file__).parents[1] / "data" / "har-schema"
+
+
+def _har_validator():
+    """npm har-schema 2.0.0 (an independent HAR 1.2 schema), with `format: uri` checked."""
+    jsonschema = pytest.importorskip("jsonschema")
+    from referencing import Registry, Resource
+
+    resources = []
+    for path in HAR_SCHEMA.glob("*.json"):
+        schema = json.loads(path.read_text())
+        resources.append((schema["$id"].rstrip("#"), Resource.from_contents(schema)))
+    registry = Registry().with_resources(resources)
+    root = json.loads((HAR_SCHEMA / "har.json").read_text())
+    return jsonschema.Draft6Validator(
+        root, registry=registry, format_checker=jsonschema.Draft6Validator.FORMAT_CHECKER
+    )
+
+
+@nonroot
+def test_har_exports_with_redactions_are_valid_har_1_2(nj: Netjail, exfil: Exfil, mixed: Result) -> None:
+    """Secrets replaced in URLs stay URIs (percent-encoded placeholders); every entry passes the schema."""
+    validator = _har_validator()
+    for run in (exfil.result, mixed):
+        har_path = nj.tmp_path / f"{run.run_dir.name}.har"
+        cli(nj, "export", run.run_dir.name, "--har", str(har_path))
+        har = json.loads(har_path.read_text())
+        errors = [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(har)]
+        assert errors == [], errors[:5]
+    urls = [
+        e["request"]["url"]
+        for e in json.loads((nj.tmp_path / f"{exfil.result.run_dir.name}.har").read_text())["log"]["entries"]
+    ]
+    assert any("%5Bredacted%20secret" in u for u in urls), urls
+    assert not any(exfil.env_secret in u for u in urls)
