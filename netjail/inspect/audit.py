@@ -103,13 +103,15 @@ def build_report(run: RunDir, *, large_upload: int | None = None) -> dict[str, A
             bursts.add(name)
             named = hosts.get(name) or hosts.setdefault(name, HostStats(name))
             named.dns += 1
-            if record.get("verdict") == "deny":
+            refused = record.get("verdict") == "deny"
+            if refused:
                 named.dns_denied += 1
                 totals["dns_denied"] += 1
-                if t0 is not None and (ts := _parse_ts(record.get("ts"))) is not None:
-                    named.denied_bins[
-                        min(max(int((ts - t0) / span * TIMELINE_BINS), 0), TIMELINE_BINS - 1)
-                    ] += 1
+            if (
+                t0 is not None and (ts := _parse_ts(record.get("ts"))) is not None
+            ):  # lookups are on the timeline
+                index = min(max(int((ts - t0) / span * TIMELINE_BINS), 0), TIMELINE_BINS - 1)
+                (named.denied_bins if refused else named.bins)[index] += 1
             if (label_flags := host_flags(name)) and len(flagged) < MAX_FLAGGED:
                 flagged_total += 1
                 kinds.update(f["kind"] for f in label_flags)
@@ -256,6 +258,24 @@ def what_left(report: dict[str, Any]) -> str:
     )
 
 
+def flagged_summary(report: dict[str, Any]) -> str:
+    """One sentence, one vocabulary, for the text and the HTML report: what was flagged, flows and patterns."""
+    flows, patterns = report["totals"]["flagged_flows"], report["findings"]
+    if not flows and not patterns:
+        return "Nothing flagged."
+    parts = []
+    if flows:
+        kinds = Counter(
+            str(f.get("kind")) for entry in report["flagged"] for f in entry["flags"] if isinstance(f, dict)
+        )
+        by_kind = ", ".join(f"{n} {kind}" for kind, n in kinds.most_common())
+        parts.append(f"{plural(flows, 'flow')}" + (f" ({by_kind})" if by_kind else ""))
+    if patterns:
+        kinds_of = ", ".join(sorted({p["kind"] for p in patterns}))
+        parts.append(f"{plural(len(patterns), 'pattern')} across the run ({kinds_of})")
+    return "Flagged: " + " and ".join(parts) + "."
+
+
 KIND_MEANING = {
     "secret": "a configured secret's value was in the request",
     "credential": "a well-known credential shape (cloud, forge, registry or API key, private key, JWT) was in the request",
@@ -328,9 +348,11 @@ def render(report: dict[str, Any], out: Output, *, top_hosts: int = 50) -> None:
         out.line(
             "Flagged: nothing. No large upload, encoded data, DNS-tunnel pattern or secret was seen.", "green"
         )
+    else:
+        out.line(flagged_summary(report), "bold red")
     for finding in findings:
         examples = ", ".join(safe_text(e) for e in finding["examples"])
-        out.line(f"FINDING {finding['kind']}: {safe_text(finding['detail'])}", "bold red")
+        out.line(f"Pattern across the run, {finding['kind']}: {safe_text(finding['detail'])}", "bold red")
         out.line(f"  e.g. {examples}")
     if flagged:
         out.line(f"Flagged flows ({report['totals']['flagged_flows']}):", "bold")

@@ -10,7 +10,7 @@ import datetime as dt
 from html import escape
 from typing import Any
 
-from netjail.inspect.audit import KIND_MEANING, flagged_target, plural, what_left
+from netjail.inspect.audit import KIND_MEANING, flagged_summary, flagged_target, what_left
 from netjail.utils.text import human_bytes
 
 MAX_HOSTS = 60
@@ -26,7 +26,7 @@ h1{font-size:22px;margin:0 0 4px} h2{font-size:17px;margin:28px 0 8px;border-bot
 table{border-collapse:collapse;width:100%;font-size:13px} th,td{text-align:left;padding:4px 8px;border-bottom:1px solid #eceff4;vertical-align:top}
 th{background:#f6f8fb} td.n{text-align:right;font-variant-numeric:tabular-nums}
 .deny{color:#b3261e;font-weight:600} .ok{color:#1b7f3b} .flag{color:#8a5a00;font-weight:600}
-.finding{border-left:4px solid #b3261e;background:#fdf3f2;padding:6px 10px;margin:6px 0}
+.pattern{border-left:4px solid #b3261e;background:#fdf3f2;padding:6px 10px;margin:6px 0}
 svg text{font:12px system-ui,sans-serif;fill:#1d2330} .bar rect{fill:#3867d6} .bar.zero rect{fill:#c9ced8}
 .tl-allow{fill:#2e9e5b} .tl-deny{fill:#d64541} .axis{stroke:#c9ced8}
 .legend span{display:inline-block;width:10px;height:10px;margin:0 4px 0 12px;vertical-align:middle}
@@ -108,7 +108,7 @@ def _timeline(report: dict[str, Any]) -> str:
 
 
 def render_html(report: dict[str, Any]) -> str:
-    run, totals = report["run"], report["totals"]
+    run = report["run"]
     out: list[str] = [
         "<!doctype html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -126,12 +126,9 @@ def render_html(report: dict[str, Any]) -> str:
     ]
     if run.get("command") is not None:
         out.append(f'<p class="meta">command: <code>{_e(run["command"])}</code></p>')
-    flagged_text = (
-        f"{plural(totals['flagged_flows'], 'flagged flow')}, {plural(totals['findings'], 'finding')}"
-    )
     out.append(
         f'<p class="summary" id="summary"><b>What left:</b> {_e(what_left(report).removeprefix("What left: "))} '
-        f'<span class="flag">{_e(flagged_text)}</span>.</p>'
+        f'<span class="flag">{_e(flagged_summary(report))}</span></p>'
     )
     out.append("<h2>Bytes sent per host</h2>")
     out.append(_bars(report["hosts"]))
@@ -141,14 +138,14 @@ def render_html(report: dict[str, Any]) -> str:
         '<span style="background:#d64541"></span>denied</div>'
     )
     out.append(_timeline(report))
-    out.append("<h2>Findings and flagged flows</h2>")
+    out.append("<h2>Flagged: patterns across the run, and flows</h2>")
     if not report["findings"] and not report["flagged"]:
         out.append(
             '<p class="ok" id="no-flags">Nothing flagged: no large upload, encoded data, DNS-tunnel pattern or secret.</p>'
         )
     for finding in report["findings"]:
         out.append(
-            f'<div class="finding"><b>{_e(finding["kind"])}</b>: {_e(finding["detail"])}<br>'
+            f'<div class="pattern"><b>pattern across the run, {_e(finding["kind"])}</b>: {_e(finding["detail"])}<br>'
             f'<span class="meta">e.g. {_e(", ".join(finding["examples"]))}</span></div>'
         )
     if report["flagged"]:

@@ -422,6 +422,13 @@ def test_audit_flags_each_planted_exfiltration_and_not_the_controls(nj: Netjail,
     text = cli(nj, "audit", exfil.result.run_dir.name).stdout
     for kind in ("large_upload", "high_entropy_body", "encoded_url", "secret", "subdomain_burst"):
         assert kind in text
+    # one vocabulary in the text and the HTML headline: flagged flows, and patterns across the run
+    headline = f"Flagged: {report['totals']['flagged_flows']} flows ("
+    assert headline in text and "1 pattern across the run (subdomain_burst)." in text
+    html_path = nj.tmp_path / "vocabulary.html"
+    cli(nj, "audit", exfil.result.run_dir.name, "--html", str(html_path))
+    html = html_path.read_text()
+    assert headline in html and "finding" not in html.lower()
     assert cli(nj, "audit", exfil.result.run_dir.name, "--check", expect=3).returncode == 3
 
 
