@@ -65,7 +65,7 @@ class FlowFilter:
 
 
 COLUMNS = [
-    Column("time (UTC)", width=12),
+    Column("time (UTC)", width=12, optional=True),
     Column("verdict", width=7),
     Column("method", width=7),
     Column("host", width=28, max_width=40),

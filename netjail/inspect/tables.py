@@ -15,6 +15,8 @@ from typing import Any, TextIO
 from netjail.utils.text import safe_text
 
 Cell = str | tuple[str, str | None]  # text, or (text, rich style)
+PLAIN_PAD = 40  # plain text: columns are padded to their longest value up to this width
+MIN_SHRUNK = 8  # a terminal too narrow for a streamed table shrinks its wide columns down to this
 
 
 @dataclass(frozen=True)
@@ -25,6 +27,7 @@ class Column:
     max_width: int | None = None  # rich only: longer values wrap/fold
     style: str | None = None
     no_wrap: bool = False  # rich only: cut with an ellipsis rather than wrap
+    optional: bool = False  # streamed, on a terminal too narrow for every column: left out first
 
 
 def is_terminal(stream: TextIO | None = None) -> bool:
@@ -109,6 +112,8 @@ class Output:
         widths = [len(c.header) for c in columns]
         for text_row in texts:
             widths = [max(w, len(text)) for w, (text, _) in zip(widths, text_row)]
+        # One long value (a command line) must not pad every row: past PLAIN_PAD a value pushes its own row out.
+        widths = [min(w, max(len(c.header), PLAIN_PAD)) for w, c in zip(widths, columns)]
         self.stream.write(_plain_row([c.header for c in columns], columns, widths) + "\n")
         for text_row in texts:
             self.stream.write(_plain_row([text for text, _ in text_row], columns, widths) + "\n")
@@ -136,10 +141,36 @@ class StreamTable:
     def __init__(self, out: Output, columns: Sequence[Column], batch: int):
         self.out, self.columns, self.batch = out, list(columns), batch
         self.widths = [max(c.width or 0, len(c.header)) for c in self.columns]
+        self.keep = list(range(len(self.columns)))  # the columns shown
+        if out.terminal:
+            self._fit(out.console.width)
         self.pending: list[str] = []
         self._styles: dict[str, str] = {}
         self.count = 0
         self._header_done = False
+
+    def _fit(self, room: int) -> None:
+        """Shrink the columns that may wrap in rich (`max_width` set: host, path, reason) until the row fits the
+        terminal, widest first, none below MIN_SHRUNK; values are then cut with an ellipsis."""
+        flexible = [i for i, c in enumerate(self.columns) if c.max_width is not None]
+        floors = sum(max(MIN_SHRUNK, len(self.columns[i].header)) for i in flexible)
+        fixed = sum(w for i, w in enumerate(self.widths) if i not in flexible)
+        if (
+            fixed + floors + 2 * (len(self.widths) - 1) > room
+        ):  # too narrow even shrunk: drop optional columns
+            self.keep = [i for i, c in enumerate(self.columns) if not c.optional]
+            self.columns = [self.columns[i] for i in self.keep]
+            self.widths = [self.widths[i] for i in self.keep]
+            flexible = [i for i, c in enumerate(self.columns) if c.max_width is not None]
+        excess = sum(self.widths) + 2 * (len(self.widths) - 1) - room
+        while excess > 0 and flexible:
+            widest = max(flexible, key=lambda i: self.widths[i])
+            floor = max(MIN_SHRUNK, len(self.columns[widest].header))
+            if self.widths[widest] <= floor:
+                break
+            step = min(excess, self.widths[widest] - floor, max(1, self.widths[widest] // 4))
+            self.widths[widest] -= step
+            excess -= step
 
     def _header(self) -> None:
         self._header_done = True
@@ -157,8 +188,8 @@ class StreamTable:
         parts = []
         last = len(cells) - 1
         for i, ((text, style), col, width) in enumerate(zip(cells, self.columns, self.widths)):
-            if i != last and len(text) > width:
-                text = text[: width - 1] + "…"
+            if (i != last or self.widths[i] < (col.width or 0)) and len(text) > width:
+                text = text[: width - 1] + "…"  # the last column too, once it was shrunk to fit
             if i != last:
                 text = text.rjust(width) if col.justify == "right" else text.ljust(width)
             style = style or col.style
@@ -179,6 +210,8 @@ class StreamTable:
             self._header()
         self.count += 1
         cells = [_text(c) for c in row]
+        if len(self.keep) != len(cells):
+            cells = [cells[i] for i in self.keep]
         if self.out.terminal:
             self.pending.append(self._styled_row(cells))
         else:
