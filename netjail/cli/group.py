@@ -135,8 +135,9 @@ for _command in _EXPLAIN_COMMANDS:
 from netjail.cli.config import COMMANDS as _CONFIG_COMMANDS  # noqa: E402
 from netjail.cli.doctor import COMMANDS as _DOCTOR_COMMANDS  # noqa: E402
 from netjail.cli.proxy import COMMANDS as _PROXY_COMMANDS  # noqa: E402
+from netjail.cli.quarantine import COMMANDS as _QUARANTINE_COMMANDS  # noqa: E402
 
-for _command in (*_DOCTOR_COMMANDS, *_CONFIG_COMMANDS, *_PROXY_COMMANDS):
+for _command in (*_DOCTOR_COMMANDS, *_CONFIG_COMMANDS, *_PROXY_COMMANDS, *_QUARANTINE_COMMANDS):
     main.add_command(_command)
 
 

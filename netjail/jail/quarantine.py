@@ -274,3 +274,35 @@ def _neutralise(parent: int, name: str, record: dict) -> dict:
 def _describe(error: OSError) -> str:
     code = errno.errorcode.get(error.errno or 0, "")
     return f"{code}: {error.strerror or error}" if code else str(error)
+
+
+def restore_entry(kept: Path, path: Path) -> None:
+    """Put a quarantined entry back at `path` (`netjail quarantine restore`). The way to `path` is walked without
+    following a link, as for the quarantine itself (a run could have planted one since), and nothing already at
+    `path` is replaced. Raises OSError (ParentUnsafe, FileExistsError, …) with what is wrong."""
+    parent = open_parent(path)
+    try:
+        if _exists_at(parent, path.name):
+            raise FileExistsError(errno.EEXIST, f"{path} exists; move it away first (nothing is replaced)")
+        try:
+            os.rename(kept, path.name, dst_dir_fd=parent)
+            return
+        except OSError as e:
+            if e.errno != errno.EXDEV:
+                raise
+        # Another filesystem: copy beside the target through the parent's descriptor, then rename into place.
+        import shutil
+
+        staging = f".netjail-restore-{os.getpid()}-{path.name}"[:255]
+        via = Path(f"/proc/self/fd/{parent}") if Path("/proc/self/fd").is_dir() else path.parent
+        if kept.is_dir() and not kept.is_symlink():
+            shutil.copytree(kept, via / staging, symlinks=True)
+        else:
+            shutil.copy2(kept, via / staging, follow_symlinks=False)
+        if _exists_at(parent, path.name):
+            _remove_at(parent, staging)
+            raise FileExistsError(errno.EEXIST, f"{path} appeared meanwhile; nothing was replaced")
+        os.rename(staging, path.name, src_dir_fd=parent, dst_dir_fd=parent)
+        _remove_path(kept)
+    finally:
+        os.close(parent)
