@@ -61,7 +61,11 @@ def render(flows_jsonl: Path, run_dir: Path) -> str | None:
         )
     if denied or denied_lookups:
         if suggestions:
-            snippet = json.dumps({"network": {"allowedDomains": sorted(suggestions.values())}})
+            from netjail.settings.presets import presets_covering  # only when something was blocked
+
+            covering = presets_covering(list(suggestions.values()))
+            entries = dict.fromkeys(covering.get(e.lower(), e) for e in sorted(suggestions.values()))
+            snippet = json.dumps({"network": {"allowedDomains": list(entries)}})
             lines.append(f"netjail: to allow them, add to your settings: {safe_text(snippet)}")
     if failed:
         total = sum(failed.values())

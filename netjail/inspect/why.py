@@ -11,7 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from netjail.detect.flags import BurstCounter, host_flags
 from netjail.inspect.clients import tool_of, what_of
+from netjail.net.suffixes import registrable_domain
 from netjail.records.derived import bracketed, failed_upstream, http_error, is_failed
 from netjail.records.read import first_run_start
 from netjail.records.rundir import RunDir
@@ -212,7 +214,8 @@ def diagnose(run: RunDir) -> dict[str, Any]:
 
     file, data, note = _settings_file(run, start)
     blocked_out = [_blocked_entry(g, file) for g in blocked.values()]
-    to_allow = [b["allow_entry"] for b in blocked_out if b.get("allow_entry")]
+    left_out = _leave_out_flagged(blocked_out, list(blocked.values()))
+    to_allow = _name_presets(blocked_out, start)
     combined = None
     if to_allow:
         combined = {
@@ -243,7 +246,56 @@ def diagnose(run: RunDir) -> dict[str, Any]:
         ],
         "clients": list(tools.values()),
         "fix": combined,
+        "not_proposed": left_out,
     }
+
+
+def _leave_out_flagged(blocked_out: list[dict[str, Any]], groups: list[Group]) -> list[dict[str, str]]:
+    """Names the audit would flag as exfiltration (a long encoded label, one of a burst of names under one
+    domain) are never proposed: allowing them would open the tunnel. Returns what was left out, and why."""
+    bursts = BurstCounter()
+    for group in groups:
+        bursts.add(group.host)
+    burst_domains = {f["domain"] for f in bursts.findings()}
+    left: list[dict[str, str]] = []
+    for entry in blocked_out:
+        host = entry["host"]
+        why = None
+        if flags := host_flags(host):
+            why = flags[0]["detail"]
+        elif (domain := registrable_domain(host)) in burst_domains:
+            why = f"one of many distinct names under {domain} in this run: a DNS-tunnel pattern"
+        if why and entry.pop("allow_entry", None) is not None:
+            entry["fix"] = None
+            entry["not_proposed"] = why
+            left.append({"host": host, "why": why})
+    return left
+
+
+def _name_presets(blocked_out: list[dict[str, Any]], start: RunStart | None) -> list[str]:
+    """The entries to add, with a preset named where its hosts were blocked (`@pip` brings the index and the
+    file host in one change), grouped by registrable domain."""
+    from netjail.settings.presets import presets_covering
+
+    entries = [b["allow_entry"] for b in blocked_out if b.get("allow_entry")]
+    if not entries:
+        return []
+    cwd = Path(str(start.get("cwd"))) if start and start.get("cwd") else None
+    covering = presets_covering(entries, cwd=cwd if cwd and cwd.is_dir() else None)
+    out: list[str] = []
+    for entry in sorted(entries, key=lambda e: (registrable_domain(e.split(":")[0].strip("[]")) or e, e)):
+        named = covering.get(entry.lower(), entry)
+        if named not in out:
+            out.append(named)
+    for b in blocked_out:
+        if (preset := covering.get(str(b.get("allow_entry", "")).lower())) is not None:
+            b["preset"] = preset
+            b["fix"] = {
+                "file": b["fix"]["file"] if b.get("fix") else None,
+                "change": f"add {preset!r} to network.allowedDomains (its hosts: this one and the rest the tool needs)",
+                "snippet": {"network": {"allowedDomains": [preset]}},
+            }
+    return out
 
 
 DROPPED_MEANING = (
@@ -351,8 +403,9 @@ def _failure_entry(group: Group, file: str) -> dict[str, Any]:
     if kind == "dns":
         fix = {
             "file": file,
-            "change": f"check the name; if {host} is internal, pin it (network.hosts) or name your DNS server "
-            "(network.resolver)",
+            "change": f"netjail allowed {host}, and this machine could not resolve it: check its network and DNS "
+            f"first (is it offline? `netjail doctor`), and the name's spelling; only if {host} is internal, pin it "
+            "(network.hosts) or name your DNS server (network.resolver)",
             "snippet": {"network": {"hosts": {host: "ADDRESS"}}},
         }
     elif kind == "tls_verify":

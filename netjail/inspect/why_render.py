@@ -59,6 +59,8 @@ def render(d: dict[str, Any], out: Output) -> None:
             for url in b["examples"]:
                 out.line(f"      e.g. {safe_text(url)}", "dim")
             _render_fix(out, b.get("fix"))
+            if b.get("not_proposed"):
+                out.line(f"      not proposed: {safe_text(b['not_proposed'])}", "yellow")
     if d["failures"]:
         out.line()
         out.line("Failed upstream (allowed, but the connection did not work):", "bold magenta")
@@ -130,6 +132,10 @@ def render(d: dict[str, Any], out: Output) -> None:
         out.line(
             "  Review the hosts first; `netjail learn -c CMD` builds such a file from a whole run.", "dim"
         )
+    if d.get("not_proposed"):
+        names = ", ".join(safe_text(n["host"]) for n in d["not_proposed"][:5])
+        more = f" and {len(d['not_proposed']) - 5} more" if len(d["not_proposed"]) > 5 else ""
+        out.line(f"  Left out on purpose (the audit flags them as exfiltration): {names}{more}", "yellow")
 
 
 def _render_fix(out: Output, fix: dict[str, Any] | None) -> None:

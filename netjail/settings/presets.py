@@ -293,3 +293,29 @@ PRESETS: dict[str, Callable[[Mapping[str, str], Path], list[str]]] = {
     "@pip": _pip_hosts,
     "@npm": _npm_hosts,
 }
+
+
+def presets_covering(
+    hosts: list[str], environ: Mapping[str, str] = os.environ, *, cwd: Path | None = None
+) -> dict[str, str]:
+    """host -> the preset whose hosts include it, for the hosts of `hosts` a preset covers: a hint can then name
+    `@pip` (index and file host at once) rather than the one host this run happened to reach first. A preset
+    that cannot be resolved here covers nothing."""
+    covered: dict[str, str] = {}
+    for name in PRESETS:
+        try:
+            preset_hosts = {_name_part(h) for h in expand_preset(name, environ, cwd=cwd)}
+        except PresetError:
+            continue
+        for host in hosts:
+            if _name_part(host) in preset_hosts:
+                covered.setdefault(host.lower(), name)
+    return covered
+
+
+def _name_part(entry: str) -> str:
+    """`host:port`, `[v6]:port` or `host` -> the host, lower-cased."""
+    entry = entry.lower()
+    if entry.startswith("["):
+        return entry[1:].partition("]")[0]
+    return entry.rpartition(":")[0] if entry.count(":") == 1 else entry
