@@ -230,4 +230,7 @@ def load_settings(
         from netjail.settings.validation_errors import to_settings_error
 
         raise to_settings_error(file, exc, remap) from None
-    return LoadedSettings(settings, path, origin, tuple(collect_warnings(settings)), expansions)
+    from netjail.settings.contradictions import contradictions
+
+    warnings = [*collect_warnings(settings), *contradictions(settings, expansions, environ)]
+    return LoadedSettings(settings, path, origin, tuple(warnings), expansions)

@@ -319,3 +319,27 @@ def _name_part(entry: str) -> str:
     if entry.startswith("["):
         return entry[1:].partition("]")[0]
     return entry.rpartition(":")[0] if entry.count(":") == 1 else entry
+
+
+def preset_sources(
+    name: str, environ: Mapping[str, str] = os.environ, *, cwd: Path | None = None
+) -> list[Path]:
+    """The configuration files the tool reads its index or registry from (those that exist and set one): if the
+    jail hides one, the tool inside falls back to its default and asks another host than the preset allowed."""
+    cwd = cwd or Path.cwd()
+    sources: list[Path] = []
+    try:
+        if name == "@npm":
+            sources = [p for p in _npm_config_files(environ, cwd) if _read_npmrc(p, environ)]
+        elif name == "@pip":
+            for path in _pip_config_files(environ):
+                parser = configparser.RawConfigParser()
+                if parser.read(path, encoding="utf-8") and any(
+                    _pip_norm(key) in ("index-url", "extra-index-url")
+                    for section in parser.sections()
+                    for key, _ in parser.items(section)
+                ):
+                    sources.append(path)
+    except (PresetError, configparser.Error, UnicodeDecodeError, OSError):
+        return []
+    return sources
