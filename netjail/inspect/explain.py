@@ -188,7 +188,12 @@ def render(report: dict[str, Any]) -> str:
     else:
         say("  /tmp and your temporary directory: hidden; TMPDIR is the run's own directory")
         say("  dangerous files (.bashrc, .git/hooks, …) cannot be created at any depth below a writable path")
-    say(f"  pseudo-terminal: {'yes' if report['allow_pty'] else 'no (new session)'}")
+    if report["platform"] == "linux":
+        say(
+            "  terminal: a session of its own; its own pseudo-terminal when stdin is a terminal (~. ends the run)"
+        )
+    else:
+        say(f"  pseudo-terminal: {'yes' if report['allow_pty'] else 'no (new session)'}")
     say()
     say("Environment set for the command (besides your own):")
     for key, value in report["environment"].items():

@@ -8,6 +8,7 @@ start or dies, the sandbox is killed and netjail exits 125.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import selectors
 import shutil
@@ -49,11 +50,14 @@ from netjail.run.backends import current_jail
 from netjail.run.endofrun import end_of_run, prepare_end_of_run, start_watcher
 from netjail.run.journal import Journal
 from netjail.run.sweep import sweep_abandoned
+from netjail.run.terminal import HANGUP, Escaped, TerminalRelay
 from netjail.settings import LoadedSettings, Settings
 from netjail.utils.status import ExitStatus, ProxyExit
 
 log = structlog.get_logger("netjail")
 
+# SIGINT is forwarded and the run goes on as long as the command does (a program may handle it); SIGTERM and SIGHUP
+# are forwarded, and after GRACE_SECONDS everything left is killed
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 GRACE_SECONDS = 5.0
 
@@ -299,6 +303,11 @@ def _supervise(
         ) from e
     launched: Launched | None = None
     watcher = None
+    relay = TerminalRelay.open() if jail.relays_terminal else None
+    if relay is not None:  # interactive: the command gets a terminal of its own (netjail/run/terminal.py)
+        spec = dataclasses.replace(spec, stdio=relay.stdio, command_prefix=relay.command_prefix())
+        warn = relay.notices(warn)
+    log.debug("jail.terminal", relayed=relay is not None)
     try:
         launched = jail.launch(spec)
         watcher = start_watcher(journal, spec, protected, warn, records)
@@ -317,7 +326,9 @@ def _supervise(
                 sock.close()
         launched.sockets.clear()
         jail.start(launched)
-        outcome = _wait(jail, launched, proxy)
+        if relay is not None:
+            relay.started()
+        outcome = _wait(jail, launched, proxy, relay)
         jail.cleanup(launched)
         if proxy.stop() == ProxyExit.LOG_FAILED and outcome.reason != "log_failed":
             outcome = Outcome(
@@ -337,6 +348,8 @@ def _supervise(
         if watcher is not None:
             watcher.stop()
         proxy.stop()
+        if relay is not None:
+            relay.close()  # the user's terminal as it was, on every way out
         remove_placeholders(placeholders)  # before the quarantine, which would take them for the command's
 
 
@@ -387,18 +400,21 @@ class ExitNotifier:
             os.close(self._fd)
 
 
-def _wait(jail: Jail, launched: Launched, proxy: StandbyProxy) -> Outcome:
+def _wait(jail: Jail, launched: Launched, proxy: StandbyProxy, relay: TerminalRelay | None = None) -> Outcome:
     selector = selectors.DefaultSelector()
     jail_exit, proxy_exit = ExitNotifier(launched.pid), ExitNotifier(proxy.pid)
     wake_read, wake_write = socket.socketpair()
     wake_read.setblocking(False)
     wake_write.setblocking(False)
-    previous = {s: signal.signal(s, lambda *_: None) for s in FORWARDED_SIGNALS}
+    handled = (*FORWARDED_SIGNALS, signal.SIGWINCH) if relay is not None else FORWARDED_SIGNALS
+    previous = {s: signal.signal(s, lambda *_: None) for s in handled}
     old_wakeup = signal.set_wakeup_fd(wake_write.fileno(), warn_on_full_buffer=False)
     selector.register(jail_exit.fileno(), selectors.EVENT_READ, "jail")
     selector.register(proxy_exit.fileno(), selectors.EVENT_READ, "proxy")
     selector.register(proxy.control, selectors.EVENT_READ, "proxy_status")
     selector.register(wake_read, selectors.EVENT_READ, "signal")
+    if relay is not None:
+        relay.register(selector)
     received: int | None = None
     forced = False
     deadline: float | None = None
@@ -413,8 +429,19 @@ def _wait(jail: Jail, launched: Launched, proxy: StandbyProxy) -> Outcome:
                 forced = True
                 deadline = None
                 continue
-            for key, _ in events:
+            for key, mask in events:
                 match key.data:
+                    case ("terminal", relay_event):
+                        try:
+                            relay_event(selector, mask)
+                        except Escaped as e:  # `~.` or the user's terminal closed: hang the command up
+                            assert relay is not None
+                            log.debug("run.escape", how=str(e))
+                            relay.say(f"{e}: the command is hung up, the run ends")
+                            received = HANGUP
+                            relay.signal_session(HANGUP)
+                            jail.signal(launched, HANGUP)
+                            deadline = deadline or time.monotonic() + GRACE_SECONDS
                     case "proxy_status":
                         line = proxy.control.recv(64)
                         if not line:
@@ -423,10 +450,21 @@ def _wait(jail: Jail, launched: Launched, proxy: StandbyProxy) -> Outcome:
                             log.debug("proxy.ready", after_ms=round((time.monotonic() - started) * 1000))
                     case "signal":
                         for signum in wake_read.recv(64):
-                            received = signum
+                            if signum == signal.SIGWINCH:
+                                if relay is not None:
+                                    relay.resize()
+                                continue
                             log.debug("run.signal", signal=signal.Signals(signum).name)
                             jail.signal(launched, signal.Signals(signum))
-                        deadline = deadline or time.monotonic() + GRACE_SECONDS
+                            if signum == signal.SIGINT:
+                                # as a Ctrl-C would: the command decides what it means, no grace period
+                                if relay is not None:
+                                    relay.signal_foreground(signum)
+                                continue
+                            if relay is not None:
+                                relay.signal_session(signum)
+                            received = signum
+                            deadline = deadline or time.monotonic() + GRACE_SECONDS
                     case "proxy":
                         code = proxy.process.wait()
                         reason: EndReason = "log_failed" if code == ProxyExit.LOG_FAILED else "proxy_failed"
@@ -442,6 +480,8 @@ def _wait(jail: Jail, launched: Launched, proxy: StandbyProxy) -> Outcome:
                     case "jail":
                         _, wait_status = os.waitpid(launched.pid, 0)
                         launched.reaped = True
+                        if relay is not None:
+                            relay.drain()
                         status = jail.child_exit_status(launched, wait_status)
                         if status is None:
                             return Outcome(

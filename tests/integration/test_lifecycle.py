@@ -177,7 +177,23 @@ def _process_args() -> str:
     return "".join(f"\n{line.strip()}" for line in lines)
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
+def test_sigint_reaches_the_command_and_the_run_lasts_as_long_as_it_does(netjail: Netjail) -> None:
+    """A Ctrl-C (here sent to netjail, as a terminal does without the relay) is the command's to handle: no grace
+    period, no kill, the command's own exit status."""
+    script = (
+        "trap 'touch interrupted' INT; touch started; while [ ! -e interrupted ]; do sleep 0.1; done; exit 7"
+    )
+    proc = netjail.popen("-s", str(netjail.settings()), "-c", script)
+    assert wait_until((netjail.work / "started").exists), "the command never started"
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 7, stderr
+    assert (netjail.work / "interrupted").exists()
+    end = json.loads((netjail.latest_run() / "flows.jsonl").read_text().splitlines()[-1])
+    assert end["reason"] == "exited" and end["exit_status"] == 7
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
 def test_signal_is_forwarded_and_nothing_is_left(netjail: Netjail, signum: int) -> None:
     marker = f"netjail-test-{os.getpid()}-{signum}"
     cfg = netjail.settings()
