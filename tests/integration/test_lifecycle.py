@@ -50,6 +50,30 @@ def test_exit_status_of_argv_command(netjail: Netjail, argv: list[str], expected
     assert result.returncode == expected, result.explain()
 
 
+def test_a_mistyped_subcommand_is_a_usage_error_and_nothing_runs(netjail: Netjail) -> None:
+    proc = netjail.command("flow")
+    assert proc.returncode == 2, proc.stderr
+    assert "No such command 'flow'" in proc.stderr and "Did you mean 'flows'?" in proc.stderr
+    assert not (netjail.state / "runs").exists()  # no run directory: nothing was started
+    control = netjail.command("-s", str(netjail.settings()), "-c", "true")
+    assert control.returncode == 0 and (netjail.state / "runs").exists()
+
+
+@pytest.mark.parametrize(("first", "expected"), [("sh", 7), ("/bin/sh", 7)])
+def test_a_program_as_the_first_word_still_runs(netjail: Netjail, first: str, expected: int) -> None:
+    """srt's `netjail PROG ARG…` without `--`: a program found on PATH, or a path, runs."""
+    env = {**netjail.env, "NETJAIL_SETTINGS": str(netjail.settings())}
+    proc = netjail.command(first, "-c", "exit 7", env=env)
+    assert proc.returncode == expected, proc.stderr
+
+
+def test_help_shows_the_default_command_and_its_options(netjail: Netjail) -> None:
+    proc = netjail.command("--help")
+    assert proc.returncode == 0
+    for words in ("-c 'CMD'", "-- PROG ARG", "-s, --settings FILE", "-c, --command CMD", "-d, --debug", "~."):
+        assert words in proc.stdout, proc.stdout
+
+
 def test_argv_is_passed_literally(netjail: Netjail) -> None:
     result = netjail.run(
         "-s", str(netjail.settings()), "--", "printf", "%s|", "--setenv", "$HOME", "a b", "-c"
