@@ -26,7 +26,7 @@ import structlog
 from netjail import __version__
 from netjail.jail.environment import inherited_environment
 from netjail.jail.newrepos import ScanTooLarge
-from netjail.jail.paths import path_rules
+from netjail.jail.paths import absent_entries, path_rules
 from netjail.jail.protected import create_placeholders, remove_placeholders
 from netjail.jail.scrub import Scrubbed, scrub_environment
 from netjail.jail.spec import Jail, JailError, JailSpec, Launched, PathRules
@@ -286,6 +286,11 @@ def _supervise(
     ca = create_run_ca(runs.proxy_dir, settings.network.tls_terminate.extra_ca_cert_paths)
     spec = build_spec(jail, loaded, argv, cwd, ca, runs.proxy_dir, debug=debug)
     log.debug("jail.args", platform=jail.name, args=jail.describe(spec))
+    for absent in absent_entries(settings, cwd):  # no effect on the run: said, never silently dropped
+        if absent.key == "denyRead":
+            log.debug("jail.absent", key=absent.key, entry=absent.entry, note=absent.note())
+        else:
+            warn(absent.warning())
     scrubbed = inherited_variables(settings)  # names only: the values are what must not be shown
     log.debug("env.scrubbed", credentials_removed=list(scrubbed.cleaned), not_passed=list(scrubbed.dropped))
     if debug:
