@@ -9,10 +9,13 @@ therefore exactly what `netjail -d` shows for a run in the same directory, with 
 
 from __future__ import annotations
 
+import os
 import sys
+import textwrap
 from pathlib import Path
 from typing import Any
 
+from netjail.jail.environment import ENVIRONMENT_RULE, withheld_names
 from netjail.jail.paths import absent_entries
 from netjail.jail.spec import PROXY_PORT, Jail, JailSpec
 from netjail.proxy.ca import RunCA
@@ -69,6 +72,8 @@ def jail_spec(loaded: LoadedSettings, jail: Jail, argv: tuple[str, ...], cwd: Pa
 
 def explain(loaded: LoadedSettings, platform: str, argv: tuple[str, ...]) -> dict[str, Any]:
     """The report: the policy in words (as data), and the backend's own description of the jail."""
+    from netjail.run.runner import credential_variables
+
     settings = loaded.settings
     jail = backend(loaded, platform)
     cwd = Path.cwd().resolve()
@@ -110,6 +115,13 @@ def explain(loaded: LoadedSettings, platform: str, argv: tuple[str, ...]) -> dic
         },
         "allow_pty": settings.allow_pty,
         "environment": {k: spec.env[k] for k in _shown_variables(spec.env)},
+        "environment_rule": ENVIRONMENT_RULE,
+        # names only, never values; not those netjail sets itself (proxy, CA)
+        "withheld": [
+            n
+            for n in withheld_names(os.environ, settings.env_passthrough, credential_variables(settings))
+            if n not in spec.env
+        ],
     }
     if platform == "linux":
         from netjail.jail.linux.seccomp import describe as seccomp_rules
@@ -229,9 +241,16 @@ def render(report: dict[str, Any]) -> str:
     else:
         say(f"  pseudo-terminal: {'yes' if report['allow_pty'] else 'no (new session)'}")
     say()
-    say("Environment set for the command (besides your own):")
+    say("Environment")
+    for line in textwrap.wrap(report["environment_rule"], 110):
+        say(f"  {line}")
+    withheld = report["withheld"]
+    listed = ", ".join(withheld) if withheld else "none"
+    for line in textwrap.wrap(f"withheld from yours now ({len(withheld)}): {listed}", 110):
+        say(f"  {line}")
+    say("  set by netjail:")
     for key, value in report["environment"].items():
-        say(f"  {key}={value}")
+        say(f"    {key}={value}")
     say()
     if report["platform"] == "linux":
         say("seccomp filter (bwrap --seccomp): everything allowed except")

@@ -24,7 +24,7 @@ from typing import cast
 import structlog
 
 from netjail import __version__
-from netjail.jail.environment import inherited_environment
+from netjail.jail.environment import inherited_environment, withheld_names
 from netjail.jail.newrepos import ScanTooLarge
 from netjail.jail.paths import absent_entries, path_rules
 from netjail.jail.protected import create_placeholders, remove_placeholders
@@ -235,7 +235,14 @@ def inherited_variables(settings: Settings) -> Scrubbed:
     """What the command inherits: the default variables and envPassthrough, credentials taken out of the
     defaults' values (envPassthrough passes whole)."""
     passthrough = settings.env_passthrough
-    return scrub_environment(inherited_environment(os.environ, passthrough), passthrough)
+    inherited = inherited_environment(os.environ, passthrough, credential_variables(settings))
+    return scrub_environment(inherited, passthrough)
+
+
+def credential_variables(settings: Settings) -> list[str]:
+    """srt's credentials.envVars: withheld even when the default list names them (credentials > envPassthrough >
+    defaults)."""
+    return [v.name for v in settings.credentials.env_vars]
 
 
 def build_spec(
@@ -293,6 +300,9 @@ def _supervise(
             warn(absent.warning())
     scrubbed = inherited_variables(settings)  # names only: the values are what must not be shown
     log.debug("env.scrubbed", credentials_removed=list(scrubbed.cleaned), not_passed=list(scrubbed.dropped))
+    withheld = withheld_names(os.environ, settings.env_passthrough, credential_variables(settings))
+    withheld = [n for n in withheld if n not in spec.env]
+    log.debug("env.withheld", names=withheld)  # netjail's own values (proxy, CA) replace the others
     if debug:
         from netjail.jail.linux.seccomp import describe as seccomp_rules
 
