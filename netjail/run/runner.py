@@ -322,7 +322,8 @@ def _supervise(
     if relay is not None:  # interactive: the command gets a terminal of its own (netjail/run/terminal.py)
         spec = dataclasses.replace(spec, stdio=relay.stdio, command_prefix=relay.command_prefix())
         warn = relay.notices(warn)
-    log.debug("jail.terminal", relayed=relay is not None)
+    # under a relay, the command runs after this prefix (not in the jail.args above, which a run without one shows)
+    log.debug("jail.terminal", relayed=relay is not None, command_prefix=list(spec.command_prefix))
     try:
         launched = jail.launch(spec)
         watcher = start_watcher(journal, spec, protected, warn, records)

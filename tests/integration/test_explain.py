@@ -47,11 +47,13 @@ def rich_settings(netjail: Netjail) -> Path:
 
 def test_linux_arguments_are_what_a_run_shows_under_debug(netjail: Netjail) -> None:
     cfg = rich_settings(netjail)
-    run = netjail.run("-d", "-s", str(cfg), "-c", "true")
+    # a history of its own: other runs on this machine (other tests, benches) add state directories to hide
+    env = {**netjail.env, "XDG_STATE_HOME": str(netjail.tmp_path / "xdg-state")}
+    run = netjail.run("-d", "-s", str(cfg), "-c", "true", env=env)
     assert run.returncode == 0, run.explain()
     ran = debug_args(run.stderr)
     run_id = run.run_dir.name
-    shown = explain(netjail, "-s", str(cfg), "--platform", "linux", "-c", "true", "--json")
+    shown = explain(netjail, "-s", str(cfg), "--platform", "linux", "-c", "true", "--json", env=env)
     assert shown.returncode == 0, shown.stderr
     report = json.loads(shown.stdout)
     assert report["bwrap_args"] == [arg.replace(run_id, "<run-id>") for arg in ran]
