@@ -61,7 +61,7 @@ class TerminalRelay:
     def open(cls, stdin: int = 0, stdout: int = 1, stderr: int = 2) -> TerminalRelay | None:
         """A relay when netjail's stdin is a terminal whose foreground it holds (not a background job: raw mode
         would stop it), and util-linux `setsid` is there to make the jail's terminal the command's own."""
-        setsid = shutil.which("setsid")
+        setsid = shutil.which("setsid", path="/usr/bin:/bin") or shutil.which("setsid")  # the system's first
         if setsid is None or not os.isatty(stdin):
             return None
         try:
