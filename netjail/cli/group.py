@@ -7,6 +7,7 @@ netjail itself failed (bad settings, no bwrap, the proxy failed to start or died
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -17,11 +18,15 @@ from netjail.utils.status import ExitStatus
 
 
 class DefaultRunGroup(click.Group):
-    """`netjail -c …` and `netjail -- prog` mean `netjail run …`: srt's command line, unchanged."""
+    """`netjail -c …` and `netjail -- prog` mean `netjail run …`: srt's command line, unchanged. A first word that
+    is neither an option, a subcommand nor a program (`netjail flow`) is click's usage error, exit 2, with the
+    closest subcommands: nothing runs and no run directory is made."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         if args and args[0] not in self.commands and args[0] not in ("--help", "-h", "--version"):
-            args = ["run", *args]
+            word = args[0]
+            if word.startswith("-") or "/" in word or shutil.which(word) is not None:
+                args = ["run", *args]
         return super().parse_args(ctx, args)
 
 
@@ -29,6 +34,16 @@ class DefaultRunGroup(click.Group):
 @click.version_option(__version__, prog_name="netjail")
 def main() -> None:
     """Run a command in a jail whose every byte of egress is judged and recorded.
+
+    \b
+    Without a subcommand, netjail runs one (the default command, `run`):
+      netjail [-s FILE] [-d] -c 'CMD'       CMD with bash -c
+      netjail [-s FILE] [-d] -- PROG ARG…   PROG as given
+      -s, --settings FILE  settings file (srt format); else $NETJAIL_SETTINGS,
+                           ~/.config/netjail/settings.json, configs/default.json
+      -c, --command CMD    command line to run with bash -c
+      -d, --debug          debug log on stderr: settings, bwrap arguments, decisions
+    On a terminal, `~.` at the start of a line ends the run.
 
     \b
     Examples:

@@ -9,10 +9,14 @@ therefore exactly what `netjail -d` shows for a run in the same directory, with 
 
 from __future__ import annotations
 
+import os
 import sys
+import textwrap
 from pathlib import Path
 from typing import Any
 
+from netjail.jail.environment import ENVIRONMENT_RULE, withheld_names
+from netjail.jail.paths import absent_entries
 from netjail.jail.spec import PROXY_PORT, Jail, JailSpec
 from netjail.proxy.ca import RunCA
 from netjail.records.rundir import live_root
@@ -68,17 +72,20 @@ def jail_spec(loaded: LoadedSettings, jail: Jail, argv: tuple[str, ...], cwd: Pa
 
 def explain(loaded: LoadedSettings, platform: str, argv: tuple[str, ...]) -> dict[str, Any]:
     """The report: the policy in words (as data), and the backend's own description of the jail."""
+    from netjail.run.runner import credential_variables
+
     settings = loaded.settings
     jail = backend(loaded, platform)
     cwd = Path.cwd().resolve()
     spec = jail_spec(loaded, jail, argv, cwd)
     net, fs, rules = settings.network, settings.filesystem, spec.rules
+    absent = absent_entries(settings, cwd)
     report: dict[str, Any] = {
         "platform": platform,
         "backend": jail.name,
         "settings_file": str(loaded.path),
         "settings_origin": loaded.origin,
-        "warnings": list(loaded.warnings),
+        "warnings": [*loaded.warnings, *(a.warning() for a in absent if a.key != "denyRead")],
         "presets": loaded.expansions,
         "cwd": str(cwd),
         "argv": list(argv),
@@ -103,9 +110,18 @@ def explain(loaded: LoadedSettings, platform: str, argv: tuple[str, ...]) -> dic
             "live_material": str(spec.files_dir),
             "mandatory_deny_depth": settings.mandatory_deny_search_depth,
             "allow_git_config": fs.allow_git_config,
+            "absent_hidden": [a.note() for a in absent if a.key == "denyRead"],
+            "base_directories": _base_directories(spec) if platform == "linux" else {},
         },
         "allow_pty": settings.allow_pty,
         "environment": {k: spec.env[k] for k in _shown_variables(spec.env)},
+        "environment_rule": ENVIRONMENT_RULE,
+        # names only, never values; not those netjail sets itself (proxy, CA)
+        "withheld": [
+            n
+            for n in withheld_names(os.environ, settings.env_passthrough, credential_variables(settings))
+            if n not in spec.env
+        ],
     }
     if platform == "linux":
         from netjail.jail.linux.seccomp import describe as seccomp_rules
@@ -119,6 +135,24 @@ def explain(loaded: LoadedSettings, platform: str, argv: tuple[str, ...]) -> dic
             "secret": SECRET,
         }
     return report
+
+
+def _base_directories(spec: JailSpec) -> dict[str, dict[str, Any]]:
+    """What /tmp and /run really are inside a Linux jail, from the same rules bwrap_args applies: the host's own
+    directory when allowWrite names it, else the jail's own empty one with the host paths bound inside it."""
+    rules = spec.rules
+    described: dict[str, dict[str, Any]] = {}
+    for base in (Path("/tmp"), Path("/run")):
+        bound: list[str] = []
+        if base not in rules.writable:
+            bound += [f"{p} (writable)" for p in rules.writable if base in p.parents]
+            bound += [f"{p} (read-only, allowRead)" for p in rules.reallowed if base in p.parents]
+            if base in spec.cwd.parents and not any(
+                w == spec.cwd or w in spec.cwd.parents for w in rules.writable
+            ):
+                bound.append(f"{spec.cwd} (read-only, the working directory)")
+        described[str(base)] = {"host": base in rules.writable, "bound": bound}
+    return described
 
 
 def _shown_variables(env: dict[str, str]) -> list[str]:
@@ -176,6 +210,7 @@ def render(report: dict[str, Any]) -> str:
     say("Files")
     say("  readable: everything except the hidden paths")
     listing("hidden (denyRead)", fs["hidden"], "none")
+    listing("named in denyRead but absent now", fs["absent_hidden"], "none")
     listing("readable again inside them (allowRead)", fs["readable_again"], "none")
     listing("writable (allowWrite)", fs["writable"], "none")
     listing("read-only inside them (denyWrite, dangerous files, the settings file)", fs["read_only"], "none")
@@ -184,15 +219,38 @@ def render(report: dict[str, Any]) -> str:
     git = "writable" if fs["allow_git_config"] else "read-only"
     say(f"  .git/config: {git}; .git/hooks: read-only")
     if report["platform"] == "linux":
-        say("  /tmp: private to the run; /run: empty")
+        for base, what in fs["base_directories"].items():
+            if what["host"]:
+                say(
+                    f"  {base}: the host's {base}, writable (allowWrite): what the command writes there stays"
+                )
+                continue
+            own = "private to the run, empty at the start" if base == "/tmp" else "empty"
+            if base == "/run":
+                own += " but for netjail's own files (/run/netjail)"
+            say(f"  {base}: {own}" + ("; from the host inside it:" if what["bound"] else ""))
+            for item in what["bound"]:
+                say(f"    {item}")
     else:
         say("  /tmp and your temporary directory: hidden; TMPDIR is the run's own directory")
         say("  dangerous files (.bashrc, .git/hooks, …) cannot be created at any depth below a writable path")
-    say(f"  pseudo-terminal: {'yes' if report['allow_pty'] else 'no (new session)'}")
+    if report["platform"] == "linux":
+        say(
+            "  terminal: a session of its own; its own pseudo-terminal when stdin is a terminal (~. ends the run)"
+        )
+    else:
+        say(f"  pseudo-terminal: {'yes' if report['allow_pty'] else 'no (new session)'}")
     say()
-    say("Environment set for the command (besides your own):")
+    say("Environment")
+    for line in textwrap.wrap(report["environment_rule"], 110):
+        say(f"  {line}")
+    withheld = report["withheld"]
+    listed = ", ".join(withheld) if withheld else "none"
+    for line in textwrap.wrap(f"withheld from yours now ({len(withheld)}): {listed}", 110):
+        say(f"  {line}")
+    say("  set by netjail:")
     for key, value in report["environment"].items():
-        say(f"  {key}={value}")
+        say(f"    {key}={value}")
     say()
     if report["platform"] == "linux":
         say("seccomp filter (bwrap --seccomp): everything allowed except")

@@ -22,11 +22,79 @@ INHERITED_VARIABLES = frozenset(
     }
 )  # fmt: skip
 INHERITED_PREFIXES = ("LC_",)
+# Tool settings that hold no secret, passed so that tools behave inside as outside (pip's version check and
+# timeout, npm's notifier, …). Reviewed per family; by name only, never by prefix: every family also has names
+# that hold a credential (left out, named in each comment), and those pass only through envPassthrough.
+TOOL_CONFIG_VARIABLES = frozenset(
+    {
+        # pip (not PIP_CLIENT_CERT, PIP_PROXY: a key's path, a proxy URL with its password)
+        "PIP_DISABLE_PIP_VERSION_CHECK", "PIP_DEFAULT_TIMEOUT", "PIP_TIMEOUT", "PIP_RETRIES", "PIP_NO_CACHE_DIR",
+        "PIP_CACHE_DIR", "PIP_NO_INPUT", "PIP_PROGRESS_BAR", "PIP_NO_COLOR", "PIP_ONLY_BINARY", "PIP_NO_BINARY",
+        "PIP_PREFER_BINARY", "PIP_REQUIRE_VIRTUALENV", "PIP_USER", "PIP_BREAK_SYSTEM_PACKAGES",
+        "PIP_ROOT_USER_ACTION", "PIP_UPGRADE_STRATEGY", "PIP_CONSTRAINT",
+        # Python itself
+        "PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED", "PYTHONIOENCODING", "PYTHONWARNINGS", "PYTHONHASHSEED",
+        "PYTHONNOUSERSITE", "PYTHONSAFEPATH", "PYTHONPYCACHEPREFIX", "PYTHON_BASIC_REPL",
+        # uv, poetry, pipx (not UV_PUBLISH_TOKEN, UV_INDEX_*_PASSWORD, POETRY_PYPI_TOKEN_*, POETRY_HTTP_BASIC_*);
+        # index URLs lose their credentials as PIP_INDEX_URL does
+        "UV_CACHE_DIR", "UV_NO_CACHE", "UV_PYTHON", "UV_LINK_MODE", "UV_NO_PROGRESS", "UV_CONCURRENT_DOWNLOADS",
+        "UV_HTTP_TIMEOUT", "UV_INDEX_URL", "UV_EXTRA_INDEX_URL", "UV_DEFAULT_INDEX", "UV_INDEX",
+        "POETRY_CACHE_DIR", "POETRY_VIRTUALENVS_IN_PROJECT", "POETRY_NO_INTERACTION", "PIPX_HOME", "PIPX_BIN_DIR",
+        # npm, yarn, pnpm, corepack, node (not NPM_TOKEN, NODE_AUTH_TOKEN, YARN_NPM_AUTH_TOKEN, and no
+        # npm_config_* prefix: `npm_config__authToken` is one)
+        "npm_config_update_notifier", "NPM_CONFIG_UPDATE_NOTIFIER", "npm_config_fund", "NPM_CONFIG_FUND",
+        "npm_config_audit", "NPM_CONFIG_AUDIT", "npm_config_loglevel", "NPM_CONFIG_LOGLEVEL", "npm_config_progress",
+        "NPM_CONFIG_PROGRESS", "NPM_CONFIG_CACHE", "npm_config_prefer_offline", "NPM_CONFIG_PREFER_OFFLINE",
+        "npm_config_fetch_retries", "NPM_CONFIG_FETCH_RETRIES", "npm_config_fetch_timeout",
+        "NPM_CONFIG_FETCH_TIMEOUT", "npm_config_yes", "NPM_CONFIG_YES", "NO_UPDATE_NOTIFIER", "NODE_ENV",
+        "NODE_OPTIONS", "NODE_NO_WARNINGS", "YARN_CACHE_FOLDER", "YARN_ENABLE_TELEMETRY", "PNPM_HOME",
+        "COREPACK_HOME", "COREPACK_ENABLE_DOWNLOAD_PROMPT", "NEXT_TELEMETRY_DISABLED",
+        # git (not GIT_ASKPASS, GIT_CONFIG_COUNT / GIT_CONFIG_KEY_n / GIT_CONFIG_VALUE_n: an extraHeader token)
+        "GIT_TERMINAL_PROMPT", "GIT_PAGER", "GIT_EDITOR", "GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL",
+        "GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL",
+        # Go (not GOAUTH, GOINSECURE)
+        "GOPRIVATE", "GONOSUMDB", "GONOPROXY", "GOSUMDB", "GOTOOLCHAIN", "GOCACHE", "CGO_ENABLED", "GOOS", "GOARCH",
+        # Rust (not CARGO_REGISTRY_TOKEN, CARGO_REGISTRIES_*_TOKEN)
+        "CARGO_TERM_COLOR", "CARGO_TARGET_DIR", "CARGO_INCREMENTAL", "CARGO_NET_RETRY", "CARGO_HTTP_TIMEOUT",
+        "RUST_BACKTRACE", "RUST_LOG", "RUSTFLAGS",
+        # Ruby bundler (not BUNDLE_<HOST>: a host's user:password)
+        "BUNDLE_JOBS", "BUNDLE_RETRY", "BUNDLE_WITHOUT", "BUNDLE_DEPLOYMENT",
+        # C and C++ builds (not MAVEN_OPTS, GRADLE_OPTS, JAVA_OPTS: they carry -D…password= as often as not)
+        "CC", "CXX", "CFLAGS", "CXXFLAGS", "CPPFLAGS", "LDFLAGS", "PKG_CONFIG_PATH", "MAKEFLAGS",
+        # opting out of telemetry
+        "DO_NOT_TRACK", "DOTNET_CLI_TELEMETRY_OPTOUT", "HOMEBREW_NO_ANALYTICS", "HF_HUB_DISABLE_TELEMETRY",
+    }
+)  # fmt: skip
+PASSED_BY_DEFAULT = INHERITED_VARIABLES | TOOL_CONFIG_VARIABLES
+
+# The environment rule, said the same way by explain, the docs and srt-compat (tests/unit/jail/test_environment.py).
+ENVIRONMENT_RULE = (
+    "The command inherits only the variables netjail passes by default (shell, locale, toolchain and tool "
+    "settings that hold no secret, each listed in netjail/jail/environment.py), with credentials taken out of "
+    "their values, and the variables named in envPassthrough, passed whole; every other variable is withheld."
+)
 
 
-def inherited_environment(environ: Mapping[str, str], passthrough: Iterable[str] = ()) -> dict[str, str]:
-    keep = INHERITED_VARIABLES | set(passthrough)
-    return {k: v for k, v in environ.items() if k in keep or k.startswith(INHERITED_PREFIXES)}
+def passes(name: str, passthrough: Iterable[str] = (), credentials: Iterable[str] = ()) -> bool:
+    """Precedence: a declared credential never passes; then envPassthrough; then the defaults."""
+    if name in set(credentials):
+        return False
+    return name in PASSED_BY_DEFAULT or name.startswith(INHERITED_PREFIXES) or name in set(passthrough)
+
+
+def inherited_environment(
+    environ: Mapping[str, str], passthrough: Iterable[str] = (), credentials: Iterable[str] = ()
+) -> dict[str, str]:
+    keep, never = set(passthrough), set(credentials)
+    return {k: v for k, v in environ.items() if passes(k, keep, never)}
+
+
+def withheld_names(
+    environ: Mapping[str, str], passthrough: Iterable[str] = (), credentials: Iterable[str] = ()
+) -> list[str]:
+    """The names (never the values) of the variables the command does not get."""
+    keep, never = set(passthrough), set(credentials)
+    return sorted(k for k in environ if not passes(k, keep, never))
 
 
 CA_REPLACING_VARS = (

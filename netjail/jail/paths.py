@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import glob
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -96,3 +97,49 @@ def path_rules(
 
 def _under_any(path: Path, roots: tuple[Path, ...]) -> bool:
     return any(path == r or r in path.parents for r in roots)
+
+
+@dataclass(frozen=True)
+class AbsentEntry:
+    """A filesystem entry that names nothing on this machine now: it has no effect on the run."""
+
+    key: str  # allowWrite, allowRead or denyRead
+    entry: str  # as written in the settings
+    path: (
+        Path  # where it resolves: `~` expanded, relative entries against the working directory (as srt does)
+    )
+
+    @property
+    def relative(self) -> bool:
+        return not (self.entry.startswith("~") or os.path.isabs(self.entry))
+
+    def warning(self) -> str:
+        """For allowWrite / allowRead: said at the start of a run and by `explain`."""
+        where = (
+            " (relative entries resolve against the working directory, as in srt)" if self.relative else ""
+        )
+        what = "matches nothing" if glob.has_magic(self.entry) else "does not exist"
+        return (
+            f"filesystem.{self.key}: {self.entry!r} is {self.path}, which {what}{where}: it has no effect. "
+            "Fix: create it before the run, or correct the entry"
+        )
+
+    def note(self) -> str:
+        """For denyRead: not a warning (the bundled defaults name many paths most machines do not have)."""
+        return f"{self.entry} ({self.path}): absent: readable if created during the run"
+
+
+def absent_entries(settings: Settings, cwd: Path) -> list[AbsentEntry]:
+    """allowWrite, allowRead and denyRead entries that match no existing path (a glob that matches nothing too)."""
+    fs = settings.filesystem
+    absent = []
+    for key, entries, deny in (
+        ("allowWrite", fs.allow_write, False),
+        ("allowRead", fs.allow_read, False),
+        ("denyRead", fs.deny_read, True),
+    ):
+        for entry in entries:
+            if not _existing(_expand(entry, cwd, deny=deny)):
+                literal = _expand(glob.escape(entry) if glob.has_magic(entry) else entry, cwd, resolve=False)
+                absent.append(AbsentEntry(key, entry, literal[0] if literal else cwd / entry))
+    return absent

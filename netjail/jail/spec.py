@@ -54,6 +54,10 @@ class JailSpec:
     capture: str = "auto"  # network.capture
     allow_unix_sockets: bool = False  # network.allowAllUnixSockets: no seccomp rule against socket(AF_UNIX)
     debug: bool = False
+    # an interactive run (netjail/run/terminal.py): the command's standard descriptors, and what runs before it
+    # inside the jail to make its terminal the controlling one
+    stdio: tuple[int, int, int] | None = None
+    command_prefix: tuple[str, ...] = ()
 
 
 @dataclass
@@ -90,6 +94,9 @@ class Jail(Protocol):
     # True when protecting a path needs it to exist on the host (bwrap's mount points): netjail then creates a
     # transient stub for a missing denyWrite entry before launch and removes it at the end (netjail.jail.persistence)
     creates_mount_points: bool
+    # True when the backend honours JailSpec.stdio and command_prefix: an interactive run then gets the relay's
+    # terminal (netjail/run/terminal.py)
+    relays_terminal: bool
 
     def check(self) -> None:
         """Raise JailError when the platform lacks what the jail needs (before anything starts)."""

@@ -8,6 +8,7 @@ start or dies, the sandbox is killed and netjail exits 125.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import selectors
 import shutil
@@ -22,9 +23,9 @@ from typing import cast
 
 import structlog
 
-from netjail.jail.environment import inherited_environment
+from netjail.jail.environment import inherited_environment, withheld_names
 from netjail.jail.newrepos import ScanTooLarge
-from netjail.jail.paths import path_rules
+from netjail.jail.paths import absent_entries, path_rules
 from netjail.jail.protected import create_placeholders, remove_placeholders
 from netjail.jail.scrub import Scrubbed, scrub_environment
 from netjail.jail.spec import Jail, JailError, JailSpec, Launched, PathRules
@@ -49,11 +50,14 @@ from netjail.run.backends import current_jail
 from netjail.run.endofrun import end_of_run, prepare_end_of_run, start_watcher
 from netjail.run.journal import Journal
 from netjail.run.sweep import sweep_abandoned
+from netjail.run.terminal import HANGUP, Escaped, TerminalRelay
 from netjail.settings import LoadedSettings, Settings
 from netjail.utils.status import ExitStatus, ProxyExit
 
 log = structlog.get_logger("netjail")
 
+# SIGINT is forwarded and the run goes on as long as the command does (a program may handle it); SIGTERM and SIGHUP
+# are forwarded, and after GRACE_SECONDS everything left is killed
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 GRACE_SECONDS = 5.0
 
@@ -234,7 +238,14 @@ def inherited_variables(settings: Settings) -> Scrubbed:
     """What the command inherits: the default variables and envPassthrough, credentials taken out of the
     defaults' values (envPassthrough passes whole)."""
     passthrough = settings.env_passthrough
-    return scrub_environment(inherited_environment(os.environ, passthrough), passthrough)
+    inherited = inherited_environment(os.environ, passthrough, credential_variables(settings))
+    return scrub_environment(inherited, passthrough)
+
+
+def credential_variables(settings: Settings) -> list[str]:
+    """srt's credentials.envVars: withheld even when the default list names them (credentials > envPassthrough >
+    defaults)."""
+    return [v.name for v in settings.credentials.env_vars]
 
 
 def build_spec(
@@ -285,8 +296,16 @@ def _supervise(
     ca = create_run_ca(runs.proxy_dir, settings.network.tls_terminate.extra_ca_cert_paths)
     spec = build_spec(jail, loaded, argv, cwd, ca, runs.proxy_dir, debug=debug)
     log.debug("jail.args", platform=jail.name, args=jail.describe(spec))
+    for absent in absent_entries(settings, cwd):  # no effect on the run: said, never silently dropped
+        if absent.key == "denyRead":
+            log.debug("jail.absent", key=absent.key, entry=absent.entry, note=absent.note())
+        else:
+            warn(absent.warning())
     scrubbed = inherited_variables(settings)  # names only: the values are what must not be shown
     log.debug("env.scrubbed", credentials_removed=list(scrubbed.cleaned), not_passed=list(scrubbed.dropped))
+    withheld = withheld_names(os.environ, settings.env_passthrough, credential_variables(settings))
+    withheld = [n for n in withheld if n not in spec.env]
+    log.debug("env.withheld", names=withheld)  # netjail's own values (proxy, CA) replace the others
     if debug:
         from netjail.jail.linux.seccomp import describe as seccomp_rules
 
@@ -302,6 +321,12 @@ def _supervise(
         ) from e
     launched: Launched | None = None
     watcher = None
+    relay = TerminalRelay.open() if jail.relays_terminal else None
+    if relay is not None:  # interactive: the command gets a terminal of its own (netjail/run/terminal.py)
+        spec = dataclasses.replace(spec, stdio=relay.stdio, command_prefix=relay.command_prefix())
+        warn = relay.notices(warn)
+    # under a relay, the command runs after this prefix (not in the jail.args above, which a run without one shows)
+    log.debug("jail.terminal", relayed=relay is not None, command_prefix=list(spec.command_prefix))
     try:
         launched = jail.launch(spec)
         watcher = start_watcher(journal, spec, protected, warn, records)
@@ -322,7 +347,9 @@ def _supervise(
                 sock.close()
         launched.sockets.clear()
         jail.start(launched)
-        outcome = _wait(jail, launched, proxy)
+        if relay is not None:
+            relay.started()
+        outcome = _wait(jail, launched, proxy, relay)
         jail.cleanup(launched)
         if proxy.stop() == ProxyExit.LOG_FAILED and outcome.reason != "log_failed":
             outcome = Outcome(
@@ -342,6 +369,8 @@ def _supervise(
         if watcher is not None:
             watcher.stop()
         proxy.stop()
+        if relay is not None:
+            relay.close()  # the user's terminal as it was, on every way out
         remove_placeholders(placeholders)  # before the quarantine, which would take them for the command's
 
 
@@ -392,18 +421,21 @@ class ExitNotifier:
             os.close(self._fd)
 
 
-def _wait(jail: Jail, launched: Launched, proxy: StandbyProxy) -> Outcome:
+def _wait(jail: Jail, launched: Launched, proxy: StandbyProxy, relay: TerminalRelay | None = None) -> Outcome:
     selector = selectors.DefaultSelector()
     jail_exit, proxy_exit = ExitNotifier(launched.pid), ExitNotifier(proxy.pid)
     wake_read, wake_write = socket.socketpair()
     wake_read.setblocking(False)
     wake_write.setblocking(False)
-    previous = {s: signal.signal(s, lambda *_: None) for s in FORWARDED_SIGNALS}
+    handled = (*FORWARDED_SIGNALS, signal.SIGWINCH) if relay is not None else FORWARDED_SIGNALS
+    previous = {s: signal.signal(s, lambda *_: None) for s in handled}
     old_wakeup = signal.set_wakeup_fd(wake_write.fileno(), warn_on_full_buffer=False)
     selector.register(jail_exit.fileno(), selectors.EVENT_READ, "jail")
     selector.register(proxy_exit.fileno(), selectors.EVENT_READ, "proxy")
     selector.register(proxy.control, selectors.EVENT_READ, "proxy_status")
     selector.register(wake_read, selectors.EVENT_READ, "signal")
+    if relay is not None:
+        relay.register(selector)
     received: int | None = None
     forced = False
     deadline: float | None = None
@@ -418,8 +450,19 @@ def _wait(jail: Jail, launched: Launched, proxy: StandbyProxy) -> Outcome:
                 forced = True
                 deadline = None
                 continue
-            for key, _ in events:
+            for key, mask in events:
                 match key.data:
+                    case ("terminal", relay_event):
+                        try:
+                            relay_event(selector, mask)
+                        except Escaped as e:  # `~.` or the user's terminal closed: hang the command up
+                            assert relay is not None
+                            log.debug("run.escape", how=str(e))
+                            relay.say(f"{e}: the command is hung up, the run ends")
+                            received = HANGUP
+                            relay.signal_session(HANGUP)
+                            jail.signal(launched, HANGUP)
+                            deadline = deadline or time.monotonic() + GRACE_SECONDS
                     case "proxy_status":
                         line = proxy.control.recv(64)
                         if not line:
@@ -428,10 +471,21 @@ def _wait(jail: Jail, launched: Launched, proxy: StandbyProxy) -> Outcome:
                             log.debug("proxy.ready", after_ms=round((time.monotonic() - started) * 1000))
                     case "signal":
                         for signum in wake_read.recv(64):
-                            received = signum
+                            if signum == signal.SIGWINCH:
+                                if relay is not None:
+                                    relay.resize()
+                                continue
                             log.debug("run.signal", signal=signal.Signals(signum).name)
                             jail.signal(launched, signal.Signals(signum))
-                        deadline = deadline or time.monotonic() + GRACE_SECONDS
+                            if signum == signal.SIGINT:
+                                # as a Ctrl-C would: the command decides what it means, no grace period
+                                if relay is not None:
+                                    relay.signal_foreground(signum)
+                                continue
+                            if relay is not None:
+                                relay.signal_session(signum)
+                            received = signum
+                            deadline = deadline or time.monotonic() + GRACE_SECONDS
                     case "proxy":
                         code = proxy.process.wait()
                         reason: EndReason = "log_failed" if code == ProxyExit.LOG_FAILED else "proxy_failed"
@@ -447,6 +501,8 @@ def _wait(jail: Jail, launched: Launched, proxy: StandbyProxy) -> Outcome:
                     case "jail":
                         _, wait_status = os.waitpid(launched.pid, 0)
                         launched.reaped = True
+                        if relay is not None:
+                            relay.drain()
                         status = jail.child_exit_status(launched, wait_status)
                         if status is None:
                             return Outcome(

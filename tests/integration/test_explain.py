@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import re
 import subprocess
 import sys
@@ -46,11 +47,13 @@ def rich_settings(netjail: Netjail) -> Path:
 
 def test_linux_arguments_are_what_a_run_shows_under_debug(netjail: Netjail) -> None:
     cfg = rich_settings(netjail)
-    run = netjail.run("-d", "-s", str(cfg), "-c", "true")
+    # a history of its own: other runs on this machine (other tests, benches) add state directories to hide
+    env = {**netjail.env, "XDG_STATE_HOME": str(netjail.tmp_path / "xdg-state")}
+    run = netjail.run("-d", "-s", str(cfg), "-c", "true", env=env)
     assert run.returncode == 0, run.explain()
     ran = debug_args(run.stderr)
     run_id = run.run_dir.name
-    shown = explain(netjail, "-s", str(cfg), "--platform", "linux", "-c", "true", "--json")
+    shown = explain(netjail, "-s", str(cfg), "--platform", "linux", "-c", "true", "--json", env=env)
     assert shown.returncode == 0, shown.stderr
     report = json.loads(shown.stdout)
     assert report["bwrap_args"] == [arg.replace(run_id, "<run-id>") for arg in ran]
@@ -131,3 +134,66 @@ def test_the_explain_module_loads_only_click_and_the_standard_library() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def _mounts_inside(netjail: Netjail, cfg: Path, env: dict[str, str]) -> dict[str, tuple[str, str, str]]:
+    """The jail's own mount table: mount point -> (device, fstype, rw|ro) of the mount on top there."""
+    result = netjail.run("-s", str(cfg), "-c", "cat /proc/self/mountinfo", env=env)
+    if result.returncode == 125 and "Permission denied" in result.stderr and os.geteuid() == 0:
+        # the protected-name scan found another user's repository in a writable /tmp; root's user namespace
+        # cannot enter it to bind it read-only (a limit of the scan, not of what explain says)
+        pytest.skip(f"another user's files in the writable /tmp: {result.stderr.strip()}")
+    assert result.returncode == 0, result.explain()
+    mounts = {}
+    for line in result.stdout.splitlines():
+        before, _, after = line.partition(" - ")
+        fields = before.split()
+        point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), fields[4])
+        mounts[point] = (
+            fields[2],
+            after.split()[0],
+            fields[5].split(",")[0],
+        )  # a later mount covers an earlier one
+    return mounts
+
+
+def _device(path: str) -> str:
+    st = Path(path).stat()
+    return f"{os.major(st.st_dev)}:{os.minor(st.st_dev)}"
+
+
+@pytest.mark.parametrize("case", ["default", "tmp writable", "dir in tmp writable", "cwd read-only"])
+def test_what_explain_says_of_tmp_and_run_is_what_the_jail_mounts(netjail: Netjail, case: str) -> None:
+    extra = netjail.tmp_path / "extra"
+    extra.mkdir()
+    allow_write = {
+        "default": ["."],
+        "tmp writable": [".", "/tmp"],
+        "dir in tmp writable": [".", str(extra)],
+        "cwd read-only": [],
+    }[case]
+    cfg = netjail.settings(filesystem={"allowWrite": allow_write})
+    # a history of its own: state directories other test runs (other users') left under /tmp are not this test's
+    env = {**netjail.env, "XDG_STATE_HOME": str(netjail.tmp_path / "xdg-state")}
+    shown = explain(netjail, "-s", str(cfg), "--platform", "linux", env=env)
+    described = json.loads(explain(netjail, "-s", str(cfg), "--platform", "linux", "--json", env=env).stdout)
+    mounts = _mounts_inside(netjail, cfg, env)
+    for base, what in described["filesystem"]["base_directories"].items():
+        device, fstype, mode = mounts[base]
+        if what["host"]:
+            assert f"{base}: the host's {base}, writable" in shown.stdout
+            assert (device, mode) == (_device(base), "rw"), mounts[base]
+        else:
+            assert (f"{base}: private to the run" if base == "/tmp" else f"{base}: empty") in shown.stdout
+            assert fstype == "tmpfs" and device != _device(base), mounts[base]
+        for item in what["bound"]:
+            path, _, kind = item.partition(" (")
+            assert f"    {item}" in shown.stdout
+            assert mounts[path][0] == _device(path), (item, mounts.get(path))
+            assert mounts[path][2] == ("rw" if kind.startswith("writable") else "ro"), (item, mounts[path])
+    if case == "tmp writable":
+        assert described["filesystem"]["base_directories"]["/tmp"][
+            "host"
+        ]  # control: the matrix has both kinds
+    if case == "dir in tmp writable":
+        assert f"{extra} (writable)" in described["filesystem"]["base_directories"]["/tmp"]["bound"]

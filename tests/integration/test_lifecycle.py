@@ -50,6 +50,30 @@ def test_exit_status_of_argv_command(netjail: Netjail, argv: list[str], expected
     assert result.returncode == expected, result.explain()
 
 
+def test_a_mistyped_subcommand_is_a_usage_error_and_nothing_runs(netjail: Netjail) -> None:
+    proc = netjail.command("flow")
+    assert proc.returncode == 2, proc.stderr
+    assert "No such command 'flow'" in proc.stderr and "Did you mean 'flows'?" in proc.stderr
+    assert not (netjail.state / "runs").exists()  # no run directory: nothing was started
+    control = netjail.command("-s", str(netjail.settings()), "-c", "true")
+    assert control.returncode == 0 and (netjail.state / "runs").exists()
+
+
+@pytest.mark.parametrize(("first", "expected"), [("sh", 7), ("/bin/sh", 7)])
+def test_a_program_as_the_first_word_still_runs(netjail: Netjail, first: str, expected: int) -> None:
+    """srt's `netjail PROG ARG…` without `--`: a program found on PATH, or a path, runs."""
+    env = {**netjail.env, "NETJAIL_SETTINGS": str(netjail.settings())}
+    proc = netjail.command(first, "-c", "exit 7", env=env)
+    assert proc.returncode == expected, proc.stderr
+
+
+def test_help_shows_the_default_command_and_its_options(netjail: Netjail) -> None:
+    proc = netjail.command("--help")
+    assert proc.returncode == 0
+    for words in ("-c 'CMD'", "-- PROG ARG", "-s, --settings FILE", "-c, --command CMD", "-d, --debug", "~."):
+        assert words in proc.stdout, proc.stdout
+
+
 def test_argv_is_passed_literally(netjail: Netjail) -> None:
     result = netjail.run(
         "-s", str(netjail.settings()), "--", "printf", "%s|", "--setenv", "$HOME", "a b", "-c"
@@ -198,7 +222,23 @@ def _process_args() -> str:
     return "".join(f"\n{line.strip()}" for line in lines)
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
+def test_sigint_reaches_the_command_and_the_run_lasts_as_long_as_it_does(netjail: Netjail) -> None:
+    """A Ctrl-C (here sent to netjail, as a terminal does without the relay) is the command's to handle: no grace
+    period, no kill, the command's own exit status."""
+    script = (
+        "trap 'touch interrupted' INT; touch started; while [ ! -e interrupted ]; do sleep 0.1; done; exit 7"
+    )
+    proc = netjail.popen("-s", str(netjail.settings()), "-c", script)
+    assert wait_until((netjail.work / "started").exists), "the command never started"
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 7, stderr
+    assert (netjail.work / "interrupted").exists()
+    end = json.loads((netjail.latest_run() / "flows.jsonl").read_text().splitlines()[-1])
+    assert end["reason"] == "exited" and end["exit_status"] == 7
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
 def test_signal_is_forwarded_and_nothing_is_left(netjail: Netjail, signum: int) -> None:
     marker = f"netjail-test-{os.getpid()}-{signum}"
     cfg = netjail.settings()

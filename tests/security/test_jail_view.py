@@ -180,3 +180,20 @@ def test_s2_control_envpassthrough_passes_the_value_whole(netjail: Netjail) -> N
     result = netjail.run("-s", str(cfg), "-c", 'echo "$PIP_INDEX_URL"', env=env)
     assert result.returncode == 0 and result.stdout.strip() == secret_url, result.explain()
     assert json.loads((result.run_dir / "flows.jsonl").read_text().splitlines()[-1])["event"] == "run_end"
+
+
+def test_s1_tool_settings_pass_credentials_are_withheld_and_named_only(netjail: Netjail) -> None:
+    env = {
+        **netjail.env,
+        "PIP_DISABLE_PIP_VERSION_CHECK": "1",  # a tool setting on the default list: passes
+        "NPM_TOKEN": "npm_w1thheldvalue",  # the same family's credential: withheld
+        "npm_config__authToken": "npm_w1thheldvalue",  # and the prefix that would have carried it
+    }
+    script = 'echo "${PIP_DISABLE_PIP_VERSION_CHECK:-unset} ${NPM_TOKEN:-unset}"; env | grep -c w1thh[e]ld'
+    result = netjail.run("-d", "-s", str(netjail.settings()), "-c", script, env=env)
+    assert result.stdout.splitlines() == ["1 unset", "0"], result.explain()
+    withheld = next(line for line in result.stderr.splitlines() if "env.withheld" in line)
+    assert "NPM_TOKEN" in withheld and "npm_config__authToken" in withheld, withheld  # names, for -d
+    assert "w1thheld" not in result.stderr  # never the values
+    shown = netjail.command("explain", "-s", str(netjail.settings()), env=env)
+    assert "NPM_TOKEN" in shown.stdout and "w1thheld" not in shown.stdout

@@ -60,8 +60,10 @@ def bwrap_args(
     fd = (lambda path: str(unused[path].pop(0))) if path_fds is not None else (lambda path: "FD")
     args = [bwrap, "--die-with-parent", "--unshare-user", "--unshare-pid", "--unshare-ipc", "--unshare-uts"]
     args += ["--unshare-cgroup-try", "--cap-drop", "ALL", "--hostname", "netjail"]
-    if not spec.allow_pty:
-        args.append("--new-session")  # no controlling terminal: TIOCSTI cannot type into the user's shell
+    # Always a session of its own: the user's terminal is never the command's controlling terminal (TIOCSTI
+    # cannot type into the user's shell, its keys' signals reach no part of netjail). An interactive run gets the
+    # relay's terminal instead (netjail/run/terminal.py), made its own by `spec.command_prefix`.
+    args.append("--new-session")
 
     args += ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
     tmp_writable = any(p == Path("/tmp") for p in rules.writable)
@@ -116,7 +118,7 @@ def bwrap_args(
     if status_fd is not None:
         args += ["--json-status-fd", str(status_fd)]
     args.append("--")
-    args += spec.argv
+    args += (*spec.command_prefix, *spec.argv)
     return args
 
 
@@ -182,6 +184,7 @@ def _mask(path: Path) -> list[str]:
 class BwrapJail:
     name = "linux-bwrap"
     creates_mount_points = True  # a bind needs its mount point to exist on the host
+    relays_terminal = True
 
     def __init__(self, bwrap_path: str | Path | None = None) -> None:
         self.bwrap = str(bwrap_path) if bwrap_path else (shutil.which("bwrap") or "")
@@ -219,7 +222,7 @@ class BwrapJail:
             parent_end.close()
             os.close(status_read)
             keep = (status_write, seccomp_fd, *(fd for fds in path_fds.values() for fd in fds))
-            _become_bwrap(child_end, keep, args, spec.env, spec.capture)
+            _become_bwrap(child_end, keep, args, spec.env, spec.capture, spec.stdio)
         child_end.close()
         os.close(status_write)
         os.close(seccomp_fd)
@@ -386,13 +389,24 @@ def _reap(pid: int) -> None:
 
 
 def _become_bwrap(  # pragma: no cover - runs in the forked child
-    channel: socket.socket, bwrap_fds: tuple[int, ...], args: list[str], env: dict[str, str], capture: str
+    channel: socket.socket,
+    bwrap_fds: tuple[int, ...],
+    args: list[str],
+    env: dict[str, str],
+    capture: str,
+    stdio: tuple[int, int, int] | None,
 ) -> None:
     """In the forked child: build the network namespace, hand its sockets to netjail, wait for the go, exec bwrap.
     Never returns."""
     try:
         for signum in (signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(signum, signal.SIG_DFL)
+        # out of netjail's process group: a key pressed on the user's terminal signals netjail, never bwrap (whose
+        # death would take the command with it); netjail forwards what is meant for the command
+        os.setpgid(0, 0)
+        for target, source in enumerate(stdio or ()):
+            if source != target:
+                os.dup2(source, target)
         uid, gid = os.getuid(), os.getgid()
         os.unshare(os.CLONE_NEWUSER | os.CLONE_NEWNET)
         Path("/proc/self/setgroups").write_text("deny")

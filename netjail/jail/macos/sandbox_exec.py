@@ -70,6 +70,7 @@ def default_run_parent() -> Path:
 class SeatbeltJail:
     name = "macos-seatbelt"
     creates_mount_points = False  # the profile denies a path that does not exist yet
+    relays_terminal = False  # the command keeps the user's terminal (docs/macos.md)
 
     def __init__(
         self,
