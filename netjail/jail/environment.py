@@ -29,6 +29,15 @@ def inherited_environment(environ: Mapping[str, str], passthrough: Iterable[str]
     return {k: v for k, v in environ.items() if k in keep or k.startswith(INHERITED_PREFIXES)}
 
 
+def masked_environment(
+    base: Mapping[str, str], masked: Mapping[str, str], withheld: Iterable[str]
+) -> dict[str, str]:
+    """`base` with credentials.envVars applied: masked variables hold their placeholder values, the withheld ones
+    (mode "deny", or a mask that found nothing to mask) are absent, whatever the defaults or envPassthrough say."""
+    drop = set(withheld)
+    return {k: v for k, v in base.items() if k not in drop} | dict(masked)
+
+
 CA_REPLACING_VARS = (
     "SSL_CERT_FILE",
     "REQUESTS_CA_BUNDLE",

@@ -54,6 +54,8 @@ class JailSpec:
     capture: str = "auto"  # network.capture
     allow_unix_sockets: bool = False  # network.allowAllUnixSockets: no seccomp rule against socket(AF_UNIX)
     debug: bool = False
+    # credentials.files in mode "mask": (the real file, its copy with placeholders), bound over the real one
+    masked_files: tuple[tuple[Path, Path], ...] = ()
 
 
 @dataclass

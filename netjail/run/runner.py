@@ -23,7 +23,8 @@ from typing import cast
 import structlog
 
 from netjail import __version__
-from netjail.jail.environment import inherited_environment
+from netjail.jail.credentials import CredentialError, MaskPlan, prepare_credentials
+from netjail.jail.environment import inherited_environment, masked_environment
 from netjail.jail.newrepos import ScanTooLarge
 from netjail.jail.paths import path_rules
 from netjail.jail.protected import create_placeholders, remove_placeholders
@@ -244,16 +245,18 @@ def build_spec(
     *,
     debug: bool = False,
     prepare: bool = True,
+    masks: MaskPlan | None = None,
 ) -> JailSpec:
     """What the jail is asked to apply, from the settings: used by a run, and by `netjail explain` (prepare=False:
     it creates nothing)."""
     settings = loaded.settings
     rules = path_rules(settings, cwd, extra_read_only=(loaded.path.resolve(),), settings_file=loaded.path)
     inherited = inherited_variables(settings)
+    masks = masks or MaskPlan(withheld=[v.name for v in settings.credentials.env_vars])
     return JailSpec(
         argv=argv,
         cwd=cwd,
-        env=jail.environment(inherited.env, ca),
+        env=jail.environment(masked_environment(inherited.env, masks.env, masks.withheld), ca),
         rules=rules,
         ca=ca,
         allow_pty=settings.allow_pty,
@@ -262,6 +265,7 @@ def build_spec(
         capture=settings.network.capture,
         allow_unix_sockets=settings.network.allow_all_unix_sockets,
         debug=debug,
+        masked_files=tuple(masks.files),
     )
 
 
@@ -280,7 +284,15 @@ def _supervise(
 ) -> Outcome:
     settings: Settings = loaded.settings
     ca = create_run_ca(runs.proxy_dir, settings.network.tls_terminate.extra_ca_cert_paths)
-    spec = build_spec(jail, loaded, argv, cwd, ca, runs.proxy_dir, debug=debug)
+    try:
+        masks = prepare_credentials(settings, os.environ, cwd, runs.proxy_dir / "masked")
+    except CredentialError as e:
+        raise RunFailed(str(e)) from e
+    for warning in masks.warnings:
+        warn(warning)
+    if masks.credentials or masks.withheld:
+        log.debug("credentials", **masks.describe())
+    spec = build_spec(jail, loaded, argv, cwd, ca, runs.proxy_dir, debug=debug, masks=masks)
     log.debug("jail.args", platform=jail.name, args=jail.describe(spec))
     scrubbed = inherited_variables(settings)  # names only: the values are what must not be shown
     log.debug("env.scrubbed", credentials_removed=list(scrubbed.cleaned), not_passed=list(scrubbed.dropped))
@@ -310,7 +322,7 @@ def _supervise(
 
             log.debug("jail.capture_rules", nft=NFT_RULES)
         announce(launched.capture_mode)
-        proxy.configure(_proxy_config(runs, ca, launched, debug), launched.sockets)
+        proxy.configure(_proxy_config(runs, ca, launched, debug, masks), launched.sockets)
         # the proxy holds them now: if it dies, connections are refused
         for sockets in launched.sockets.values():
             for sock in sockets:
@@ -340,7 +352,7 @@ def _supervise(
         remove_placeholders(placeholders)  # before the quarantine, which would take them for the command's
 
 
-def _proxy_config(runs: RunDir, ca: RunCA, launched: Launched, debug: bool) -> dict:
+def _proxy_config(runs: RunDir, ca: RunCA, launched: Launched, debug: bool, masks: MaskPlan) -> dict:
     secret_file = None
     if (
         launched.proxy_secret is not None
@@ -358,6 +370,8 @@ def _proxy_config(runs: RunDir, ca: RunCA, launched: Launched, debug: bool) -> d
         "capture_mode": launched.capture_mode,
         "secret_file": str(secret_file) if secret_file else None,
         "debug": debug,
+        "credentials": [c.as_config() for c in masks.credentials],  # real values: this socket, never a file
+        "allow_plaintext_inject": masks.allow_plaintext_inject,
     }
 
 
