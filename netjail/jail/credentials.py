@@ -21,9 +21,9 @@ from netjail.settings.credentials import (
     effective_inject_hosts,
 )
 
-MAX_SECRET_BYTES = (
-    24 * 1024
-)  # all real values of a run together: they travel in the proxy's one control message
+WHOLE_VALUE = re.compile(r"\A(.*)\Z", re.DOTALL)
+# All real values of a run together: they travel in the proxy's one control message.
+MAX_SECRET_BYTES = 24 * 1024
 
 
 class CredentialError(Exception):

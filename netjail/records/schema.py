@@ -144,6 +144,25 @@ class FlowRecord(TypedDict):
     redacted_secrets: NotRequired[list[str]]
     target: NotRequired[str]  # an absolute-form target inside a tunnel, as sent
     incomplete: NotRequired[bool]  # still under way when the proxy stopped
+    credentials: NotRequired[CredentialNotes]  # masked credentials this request carried (names, never values)
+
+
+class CredentialInjection(TypedDict):
+    credential: str  # the settings entry, e.g. "credentials.envVars[0] (API_TOKEN)"
+    where: list[str]  # "header <name>", "header authorization (basic)", "query", "path", "body"
+    count: int
+
+
+class CredentialSighting(TypedDict):
+    credential: str
+    where: list[str]
+
+
+class CredentialNotes(TypedDict):
+    injected: NotRequired[list[CredentialInjection]]  # placeholder replaced by the real value
+    placeholder_elsewhere: NotRequired[
+        list[CredentialSighting]
+    ]  # sent toward a host it is not for: left as is
 
 
 class FlowStart(TypedDict):

@@ -1,0 +1,312 @@
+"""Masked credentials (settings `credentials`, mode "mask"): the command holds placeholders, the real value reaches
+only its inject hosts over a TLS connection netjail terminated, and no record, flow file, HAR or log holds it.
+
+Real parts: the netjail binary, curl and Python inside the jail, and a loopback origin that echoes what it received
+(headers, query, decoded body). Each blocked attempt beside its control."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+import secrets
+import ssl
+import sys
+import threading
+import urllib.parse
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+import trustme
+from mitmproxy import io as mitm_io
+
+from tests.support.netjail import TEST_NAMES, Netjail, Result
+from tests.support.servers import tls_server_context
+
+CURL = "curl -sS --max-time 10"
+REAL_TOKEN = "sk-test-" + secrets.token_urlsafe(30)  # what the host holds; the command must never see it
+NPM_TOKEN = "npm_" + secrets.token_hex(18)
+
+
+@dataclass
+class Seen:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass
+class EchoOrigin:
+    """Records each request (path, headers, body decoded from gzip/chunked) and echoes it as JSON; `/echo-secret`
+    answers with the real token in its body, as a token-refresh endpoint would."""
+
+    port: int
+    server: ThreadingHTTPServer
+    seen: list[Seen] = field(default_factory=list)
+
+    def everything(self) -> bytes:
+        return b"\n".join(s.path.encode() + json.dumps(s.headers).encode() + s.body for s in self.seen)
+
+
+def _echo_handler(origin_seen: list[Seen]) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def _body(self) -> bytes:
+            if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+                data = b""
+                while (size := int(self.rfile.readline().split(b";")[0], 16)) > 0:
+                    data += self.rfile.read(size)
+                    self.rfile.readline()
+                self.rfile.readline()
+            else:
+                data = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            return gzip.decompress(data) if self.headers.get("Content-Encoding") == "gzip" else data
+
+        def _handle(self) -> None:
+            seen = Seen(self.path, {k.lower(): v for k, v in self.headers.items()}, self._body())
+            origin_seen.append(seen)
+            reply = (
+                REAL_TOKEN.encode()
+                if self.path.startswith("/echo-secret")
+                else json.dumps(
+                    {"path": seen.path, "headers": seen.headers, "body": seen.body.decode("latin-1")}
+                ).encode()
+            )
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(reply)))
+            self.end_headers()
+            self.wfile.write(reply)
+
+        do_GET = do_POST = do_PUT = _handle
+
+    return Handler
+
+
+def _start(context: ssl.SSLContext | None) -> EchoOrigin:
+    seen: list[Seen] = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _echo_handler(seen))
+    server.daemon_threads = True
+    if context is not None:
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return EchoOrigin(server.server_address[1], server, seen)
+
+
+@pytest.fixture
+def echo_https(test_ca: tuple[trustme.CA, Path]) -> Iterator[EchoOrigin]:
+    origin = _start(tls_server_context(test_ca[0], *TEST_NAMES, "127.0.0.1"))
+    yield origin
+    origin.server.shutdown()
+
+
+@pytest.fixture
+def echo_http() -> Iterator[EchoOrigin]:
+    origin = _start(None)
+    yield origin
+    origin.server.shutdown()
+
+
+def masked_settings(netjail: Netjail, credentials: dict, allowed: list[str] | None = None) -> Path:
+    return netjail.settings(
+        network={"allowedDomains": allowed or ["allowed.test", "other.test"]},
+        credentials=credentials,
+    )
+
+
+TOKEN_ENTRY = {"envVars": [{"name": "API_TOKEN", "mode": "mask", "injectHosts": ["allowed.test"]}]}
+
+
+def run_with_token(netjail: Netjail, settings: Path, command: str, *extra: str) -> Result:
+    before = netjail.latest_run()
+    proc = netjail.command(
+        *extra, "-s", str(settings), "-c", command, env={**netjail.env, "API_TOKEN": REAL_TOKEN}
+    )
+    after = netjail.latest_run()
+    return Result(proc.returncode, proc.stdout, proc.stderr, after if after != before else None)
+
+
+def forms(value: str) -> list[bytes]:
+    """The value as a leak could carry it: raw, URL-encoded, base64 (at each alignment), JSON-escaped."""
+    raw = value.encode()
+    found = [raw, urllib.parse.quote(value, safe="").encode(), json.dumps(value).encode()[1:-1]]
+    for pad in range(3):
+        encoded = base64.b64encode(b"\0" * pad + raw)
+        found.append(encoded[4 : len(encoded) - 4])
+    return found
+
+
+def assert_nowhere(netjail: Netjail, result: Result, value: str) -> None:
+    """No file of the run directory (flows.mitm raw and decoded too), no HAR export, no output holds `value`."""
+    assert result.run_dir is not None
+    texts: list[tuple[str, bytes]] = [
+        (p.name, p.read_bytes()) for p in result.run_dir.rglob("*") if p.is_file()
+    ]
+    with (result.run_dir / "flows.mitm").open("rb") as f:
+        for flow in mitm_io.FlowReader(f).stream():
+            for part in ("request", "response"):
+                message = getattr(flow, part, None)
+                if message is not None:
+                    texts.append((f"flows.mitm {part} headers", bytes(message.headers)))
+                    texts.append((f"flows.mitm {part} body", message.get_content(strict=False) or b""))
+            if hasattr(flow, "request"):
+                texts.append(("flows.mitm url", flow.request.url.encode()))
+    har = netjail.command("export", "--har", "-", str(result.run_dir))
+    assert har.returncode == 0, har.stderr
+    texts.append(("HAR export", har.stdout.encode()))
+    texts.append(("stdout/stderr", (result.stdout + result.stderr).encode()))
+    for name, data in texts:
+        for form in forms(value):
+            assert form not in data, f"{name} holds the real value ({form[:12]!r}...)"
+
+
+def test_the_command_sees_a_same_shape_placeholder_and_the_inject_host_gets_the_real_value(
+    netjail: Netjail, echo_https: EchoOrigin
+) -> None:
+    settings = masked_settings(netjail, TOKEN_ENTRY)
+    url = f"https://allowed.test:{echo_https.port}"
+    result = run_with_token(
+        netjail,
+        settings,
+        f'printf "%s" "$API_TOKEN" > seen-token; {CURL} -H "Authorization: Bearer $API_TOKEN" "{url}/h?key=$API_TOKEN"',
+        "-d",  # the debug log goes to stderr, which assert_nowhere scans
+    )
+    assert result.returncode == 0, result.explain()
+    placeholder = (netjail.work / "seen-token").read_text()
+    # control: the command holds a placeholder of the token's shape, not the token
+    assert placeholder != REAL_TOKEN and len(placeholder) == len(REAL_TOKEN) and placeholder.startswith("sk-")
+    seen = echo_https.seen[-1]
+    assert seen.headers["authorization"] == f"Bearer {REAL_TOKEN}"
+    assert urllib.parse.parse_qs(urllib.parse.urlsplit(seen.path).query)["key"] == [REAL_TOKEN]
+    # what the command got back echoes the real value: it arrives as the placeholder
+    assert REAL_TOKEN not in result.stdout and placeholder in result.stdout
+    flow = next(f for f in result.flows if f.get("credentials"))
+    injected = flow["credentials"]["injected"][0]
+    assert injected["credential"].startswith("credentials.envVars[0]") and injected["count"] == 2
+    assert set(injected["where"]) == {"header authorization", "query"}
+    assert_nowhere(netjail, result, REAL_TOKEN)
+
+
+def test_an_allowed_host_that_is_not_an_inject_host_receives_the_placeholder(
+    netjail: Netjail, echo_https: EchoOrigin
+) -> None:
+    settings = masked_settings(netjail, TOKEN_ENTRY)
+    result = run_with_token(
+        netjail,
+        settings,
+        f'{CURL} -H "X-Api-Key: $API_TOKEN" https://other.test:{echo_https.port}/a;'
+        f' {CURL} -H "X-Api-Key: $API_TOKEN" https://allowed.test:{echo_https.port}/b',
+    )
+    assert result.returncode == 0, result.explain()
+    by_path = {s.path: s for s in echo_https.seen}
+    assert REAL_TOKEN not in by_path["/a"].headers["x-api-key"]  # the attempt: moved to another host
+    assert by_path["/b"].headers["x-api-key"] == REAL_TOKEN  # the control: its inject host
+    moved = next(f for f in result.flows if f["host"] == "other.test")
+    assert moved["credentials"]["placeholder_elsewhere"][0]["where"] == ["header x-api-key"]
+    assert_nowhere(netjail, result, REAL_TOKEN)
+
+
+def test_plain_http_gets_no_real_value_unless_allow_plaintext_inject(
+    netjail: Netjail, echo_http: EchoOrigin
+) -> None:
+    command = f'{CURL} -H "Authorization: Bearer $API_TOKEN" http://allowed.test:{echo_http.port}/plain'
+    result = run_with_token(netjail, masked_settings(netjail, TOKEN_ENTRY), command)
+    assert result.returncode == 0, result.explain()
+    assert REAL_TOKEN not in echo_http.seen[-1].headers["authorization"]  # the attempt: cleartext
+    opted_in = masked_settings(netjail, {**TOKEN_ENTRY, "allowPlaintextInject": True})
+    control = run_with_token(netjail, opted_in, command)
+    assert control.returncode == 0, control.explain()
+    assert echo_http.seen[-1].headers["authorization"] == f"Bearer {REAL_TOKEN}"  # the control: opted in
+    assert_nowhere(netjail, result, REAL_TOKEN)
+    assert_nowhere(netjail, control, REAL_TOKEN)
+
+
+PYTHON_BODIES = r"""
+import gzip, http.client, json, os, ssl, sys
+token, port = os.environ["API_TOKEN"], int(sys.argv[1])
+context = ssl.create_default_context(cafile=os.environ["SSL_CERT_FILE"])
+def post(path, body, headers, host="allowed.test"):
+    conn = http.client.HTTPSConnection("127.0.0.1", 3128, context=context)
+    conn.set_tunnel(f"{host}:{port}")
+    if callable(body):
+        conn.putrequest("POST", path)
+        for k, v in headers.items():
+            conn.putheader(k, v)
+        conn.putheader("Transfer-Encoding", "chunked")
+        conn.endheaders()
+        for piece in body():
+            conn.send(b"%x\r\n%s\r\n" % (len(piece), piece))
+        conn.send(b"0\r\n\r\n")
+    else:
+        conn.request("POST", path, body, headers)
+    print(path, conn.getresponse().status)
+post("/json", json.dumps({"key": token}).encode(), {"Content-Type": "application/json"})
+post("/gzip", gzip.compress(json.dumps({"key": token}).encode()), {"Content-Encoding": "gzip"})
+data = ("x" * 50 + token + "y" * 50).encode()
+post("/chunked", lambda: [data[i:i + 7] for i in range(0, len(data), 7)], {})
+post("/elsewhere", json.dumps({"key": token}).encode(), {}, host="other.test")
+"""
+
+
+def test_bodies_json_gzip_and_chunked_get_the_real_value_only_at_the_inject_host(
+    netjail: Netjail, echo_https: EchoOrigin
+) -> None:
+    (netjail.work / "bodies.py").write_text(PYTHON_BODIES)
+    settings = masked_settings(netjail, TOKEN_ENTRY)
+    result = run_with_token(netjail, settings, f"{sys.executable} bodies.py {echo_https.port}")
+    assert result.returncode == 0, result.explain()
+    by_path = {s.path: s for s in echo_https.seen}
+    assert json.loads(by_path["/json"].body) == {"key": REAL_TOKEN}
+    assert json.loads(by_path["/gzip"].body) == {"key": REAL_TOKEN}
+    assert by_path["/chunked"].body == ("x" * 50 + REAL_TOKEN + "y" * 50).encode()
+    assert REAL_TOKEN.encode() not in by_path["/elsewhere"].body  # the attempt beside the three controls
+    assert_nowhere(netjail, result, REAL_TOKEN)
+
+
+def test_a_masked_npmrc_reads_with_the_placeholder_and_authenticates_at_its_host(
+    netjail: Netjail, echo_https: EchoOrigin
+) -> None:
+    npmrc = netjail.tmp_path / "home-npmrc"
+    npmrc.write_text(
+        f"registry=https://allowed.test:{echo_https.port}/\n//allowed.test/:_authToken={NPM_TOKEN}\n"
+    )
+    credentials = {
+        "files": [
+            {
+                "path": str(npmrc),
+                "mode": "mask",
+                "extract": r"_authToken=(\S+)",
+                "injectHosts": ["allowed.test"],
+            }
+        ]
+    }
+    settings = masked_settings(netjail, credentials)
+    command = (
+        f"cat {npmrc} > seen-npmrc; token=$(sed -n 's/.*_authToken=//p' {npmrc});"
+        f' {CURL} -H "Authorization: Bearer $token" https://allowed.test:{echo_https.port}/npm'
+    )
+    result = run_with_token(netjail, settings, command)
+    assert result.returncode == 0, result.explain()
+    seen_file = (netjail.work / "seen-npmrc").read_text()
+    assert NPM_TOKEN not in seen_file and seen_file.startswith("registry=https://allowed.test")
+    assert "_authToken=npm_" in seen_file and len(seen_file) == len(npmrc.read_text())
+    assert echo_https.seen[-1].headers["authorization"] == f"Bearer {NPM_TOKEN}"
+    assert_nowhere(netjail, result, NPM_TOKEN)
+
+
+def test_an_extract_that_matches_nothing_refuses_the_run_by_default(netjail: Netjail) -> None:
+    credentials = {"envVars": [{"name": "API_TOKEN", "mode": "mask", "extract": r"^ghp_(\w+)$"}]}
+    result = run_with_token(netjail, masked_settings(netjail, credentials), "echo ran")
+    assert result.returncode == 125 and "ran" not in result.stdout
+    assert "matches nothing" in result.stderr or "nothing could be masked" in result.stderr
+    assert REAL_TOKEN not in result.stderr
+    denied = {"envVars": [{**credentials["envVars"][0], "onExtractNoMatch": "deny"}]}
+    control = run_with_token(netjail, masked_settings(netjail, denied), 'echo "ran:${API_TOKEN:-unset}"')
+    assert control.returncode == 0 and "ran:unset" in control.stdout, control.explain()
