@@ -20,6 +20,7 @@ import base64
 import binascii
 import json
 import logging
+import re
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -38,6 +39,7 @@ MAX_SCANNED_BODY = (
     16 * 1024 * 1024
 )  # a body that must be buffered to be swapped (compressed, or a new length)
 DECODABLE = ("gzip", "deflate", "br", "zstd")
+_UNSAFE_IN_HEADER = re.compile(r"[\r\n\0]")
 
 
 @dataclass
@@ -148,7 +150,8 @@ class CredentialInjector:
         for c in state.others:
             if c.placeholder in value:
                 state.seen_elsewhere(c, where)
-        pairs = [(c.placeholder, c.real) for c in state.injectable]
+        # a value with a line break or NUL would split the header (injection toward the host): never put in one
+        pairs = [(c.placeholder, c.real) for c in state.injectable if not _UNSAFE_IN_HEADER.search(c.real)]
         swapped, counts = replace_all(value, pairs)
         self._count(state, counts, where)
         scheme, _, token = swapped.partition(" ")

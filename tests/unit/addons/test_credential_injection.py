@@ -96,3 +96,13 @@ def test_an_unscannable_encoding_toward_an_inject_host_is_refused() -> None:
     f = flow(**{"content-encoding": "compress"})
     injector.requestheaders(f)
     assert f.response is not None and f.response.status_code == 415
+
+
+def test_a_real_value_with_a_line_break_is_never_put_in_a_header() -> None:
+    multi = Credential(
+        "credentials.files[0] (~/.key)", FAKE, "line1\r\nX-Injected: yes", CREDENTIAL.inject_hosts
+    )
+    injector = CredentialInjector([multi])
+    f = flow(**{"x-api-key": FAKE})
+    injector.requestheaders(f)
+    assert f.request.headers["x-api-key"] == FAKE and "X-Injected" not in f.request.headers
