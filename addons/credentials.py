@@ -39,6 +39,8 @@ MAX_SCANNED_BODY = (
     16 * 1024 * 1024
 )  # a body that must be buffered to be swapped (compressed, or a new length)
 DECODABLE = ("gzip", "deflate", "br", "zstd")
+# headers by which a body proves its own integrity: a placeholder swapped inside it would make the host refuse it
+DIGEST_HEADERS = frozenset({"content-md5", "digest", "content-digest", "repr-digest", "x-amz-trailer"})
 _UNSAFE_IN_HEADER = re.compile(r"[\r\n\0]")
 
 
@@ -54,10 +56,13 @@ class _FlowState:
     tap_request: Callable[[bytes], Any] | None = None
     tap_response: Callable[[bytes], Any] | None = None
     out: StreamSwap | None = None
+    keep_body: StreamSwap | None = None  # watches a body whose own digest a swap would break
     watch: StreamSwap | None = None
     back: StreamSwap | None = None
     injected: dict[str, dict[str, Any]] = field(default_factory=dict)
     elsewhere: dict[str, list[str]] = field(default_factory=dict)
+    sigv4: tuple[Any, tuple[Credential, Credential, Credential | None]] | None = None
+    resigned: bool = False
 
     def count(self, credential: Credential, where: str, times: int) -> None:
         entry = self.injected.setdefault(credential.name, {"where": [], "count": 0})
@@ -100,10 +105,24 @@ def _url_forms(placeholder: str) -> list[str]:
 class CredentialInjector:
     """Placeholder -> real value on requests to inject hosts; wraps the recorder's taps (added after it)."""
 
-    def __init__(self, credentials: list[Credential], allow_plaintext: bool = False) -> None:
+    def __init__(
+        self,
+        credentials: list[Credential],
+        allow_plaintext: bool = False,
+        aws_pairs: list[dict[str, str | None]] | None = None,
+        sigv4: dict[str, str] | None = None,
+    ) -> None:
         self.credentials = credentials
         self.allow_plaintext = allow_plaintext
         self.flows: dict[str, _FlowState] = {}
+        by_name = {c.name: c for c in credentials}
+        # placeholder access key id -> (key id, secret, session token) credentials
+        self.pairs: dict[str, tuple[Credential, Credential, Credential | None]] = {}
+        for pair in aws_pairs or []:
+            key, secret = by_name[str(pair["access_key_id"])], by_name[str(pair["secret"])]
+            token = by_name[str(pair["token"])] if pair.get("token") else None
+            self.pairs[key.placeholder] = (key, secret, token)
+        self.sigv4 = sigv4 or {}
 
     def _state(self, flow: http.HTTPFlow) -> _FlowState | None:
         meta = flow.metadata.get(METADATA_KEY) or {}
@@ -133,10 +152,76 @@ class CredentialInjector:
         request = flow.request
         state.headers, state.path = request.headers.copy(), request.path
         self.flows[flow.id] = state
+        if self.pairs and not self._plan_sigv4(flow, state):
+            return
         self._swap_headers(state, request)
         self._swap_url(state, request)
         self._plan_request_body(flow, state)
+        if state.sigv4 is not None and not state.sigv4[0].needs_body and flow.response is None:
+            self._resign(flow, state, None)
         self._note(flow, state)
+
+    # -- AWS Signature V4 ------------------------------------------------------------------------------------
+
+    def _plan_sigv4(self, flow: http.HTTPFlow, state: _FlowState) -> bool:
+        """Find a signature by a masked AWS pair; False when the request was refused (settings credentials.sigv4)."""
+        from netjail.policy.sigv4 import classify
+
+        request = flow.request
+        signed = classify(
+            request.headers.get("authorization"),
+            list(request.query.items(multi=True)),
+            request.headers.get("x-amz-content-sha256"),
+        )
+        if signed is None or signed.access_key_id not in self.pairs:
+            return True
+        pair = self.pairs[signed.access_key_id]
+        if pair[0] not in state.injectable:
+            return True  # not this pair's host (or not over terminated TLS): the placeholder signature fails there
+        if signed.shape != "header":
+            if self.sigv4.get(signed.shape, "deny") == "deny":
+                what = {
+                    "streaming": "a signed aws-chunked upload (each chunk's signature chains off the first)",
+                    "presigned": "a presigned URL signed with the placeholder keys",
+                    "sigv4a": "a SigV4A (ECDSA) signature",
+                }[signed.shape]
+                _refuse(
+                    flow,
+                    403,
+                    f"{what} cannot be re-signed with the real keys (credentials.sigv4.{signed.shape})",
+                )
+                self.flows.pop(flow.id, None)
+                return False
+            return True  # passthrough: forwarded as signed, with the usual substitution
+        state.sigv4 = (signed, pair)
+        if signed.needs_body:
+            state.buffered_request = True  # the signature covers the body's hash: re-signed once it is whole
+        return True
+
+    def _resign(self, flow: http.HTTPFlow, state: _FlowState, body: bytes | None) -> None:
+        import hashlib
+
+        from netjail.policy.sigv4 import payload_is_literal_hash, resign
+
+        assert state.sigv4 is not None
+        signed, (key, secret, token) = state.sigv4
+        request = flow.request
+        if body is not None and payload_is_literal_hash(request.headers.get("x-amz-content-sha256")):
+            request.headers["x-amz-content-sha256"] = hashlib.sha256(body).hexdigest()
+        url = f"{request.scheme}://{request.host_header or request.host}{request.path}"
+        new = resign(
+            signed,
+            request.method,
+            url,
+            list(request.headers.items(multi=True)),
+            body,
+            key.real,
+            secret.real,
+            token.real if token else None,
+        )
+        for name, value in new.items():
+            request.headers[name] = value
+        state.resigned = True
 
     def _swap_headers(self, state: _FlowState, request: http.Request) -> None:
         for name in list(request.headers.keys()):
@@ -202,12 +287,28 @@ class CredentialInjector:
                 request.stream = self._chain(tap, state.watch)
             return
         content_type = request.headers.get("content-type", "").lower()
-        coding = request.headers.get("content-encoding", "").strip().lower()
-        if coding and coding != "identity" and coding not in DECODABLE:
-            _refuse(flow, 415, f"a body encoded as {coding!r} cannot be scanned for credential placeholders")
+        codings = [c.strip() for c in request.headers.get("content-encoding", "").lower().split(",")]
+        codings = [c for c in codings if c and c != "identity"]
+        framed = "aws-chunked" in codings  # S3's chunk framing: plain bytes, with chunk sizes and trailers
+        codings = [c for c in codings if c != "aws-chunked"]
+        if len(codings) > 1 or (codings and codings[0] not in DECODABLE):
+            what = ", ".join(codings)
+            _refuse(flow, 415, f"a body encoded as {what!r} cannot be scanned for credential placeholders")
             return
         pairs = [(c.placeholder.encode(), _body_form(c, content_type)) for c in state.injectable]
         same_length = all(len(a) == len(b) for a, b in pairs)
+        if framed or any(
+            n.lower() in DIGEST_HEADERS or n.lower().startswith("x-amz-checksum-") for n in request.headers
+        ):
+            # the body carries its own digest (or framing) that a swap would break: its placeholders stay, noted
+            state.keep_body = StreamSwap(
+                [(c.placeholder.encode(), c.placeholder.encode()) for c in state.injectable]
+            )
+            if state.buffered_request:
+                request.stream = False
+            else:
+                request.stream = self._chain(tap, state.keep_body)
+            return
         length = request.headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > MAX_SCANNED_BODY and not same_length:
             _refuse(
@@ -216,7 +317,7 @@ class CredentialInjector:
                 f"a body over {MAX_SCANNED_BODY} bytes cannot be scanned for credential placeholders",
             )
             return
-        if coding in DECODABLE or (length is not None and not same_length):
+        if state.buffered_request or codings or (length is not None and not same_length):
             state.buffered_request = True  # swapped whole at `request`, where its tap is fed by hand
             request.stream = False
             return
@@ -256,9 +357,21 @@ class CredentialInjector:
                 f"a body over {MAX_SCANNED_BODY} bytes cannot be scanned for credential placeholders",
             )
             return
+        if state.keep_body is not None:
+            state.keep_body(raw)
+            state.keep_body(b"")
+        else:
+            self._swap_buffered_body(flow, state, raw)
+        if flow.response is None and state.sigv4 is not None:
+            self._resign(flow, state, request.raw_content or b"")
+        self._note(flow, state)
+
+    def _swap_buffered_body(self, flow: http.HTTPFlow, state: _FlowState, raw: bytes) -> None:
+        request = flow.request
         coding = request.headers.get("content-encoding", "").strip().lower()
+        coding = "" if coding == "identity" else coding
         try:
-            content = encoding.decode(raw, coding) if coding in DECODABLE else raw
+            content = encoding.decode(raw, coding) if coding else raw
         except ValueError:
             _refuse(
                 flow, 400, f"the body does not decode as {coding}, so it cannot be scanned for placeholders"
@@ -270,8 +383,7 @@ class CredentialInjector:
         swapped = swap(content) + swap(b"")
         self._count_body(state, swap)
         if swap.counts:
-            request.set_content(swapped) if coding in DECODABLE else setattr(request, "content", swapped)
-        self._note(flow, state)
+            request.set_content(swapped)  # re-encoded as declared; Content-Length follows
 
     @staticmethod
     def _note(flow: http.HTTPFlow, state: _FlowState) -> None:
@@ -338,6 +450,10 @@ class CredentialRestorer:
                 for c in state.others:
                     if state.watch.counts.get(c.placeholder.encode()):
                         state.seen_elsewhere(c, "body")
+            if state.keep_body is not None:
+                for c in state.injectable:
+                    if state.keep_body.counts.get(c.placeholder.encode()):
+                        state.seen_elsewhere(c, "body (it carries its own digest: not swapped)")
             if state.headers is not None:
                 flow.request.headers = state.headers
             if state.path is not None:
@@ -375,7 +491,7 @@ def _notes(state: _FlowState) -> dict[str, Any]:
     if state.injected:
         notes["injected"] = [{"credential": name} | v for name, v in state.injected.items()]
     if state.elsewhere:
-        notes["placeholder_elsewhere"] = [
-            {"credential": name, "where": w} for name, w in state.elsewhere.items()
-        ]
+        notes["placeholder_left"] = [{"credential": name, "where": w} for name, w in state.elsewhere.items()]
+    if state.resigned:
+        notes["sigv4"] = "re-signed"
     return notes

@@ -38,6 +38,9 @@ class MaskPlan:
     credentials: list[Credential] = field(default_factory=list)  # for the proxy
     warnings: list[str] = field(default_factory=list)
     allow_plaintext_inject: bool = False
+    # SigV4 re-signing: {"access_key_id", "secret", "token"} -> names of credentials above; settings credentials.sigv4
+    aws_pairs: list[dict[str, str | None]] = field(default_factory=list)
+    sigv4: dict[str, str] = field(default_factory=dict)
 
     def describe(self) -> dict[str, object]:
         """For `-d`: names and hosts only, never a value."""
@@ -77,6 +80,7 @@ def prepare_credentials(settings: Settings, environ: Mapping[str, str], cwd: Pat
     plan = MaskPlan(allow_plaintext_inject=creds.allow_plaintext_inject)
     plan.withheld += [v.name for v in creds.env_vars if v.mode == "deny"]
     taken: list[str] = []
+    by_variable: dict[str, str] = {}  # masked whole-value variable -> its credential's name
 
     def no_match(where: str, entry: CredentialEnvVar | CredentialFile, what: str, instead: str) -> None:
         action = entry.no_match
@@ -114,6 +118,8 @@ def prepare_credentials(settings: Settings, environ: Mapping[str, str], cwd: Pat
             continue
         plan.env[var.name] = result.text
         register(where, var, result)
+        if len(result.swaps) == 1:
+            by_variable[var.name] = plan.credentials[-1].name
 
     copies.mkdir(mode=0o700, exist_ok=True)
     for index, entry in enumerate(creds.files):
@@ -144,6 +150,14 @@ def prepare_credentials(settings: Settings, environ: Mapping[str, str], cwd: Pat
             out.write(result.text.encode("utf-8", "surrogateescape"))
         plan.files.append((path, copy))
         register(where, entry, result)
+
+    for pair in creds.pairs:
+        key, secret = by_variable.get(pair.access_key_id_var), by_variable.get(pair.secret_access_key_var)
+        if key is not None and secret is not None:  # both set on the host: something to re-sign with
+            token = by_variable.get(pair.session_token_var) if pair.session_token_var else None
+            plan.aws_pairs.append({"access_key_id": key, "secret": secret, "token": token})
+    if creds.sigv4 is not None:
+        plan.sigv4 = {k: v for k, v in creds.sigv4.model_dump().items() if v is not None}
 
     size = sum(len(c.real.encode("utf-8", "surrogateescape")) for c in plan.credentials)
     if size > MAX_SECRET_BYTES:

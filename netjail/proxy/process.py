@@ -114,7 +114,12 @@ async def serve(config: dict, sockets: dict[str, list[socket.socket]], control: 
     recorder = NetjailRecorder()
     credentials = [Credential.from_config(c) for c in config.get("credentials") or []]
     # the injector wraps the recorder's body taps (after it); the restorer puts placeholders back before it records
-    injector = CredentialInjector(credentials, bool(config.get("allow_plaintext_inject")))
+    injector = CredentialInjector(
+        credentials,
+        bool(config.get("allow_plaintext_inject")),
+        aws_pairs=config.get("aws_pairs") or [],
+        sigv4=config.get("sigv4") or {},
+    )
     restorer = CredentialRestorer(injector)
     master.addons.add(
         NetjailProxyAuth(), NetjailLimits(), policy, restorer, recorder, injector, *_mitmproxy_addons()

@@ -160,9 +160,9 @@ class CredentialSighting(TypedDict):
 
 class CredentialNotes(TypedDict):
     injected: NotRequired[list[CredentialInjection]]  # placeholder replaced by the real value
-    placeholder_elsewhere: NotRequired[
-        list[CredentialSighting]
-    ]  # sent toward a host it is not for: left as is
+    # left as it is: toward a host it is not for, over plain HTTP, in a body that carries its own digest
+    placeholder_left: NotRequired[list[CredentialSighting]]
+    sigv4: NotRequired[Literal["re-signed"]]
 
 
 class FlowStart(TypedDict):

@@ -372,6 +372,8 @@ def _proxy_config(runs: RunDir, ca: RunCA, launched: Launched, debug: bool, mask
         "debug": debug,
         "credentials": [c.as_config() for c in masks.credentials],  # real values: this socket, never a file
         "allow_plaintext_inject": masks.allow_plaintext_inject,
+        "aws_pairs": masks.aws_pairs,
+        "sigv4": masks.sigv4,
     }
 
 

@@ -4,8 +4,8 @@
 netjail honours srt's meaning (srt 0.0.81, `sandbox-config.ts`) with these differences, all on the side of failing
 closed: `onExtractNoMatch` defaults to "error" (srt: "warn"), and "warn" withholds the credential with a warning
 instead of leaving the real value readable; an inject host inside `tlsTerminate.excludeDomains` is refused (srt
-refuses only a host that is excluded entirely); SigV4 re-signing is not implemented, so `awsPairs` and the masking of
-an AWS secret access key are refused. docs/credentials.md describes what the command sees and what the proxy does.
+refuses only a host that is excluded entirely). AWS pairs are re-signed as in srt (netjail/policy/sigv4.py).
+docs/credentials.md describes what the command sees and what the proxy does.
 """
 
 from __future__ import annotations
@@ -128,26 +128,8 @@ class CredentialFile(_MaskedSource):
         return self
 
 
-# srt re-signs AWS SigV4 requests for these (awsPairs, and this conventional trio); netjail does not yet.
-AWS_SECRET_VARIABLES = frozenset({"AWS_SECRET_ACCESS_KEY"})
-_NO_SIGV4 = (
-    "netjail does not re-sign AWS Signature V4 requests yet, so a request signed inside with the placeholder "
-    "secret would fail"
-)
-
-
 class CredentialEnvVar(_MaskedSource):
     name: EnvName
-
-    @model_validator(mode="after")
-    def _aws_secret(self) -> CredentialEnvVar:
-        if self.mode == "mask" and self.name in AWS_SECRET_VARIABLES:
-            raise Problem(
-                f'{self.name} in mode "mask" asks for SigV4 re-signing (srt pairs it automatically); {_NO_SIGV4}',
-                f'use mode "deny" to withhold {self.name}, or list it in envPassthrough to pass the real value',
-                at=("mode",),
-            )
-        return self
 
 
 class AwsPair(SettingsModel):
@@ -175,15 +157,66 @@ class CredentialsSettings(SettingsModel):
     aws_pairs: list[AwsPair] = []
     sigv4: Sigv4 | None = None
 
-    @field_validator("aws_pairs")
-    @classmethod
-    def _refuse_pairs(cls, value: list[AwsPair]) -> list[AwsPair]:
-        if value:
-            raise Problem(
-                f"awsPairs asks for SigV4 re-signing; {_NO_SIGV4}",
-                'remove awsPairs and give the variables mode "deny" (or pass them with envPassthrough)',
+    @model_validator(mode="after")
+    def _pairs_link_masked_variables(self) -> CredentialsSettings:
+        """srt's rules: each slot names a whole-value masked variable, and each variable fills one slot."""
+        entries = {v.name: v for v in self.env_vars}
+        seen: set[str] = set()
+        for index, pair in enumerate(self.aws_pairs):
+            for field_name, alias in (
+                ("access_key_id_var", "accessKeyIdVar"),
+                ("secret_access_key_var", "secretAccessKeyVar"),
+                ("session_token_var", "sessionTokenVar"),
+            ):
+                name = getattr(pair, field_name)
+                if name is None:
+                    continue
+                at = ("awsPairs", index, alias)
+                entry = entries.get(name)
+                if name in seen:
+                    raise Problem(
+                        f"{name} fills more than one awsPairs slot", "name each variable once", at=at
+                    )
+                seen.add(name)
+                if entry is None or entry.mode != "mask":
+                    raise Problem(
+                        f'{name} is not a credentials.envVars entry with mode "mask": a pair links masked variables',
+                        f'add {{"name": "{name}", "mode": "mask"}} to credentials.envVars',
+                        at=at,
+                    )
+                if entry.extract is not None or entry.decode is not None:
+                    raise Problem(
+                        f"{name} uses extract or decode, and a pair member must be masked whole: the proxy "
+                        "recognises the placeholder key id exactly and signs with the whole real secret",
+                        f"remove extract/decode from the {name} entry",
+                        at=at,
+                    )
+        return self
+
+    @property
+    def pairs(self) -> list[AwsPair]:
+        """awsPairs, and srt's automatic pair: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN)
+        masked whole-value and named in no explicit pair."""
+        whole = {v.name for v in self.env_vars if v.mode == "mask" and v.extract is None and v.decode is None}
+        named = {
+            n
+            for p in self.aws_pairs
+            for n in (p.access_key_id_var, p.secret_access_key_var, p.session_token_var)
+        }
+        pairs = list(self.aws_pairs)
+        if {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} <= whole and not named & {
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+        }:
+            token = "AWS_SESSION_TOKEN" if "AWS_SESSION_TOKEN" in whole - named else None
+            pairs.append(
+                AwsPair.model_construct(
+                    access_key_id_var="AWS_ACCESS_KEY_ID",
+                    secret_access_key_var="AWS_SECRET_ACCESS_KEY",
+                    session_token_var=token,
+                )
             )
-        return value
+        return pairs
 
     @property
     def masked(self) -> list[tuple[str, CredentialFile | CredentialEnvVar]]:

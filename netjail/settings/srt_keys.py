@@ -70,21 +70,21 @@ credentials.files[].maskDuplicates       | honoured | every other verbatim occur
 credentials.files[].injectHosts          | honoured | default network.allowedDomains (ports dropped); each must be covered by allowedDomains and lie outside tlsTerminate.excludeDomains; [] is refused
 credentials.envVars                      | honoured | each variable is withheld ("deny") or masked ("mask"), whatever the default variables or envPassthrough say
 credentials.envVars[].name               | honoured | refused if envPassthrough lists it too
-credentials.envVars[].mode               | honoured | "deny" withholds it; "mask" sets a placeholder of the same length, character classes and prefix; an unset variable stays unset (srt); AWS_SECRET_ACCESS_KEY is refused (no SigV4 re-signing)
+credentials.envVars[].mode               | honoured | "deny" withholds it; "mask" sets a placeholder of the same length, character classes and prefix; an unset variable stays unset (srt)
 credentials.envVars[].extract            | honoured | see credentials.files[].extract
 credentials.envVars[].onExtractNoMatch   | honoured | "error" (netjail's default; srt's is "warn") refuses the run; "deny" withholds the variable; "warn" too, with a warning (srt passes the real value)
 credentials.envVars[].decode             | honoured | "jwt": the value must verify as a JWT and is replaced by a fake one; one that does not follows onExtractNoMatch (srt passes it unmasked)
 credentials.envVars[].maskClaims         | honoured | see credentials.files[].maskClaims
 credentials.envVars[].injectHosts        | honoured | see credentials.files[].injectHosts
 credentials.allowPlaintextInject         | honoured | true lets the proxy inject into plain-HTTP requests to inject hosts; by default only TLS connections netjail terminated get real values
-credentials.awsPairs                     | refused  | SigV4 re-signing is not implemented: a request signed with placeholder keys would fail upstream ([] is accepted)
-credentials.awsPairs[].accessKeyIdVar    | refused  | see credentials.awsPairs
-credentials.awsPairs[].secretAccessKeyVar | refused | see credentials.awsPairs
-credentials.awsPairs[].sessionTokenVar   | refused  | see credentials.awsPairs
-credentials.sigv4                        | warned   | ignored: with awsPairs refused there is no re-signing for these policies to tune
-credentials.sigv4.streaming              | warned   | see credentials.sigv4
-credentials.sigv4.presigned              | warned   | see credentials.sigv4
-credentials.sigv4.sigv4a                 | warned   | see credentials.sigv4
+credentials.awsPairs                     | honoured | requests signed (AWS Signature V4) with the placeholder key id toward its inject hosts are signed again with the real keys (botocore's signer); AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN masked whole are paired automatically, as in srt
+credentials.awsPairs[].accessKeyIdVar    | honoured | a whole-value masked envVars entry; its injectHosts say where re-signing happens
+credentials.awsPairs[].secretAccessKeyVar | honoured | a whole-value masked envVars entry, each variable in one slot only
+credentials.awsPairs[].sessionTokenVar   | honoured | the real token is sent as x-amz-security-token on re-signed requests
+credentials.sigv4                        | honoured | what happens to signatures that cannot be re-signed soundly; "deny" (default, as in srt) answers 403, "passthrough" forwards them as signed
+credentials.sigv4.streaming              | honoured | signed aws-chunked uploads (STREAMING-AWS4-HMAC-SHA256-PAYLOAD…); STREAMING-UNSIGNED-PAYLOAD-TRAILER, the SDKs' default, is re-signed
+credentials.sigv4.presigned              | honoured | presigned URLs signed with the placeholder keys (presigned URLs by other keys pass untouched)
+credentials.sigv4.sigv4a                 | honoured | SigV4A (ECDSA) signatures, which have no shared key to sign again with
 ignoreViolations                         | warned   | ignored: netjail records every denial in the run's flow log; nothing is suppressed
 enableWeakerNestedSandbox                | refused  | true asks for a weaker jail, which netjail does not offer; false is accepted
 enableWeakerNetworkIsolation             | refused  | true asks for weaker network isolation, which netjail does not offer; false is accepted

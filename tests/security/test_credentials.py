@@ -209,7 +209,7 @@ def test_an_allowed_host_that_is_not_an_inject_host_receives_the_placeholder(
     assert REAL_TOKEN not in by_path["/a"].headers["x-api-key"]  # the attempt: moved to another host
     assert by_path["/b"].headers["x-api-key"] == REAL_TOKEN  # the control: its inject host
     moved = next(f for f in result.flows if f["host"] == "other.test")
-    assert moved["credentials"]["placeholder_elsewhere"][0]["where"] == ["header x-api-key"]
+    assert moved["credentials"]["placeholder_left"][0]["where"] == ["header x-api-key"]
     assert_nowhere(netjail, result, REAL_TOKEN)
 
 
@@ -310,3 +310,127 @@ def test_an_extract_that_matches_nothing_refuses_the_run_by_default(netjail: Net
     denied = {"envVars": [{**credentials["envVars"][0], "onExtractNoMatch": "deny"}]}
     control = run_with_token(netjail, masked_settings(netjail, denied), 'echo "ran:${API_TOKEN:-unset}"')
     assert control.returncode == 0 and "ran:unset" in control.stdout, control.explain()
+
+
+AWS_ID = "AKIA" + secrets.token_hex(8).upper()
+AWS_SECRET = secrets.token_urlsafe(30)[:40]
+AWS_TOKEN = "IQoJb3JpZ2luX2VjE" + secrets.token_urlsafe(60)
+
+
+def _s3_handler(results: list[tuple[str, bool, bytes]]) -> type[BaseHTTPRequestHandler]:
+    """An S3-style origin that verifies each request's SigV4 signature with the real keys (tests/support/sigv4.py,
+    independent of botocore) and answers 200 or 403."""
+    from tests.support.sigv4 import verify
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_PUT(self) -> None:
+            if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+                body = b""
+                while (size := int(self.rfile.readline().split(b";")[0], 16)) > 0:
+                    body += self.rfile.read(size)
+                    self.rfile.readline()
+                self.rfile.readline()
+            else:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            ok = verify(AWS_SECRET, AWS_ID, "PUT", self.path, headers, body)
+            ok = ok and headers.get("x-amz-security-token") == AWS_TOKEN
+            results.append((self.path, ok, body))
+            self.send_response(200 if ok else 403)
+            self.send_header("Content-Length", "0")
+            self.send_header("ETag", '"0"')
+            self.end_headers()
+
+        do_POST = do_PUT
+
+    return Handler
+
+
+@pytest.fixture
+def s3_origin(test_ca: tuple[trustme.CA, Path]) -> Iterator[tuple[int, list[tuple[str, bool, bytes]]]]:
+    results: list[tuple[str, bool, bytes]] = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _s3_handler(results))
+    server.daemon_threads = True
+    server.socket = tls_server_context(test_ca[0], *TEST_NAMES, "127.0.0.1").wrap_socket(
+        server.socket, server_side=True
+    )
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server.server_address[1], results
+    server.shutdown()
+
+
+BOTO3_PUT = r"""
+import os, sys, boto3, botocore.auth, botocore.awsrequest, botocore.credentials, hashlib
+from botocore.config import Config
+port = sys.argv[1]
+s3 = boto3.client("s3", endpoint_url=f"https://allowed.test:{port}", region_name="eu-west-1",
+                  config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}))
+try:
+    s3.put_object(Bucket="bucket", Key="dir/key one.txt", Body=b"hello from the jail")  # the SDK's defaults
+    print("put_object ok")
+except Exception as e:
+    print("put_object failed", type(e).__name__)
+# a literal payload hash over a body that holds a masked token: swapped, hashed again and re-signed
+body = ("token=" + os.environ["API_TOKEN"]).encode()
+request = botocore.awsrequest.AWSRequest("PUT", f"https://allowed.test:{port}/bucket/literal", data=body,
+                                         headers={"X-Amz-Content-SHA256": hashlib.sha256(body).hexdigest()})
+creds = botocore.credentials.Credentials(os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"],
+                                         os.environ["AWS_SESSION_TOKEN"])
+botocore.auth.S3SigV4Auth(creds, "s3", "eu-west-1").add_auth(request)
+import urllib3
+http = urllib3.ProxyManager(os.environ["HTTPS_PROXY"], ca_certs=os.environ["SSL_CERT_FILE"])
+print("literal", http.request("PUT", request.url, body=body, headers=dict(request.headers)).status)
+"""
+
+AWS_TRIO = [
+    {"name": "AWS_ACCESS_KEY_ID", "mode": "mask"},
+    {"name": "AWS_SECRET_ACCESS_KEY", "mode": "mask"},
+    {"name": "AWS_SESSION_TOKEN", "mode": "mask"},
+]
+
+
+def test_sigv4_requests_signed_with_placeholder_keys_are_re_signed_with_the_real_ones(
+    netjail: Netjail, s3_origin: tuple[int, list[tuple[str, bool, bytes]]]
+) -> None:
+    port, results = s3_origin
+    (netjail.work / "put.py").write_text(BOTO3_PUT)
+    env = {
+        **netjail.env,
+        "AWS_ACCESS_KEY_ID": AWS_ID,
+        "AWS_SECRET_ACCESS_KEY": AWS_SECRET,
+        "AWS_SESSION_TOKEN": AWS_TOKEN,
+        "API_TOKEN": REAL_TOKEN,
+        "AWS_CONFIG_FILE": "/dev/null",
+        "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+    }
+    command = f"{sys.executable} put.py {port}"
+
+    def run(inject_hosts: list[str]) -> Result:
+        entries = [{**e, "injectHosts": inject_hosts} for e in AWS_TRIO]
+        entries.append({"name": "API_TOKEN", "mode": "mask", "injectHosts": inject_hosts})
+        settings = masked_settings(netjail, {"envVars": entries})
+        before = netjail.latest_run()
+        proc = netjail.command("-s", str(settings), "-c", command, env=env)
+        return Result(
+            proc.returncode,
+            proc.stdout,
+            proc.stderr,
+            netjail.latest_run() if netjail.latest_run() != before else None,
+        )
+
+    control = run(["other.test"])  # re-signing off for this host: the origin sees the placeholder signature
+    assert "put_object failed" in control.stdout and "literal 403" in control.stdout, control.explain()
+    assert [ok for _, ok, _ in results] == [False, False]
+    result = run(["allowed.test"])
+    assert "put_object ok" in result.stdout and "literal 200" in result.stdout, result.explain()
+    assert [ok for _, ok, _ in results[2:]] == [True, True]
+    assert results[3][2] == f"token={REAL_TOKEN}".encode()  # the body swap, covered by the new hash
+    flow = next(f for f in result.flows if f.get("path", "").startswith("/bucket/dir"))
+    assert flow["credentials"]["sigv4"] == "re-signed"
+    for secret in (AWS_ID, AWS_SECRET, AWS_TOKEN, REAL_TOKEN):
+        assert_nowhere(netjail, result, secret)

@@ -59,7 +59,7 @@ def test_another_host_and_plain_http_keep_the_placeholder_and_are_flagged() -> N
     for f in (flow("other.example.com", **{"x-api-key": FAKE}), flow(scheme="http", **{"x-api-key": FAKE})):
         injector.requestheaders(f)
         assert f.request.headers["x-api-key"] == FAKE and f.response is None
-        assert f.metadata[CREDENTIALS_KEY]["placeholder_elsewhere"][0]["where"] == ["header x-api-key", "url"]
+        assert f.metadata[CREDENTIALS_KEY]["placeholder_left"][0]["where"] == ["header x-api-key", "url"]
     plain = flow(scheme="http", **{"x-api-key": FAKE})
     addons(plaintext=True)[0].requestheaders(plain)  # control: opted in
     assert plain.request.headers["x-api-key"] == REAL

@@ -85,16 +85,28 @@ def test_an_srt_mask_entry_loads_with_its_inject_hosts(tmp_path: Path) -> None:
             "could never be injected",
         ),
         (
-            {"envVars": [{"name": "AWS_SECRET_ACCESS_KEY", "mode": "mask"}]},
-            {},
-            "credentials.envVars[0].mode",
-            "SigV4",
-        ),
-        (
             {"awsPairs": [{"accessKeyIdVar": "K", "secretAccessKeyVar": "S"}]},
             {},
-            "credentials.awsPairs",
-            "SigV4",
+            "credentials.awsPairs[0].accessKeyIdVar",
+            "not a credentials.envVars entry",
+        ),
+        (
+            {
+                "envVars": [{"name": "K", "mode": "mask", "extract": "(.+)"}, {"name": "S", "mode": "mask"}],
+                "awsPairs": [{"accessKeyIdVar": "K", "secretAccessKeyVar": "S"}],
+            },
+            {},
+            "credentials.awsPairs[0].accessKeyIdVar",
+            "masked whole",
+        ),
+        (
+            {
+                "envVars": [{"name": "K", "mode": "mask"}],
+                "awsPairs": [{"accessKeyIdVar": "K", "secretAccessKeyVar": "K"}],
+            },
+            {},
+            "credentials.awsPairs[0].secretAccessKeyVar",
+            "more than one",
         ),
         ({"files": [{"path": "~/.tokens/*", "mode": "mask"}]}, {}, "credentials.files[0].path", "glob"),
     ],
@@ -115,3 +127,10 @@ def test_a_partial_overlap_with_excluded_hosts_is_accepted_by_default(tmp_path: 
     # the default (every allowed domain) keeps the hosts that are terminated; excluded ones get no injection
     data = with_credentials(env(), tlsTerminate={"excludeDomains": ["mtls.example.com"]})
     assert load(tmp_path, data).settings.credentials.env_vars[0].no_match == "error"
+
+
+def test_the_conventional_aws_trio_is_paired_automatically(tmp_path: Path) -> None:
+    names = ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"]
+    data = with_credentials({"envVars": [{"name": n, "mode": "mask"} for n in names]})
+    (pair,) = load(tmp_path, data).settings.credentials.pairs
+    assert (pair.access_key_id_var, pair.secret_access_key_var, pair.session_token_var) == tuple(names)

@@ -74,7 +74,6 @@ def test_effective_json_round_trips(tmp_path: Path) -> None:
     data = json.loads(EVERY_KEY.read_text())
     for key in ("httpProxyPort", "socksProxyPort", "mitmProxy", "parentProxy"):
         del data["network"][key]
-    del data["credentials"]["awsPairs"]  # refused: no SigV4 re-signing
     data["network"]["allowedDomains"].insert(0, "@pip")
     data["network"]["hosts"] = {"pinned.test": "127.0.0.1"}
     first = load(tmp_path, data)

@@ -54,7 +54,6 @@ REFUSED_IN_EVERY_KEY = [
     "network.mitmProxy",
     "network.parentProxy.http",
     "network.parentProxy.https",
-    "credentials.awsPairs",
 ]
 
 
@@ -87,7 +86,6 @@ def test_every_key_file_refused_keys_are_exactly_those_without_a_harmless_value(
         "network.allowMachLookup",
         "network.tlsTerminate.caCertPath",
         "network.tlsTerminate.caKeyPath",
-        "credentials.sigv4",
         "ignoreViolations",
         "ripgrep",
         "seccomp",
