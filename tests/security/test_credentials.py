@@ -434,3 +434,68 @@ def test_sigv4_requests_signed_with_placeholder_keys_are_re_signed_with_the_real
     assert flow["credentials"]["sigv4"] == "re-signed"
     for secret in (AWS_ID, AWS_SECRET, AWS_TOKEN, REAL_TOKEN):
         assert_nowhere(netjail, result, secret)
+
+
+def _jwt(payload: dict) -> str:
+    def segment(data: dict) -> str:
+        return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+    return f"{segment({'alg': 'RS256', 'typ': 'JWT'})}.{segment(payload)}.{secrets.token_urlsafe(32)}"
+
+
+JWT_DECODE = r"""
+import base64, json, os, sys
+token = os.environ["API_TOKEN"]
+payload = json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "=="))
+print(payload["sub"])
+open("claim", "w").write(payload["secret"])
+"""
+
+
+def test_a_jwt_with_mask_claims_keeps_its_other_claims_and_both_forms_reach_the_inject_host(
+    netjail: Netjail, echo_https: EchoOrigin
+) -> None:
+    claim = "claim-" + secrets.token_hex(20)
+    real_jwt = _jwt({"sub": "user-42", "secret": claim, "exp": 4102444800})
+    (netjail.work / "decode.py").write_text(JWT_DECODE)
+    entry = {
+        "name": "API_TOKEN",
+        "mode": "mask",
+        "decode": "jwt",
+        "maskClaims": ["secret"],
+        "injectHosts": ["allowed.test"],
+    }
+    settings = masked_settings(netjail, {"envVars": [entry]})
+    url = f"https://allowed.test:{echo_https.port}"
+    command = (
+        f'{sys.executable} decode.py; {CURL} -o /dev/null -H "Authorization: Bearer $API_TOKEN" {url}/whole;'
+        f' {CURL} -o /dev/null -H "X-Claim: $(cat claim)" {url}/claim'
+    )
+    before = netjail.latest_run()
+    proc = netjail.command("-s", str(settings), "-c", command, env={**netjail.env, "API_TOKEN": real_jwt})
+    result = Result(
+        proc.returncode,
+        proc.stdout,
+        proc.stderr,
+        netjail.latest_run() if netjail.latest_run() != before else None,
+    )
+    assert result.returncode == 0 and "user-42" in result.stdout, (
+        result.explain()
+    )  # the other claims stay real
+    assert claim not in (netjail.work / "claim").read_text()  # the masked claim is a placeholder inside
+    by_path = {s.path: s for s in echo_https.seen}
+    assert by_path["/whole"].headers["authorization"] == f"Bearer {real_jwt}"
+    assert by_path["/claim"].headers["x-claim"] == claim
+    for value in (real_jwt, claim):
+        assert_nowhere(netjail, result, value)
+
+
+def test_explain_lists_each_credential_what_the_command_sees_and_where_it_is_injected(
+    netjail: Netjail,
+) -> None:
+    settings = masked_settings(netjail, {**TOKEN_ENTRY, "files": [{"path": "~/.netrc", "mode": "deny"}]})
+    proc = netjail.command("explain", "-s", str(settings), env={**netjail.env, "API_TOKEN": REAL_TOKEN})
+    assert proc.returncode == 0, proc.stderr
+    assert "variable API_TOKEN (mask): the command sees a placeholder" in proc.stdout
+    assert "injected toward: allowed.test" in proc.stdout and "file ~/.netrc (deny)" in proc.stdout
+    assert REAL_TOKEN not in proc.stdout + proc.stderr
