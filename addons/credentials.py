@@ -152,6 +152,21 @@ class CredentialInjector:
         request = flow.request
         state.headers, state.path = request.headers.copy(), request.path
         self.flows[flow.id] = state
+        if (pinned := self._unpinned_header(state, request)) is not None:
+            header, names = pinned
+            self.flows.pop(flow.id, None)
+            flow.metadata[METADATA_KEY] = flow.metadata.get(METADATA_KEY, {}) | {
+                "verdict": "deny",
+                "reason": "credential_pinned",
+                "rule": "credentials.pinHeaders",
+            }
+            _refuse(
+                flow,
+                403,
+                f"the {header} header carries a value that is not this run's placeholder for {names}, toward a host "
+                "that credential is injected at: the command cannot bring its own key there (pinHeaders: [] allows it)",
+            )
+            return
         if self.pairs and not self._plan_sigv4(flow, state):
             return
         self._swap_headers(state, request)
@@ -160,6 +175,26 @@ class CredentialInjector:
         if state.sigv4 is not None and not state.sigv4[0].needs_body and flow.response is None:
             self._resign(flow, state, None)
         self._note(flow, state)
+
+    @staticmethod
+    def _unpinned_header(state: _FlowState, request: http.Request) -> tuple[str, str] | None:
+        """A pinned header (settings pinHeaders) whose value holds none of the placeholders of the credentials that
+        pin it at this host, and those credentials' names; None when every pinned header is the run's."""
+        for header in {h for c in state.injectable for h in c.pin_headers}:
+            pinning = [c for c in state.injectable if header in c.pin_headers]
+            for value in request.headers.get_all(header):
+                texts = [value]
+                scheme, _, token = value.partition(" ")
+                if scheme.lower() == "basic" and token:
+                    try:
+                        texts.append(
+                            base64.b64decode(token, validate=True).decode("utf-8", "surrogateescape")
+                        )
+                    except (binascii.Error, ValueError):
+                        pass
+                if not any(c.placeholder in text for c in pinning for text in texts):
+                    return header, ", ".join(c.name for c in pinning)
+        return None
 
     # -- AWS Signature V4 ------------------------------------------------------------------------------------
 

@@ -219,6 +219,7 @@ class Credential:
     placeholder: str
     real: str = field(repr=False)
     inject_hosts: tuple[Pattern, ...]
+    pin_headers: tuple[str, ...] = ()
 
     def injectable_at(self, host: Host) -> bool:
         return any(p.matches(host, 0) for p in self.inject_hosts)
@@ -230,6 +231,7 @@ class Credential:
             "placeholder": self.placeholder,
             "real": self.real,
             "inject_hosts": [p.source for p in self.inject_hosts],
+            "pin_headers": list(self.pin_headers),
         }
 
     @classmethod
@@ -237,7 +239,7 @@ class Credential:
         from netjail.net.domains import parse_pattern
 
         hosts = tuple(parse_pattern(h) for h in data["inject_hosts"])
-        return cls(data["name"], data["placeholder"], data["real"], hosts)
+        return cls(data["name"], data["placeholder"], data["real"], hosts, tuple(data.get("pin_headers") or ()))
 
 
 class StreamSwap:

@@ -38,12 +38,13 @@ PolicyReason = Literal[
     "would_deny",
 ]
 # A flow's reason: the policy's, the proxy-secret check (addons/proxyauth.py), the parser limits
-# (`limit_exceeded`), and what the recorder says went wrong after an allow (addons/recorder.py; `incomplete`:
+# (`limit_exceeded`), the credential addon's pinning (`credential_pinned`, addons/credentials.py), and what the recorder says went wrong after an allow (addons/recorder.py; `incomplete`:
 # still open when the proxy stopped).
 FlowReason = Literal[
     PolicyReason,
     "proxy_auth",
     "limit_exceeded",
+    "credential_pinned",
     "log_failed",
     "upstream_error",
     "client_tls_failed",

@@ -17,7 +17,7 @@ from pydantic import Field, field_validator, model_validator
 
 from netjail.net.domains import Pattern
 from netjail.settings.errors import Problem
-from netjail.settings.fields import EnvName, FsPath, HostPattern, NonEmptyStr, SettingsModel
+from netjail.settings.fields import EnvName, FsPath, HeaderName, HostPattern, NonEmptyStr, SettingsModel
 from netjail.settings.filesystem import inert_deny_glob
 from netjail.utils.text import quoted
 
@@ -25,6 +25,9 @@ if TYPE_CHECKING:
     from netjail.settings.network import NetworkSettings
 
 CredentialMode = Literal["deny", "mask"]
+# The headers API providers read keys from (OpenAI, GitHub, npm: authorization; Anthropic: x-api-key; Azure:
+# api-key; GitLab: private-token; others: x-auth-token).
+DEFAULT_PIN_HEADERS = ("authorization", "x-api-key", "api-key", "private-token", "x-auth-token")
 OnExtractNoMatch = Literal["warn", "deny", "error"]
 
 # JavaScript regular-expression syntax that Python's `re` does not read, or reads with another meaning. srt compiles
@@ -74,6 +77,15 @@ class _MaskedSource(SettingsModel):
     decode: Literal["jwt"] | None = None
     mask_claims: list[NonEmptyStr] | None = None
     inject_hosts: list[HostPattern] | None = None
+    # netjail addition: at an inject host these headers must carry this run's placeholder (pinning to your account)
+    pin_headers: list[HeaderName] | None = Field(
+        default=None,
+        description=(
+            "Headers that, on a request to an inject host, must carry this run's placeholder (Basic auth decoded):"
+            " another value there is refused, so the command cannot bring its own key. Default: authorization,"
+            " x-api-key, api-key, private-token, x-auth-token; [] turns pinning off."
+        ),
+    )
 
     _extract = field_validator("extract")(lambda v: _check_extract(v))
 
@@ -98,6 +110,10 @@ class _MaskedSource(SettingsModel):
                 at=("injectHosts",),
             )
         return self
+
+    @property
+    def pinned_headers(self) -> list[str]:
+        return list(DEFAULT_PIN_HEADERS) if self.pin_headers is None else list(self.pin_headers)
 
     @property
     def no_match(self) -> OnExtractNoMatch:

@@ -120,6 +120,7 @@ network.hosts            | pin a name to an address, like curl --resolve; the na
 network.resolver         | upstream DNS server of netjail itself: "IP", "IP:port" or "[IPv6]:port"; default the system resolver
 network.mode             | "enforce" (default) or "audit": record what would be denied but let it through (learn mode)
 network.capture          | "auto" (default), "transparent" or "proxy-variables": how traffic that ignores proxy variables is handled
+credentials.envVars[].pinHeaders, credentials.files[].pinHeaders | headers that must carry the placeholder on requests to an inject host (default authorization, x-api-key, api-key, private-token, x-auth-token; [] = off): the command cannot bring its own key
 network.limits           | sizes past which a request is refused before it is parsed (431, 414, 400); defaults in docs/security.md
 envPassthrough           | host environment variables passed into the jail; no other variable is
 audit.secretEnv          | environment variables whose values the audit report looks for in recorded traffic

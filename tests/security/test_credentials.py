@@ -499,3 +499,26 @@ def test_explain_lists_each_credential_what_the_command_sees_and_where_it_is_inj
     assert "variable API_TOKEN (mask): the command sees a placeholder" in proc.stdout
     assert "injected toward: allowed.test" in proc.stdout and "file ~/.netrc (deny)" in proc.stdout
     assert REAL_TOKEN not in proc.stdout + proc.stderr
+
+
+def test_the_command_cannot_bring_its_own_key_to_an_inject_host(
+    netjail: Netjail, echo_https: EchoOrigin
+) -> None:
+    settings = masked_settings(netjail, TOKEN_ENTRY)
+    url = f"https://allowed.test:{echo_https.port}"
+    own = "sk-test-" + secrets.token_urlsafe(30)  # an attacker's key for another account on the same host
+    command = (
+        f'{CURL} -o /dev/null -w "own %{{http_code}}\\n" -H "Authorization: Bearer {own}" {url}/own;'
+        f' {CURL} -o /dev/null -w "basic %{{http_code}}\\n" -u "git:{own}" {url}/basic;'
+        f' {CURL} -o /dev/null -w "ours %{{http_code}}\\n" -H "Authorization: Bearer $API_TOKEN" {url}/ours;'
+        f' {CURL} -o /dev/null -w "git %{{http_code}}\\n" -u "git:$API_TOKEN" {url}/git'
+    )
+    result = run_with_token(netjail, settings, command)
+    assert "own 403" in result.stdout and "basic 403" in result.stdout, result.explain()  # the attempts
+    assert "ours 200" in result.stdout and "git 200" in result.stdout, result.explain()  # the controls
+    assert [s.path for s in echo_https.seen] == ["/ours", "/git"]  # nothing of the refused ones arrived
+    git = base64.b64decode(echo_https.seen[1].headers["authorization"].split()[1]).decode()
+    assert git == f"git:{REAL_TOKEN}"  # Basic auth (as git over HTTPS sends a token) gets the real value
+    pinned = [f for f in result.flows if f["reason"] == "credential_pinned"]
+    assert len(pinned) == 2 and all(f["verdict"] == "deny" for f in pinned)
+    assert_nowhere(netjail, result, REAL_TOKEN)

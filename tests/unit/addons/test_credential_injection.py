@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import gzip
 
+import pytest
 from mitmproxy import http
 from mitmproxy.test import tflow
 
@@ -106,3 +107,38 @@ def test_a_real_value_with_a_line_break_is_never_put_in_a_header() -> None:
     f = flow(**{"x-api-key": FAKE})
     injector.requestheaders(f)
     assert f.request.headers["x-api-key"] == FAKE and "X-Injected" not in f.request.headers
+
+
+PINNED = Credential(CREDENTIAL.name, FAKE, REAL, CREDENTIAL.inject_hosts, ("authorization", "x-api-key"))
+
+
+@pytest.mark.parametrize(
+    ("headers", "refused"),
+    [
+        ({"authorization": f"Bearer {FAKE}"}, False),  # the control: this run's placeholder
+        ({"authorization": "Bearer ghp_attackersownkeyattackersownkey000000"}, True),
+        ({"x-api-key": "someone-elses-key"}, True),
+        ({"authorization": "Basic " + base64.b64encode(f"git:{FAKE}".encode()).decode()}, False),
+        ({"authorization": "Basic " + base64.b64encode(b"git:their-own-token").decode()}, True),
+        ({"accept": "*/*"}, False),  # no credential header at all
+    ],
+)
+def test_a_pinned_header_must_carry_this_runs_placeholder_at_an_inject_host(
+    headers: dict[str, str], refused: bool
+) -> None:
+    injector = CredentialInjector([PINNED])
+    f = flow(**headers)
+    injector.requestheaders(f)
+    assert (f.response is not None and f.response.status_code == 403) is refused
+    if refused:
+        assert f.metadata[METADATA_KEY]["reason"] == "credential_pinned"
+        assert REAL not in (f.response.text or "") if f.response else True
+
+
+def test_pinning_applies_only_at_inject_hosts_and_can_be_turned_off() -> None:
+    elsewhere = flow("other.example.com", authorization="Bearer their-own")
+    CredentialInjector([PINNED]).requestheaders(elsewhere)
+    assert elsewhere.response is None
+    off = flow(authorization="Bearer their-own")
+    CredentialInjector([CREDENTIAL]).requestheaders(off)  # pin_headers () : pinHeaders []
+    assert off.response is None

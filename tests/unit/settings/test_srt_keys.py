@@ -183,6 +183,8 @@ def test_every_model_field_is_an_srt_key_or_a_netjail_addition() -> None:
         "retention",
         "retention.maxAgeDays",
         "retention.maxTotalMB",
+        "credentials.envVars[].pinHeaders",
+        "credentials.files[].pinHeaders",
         "network.hosts",
         "network.resolver",
         "network.mode",
