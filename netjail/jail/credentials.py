@@ -98,7 +98,9 @@ def prepare_credentials(settings: Settings, environ: Mapping[str, str], cwd: Pat
         hosts = tuple(effective_inject_hosts(entry, settings.network))
         for index, swap in enumerate(result.swaps):
             name = where if len(result.swaps) == 1 else f"{where}#{index}"
-            plan.credentials.append(Credential(name, swap.placeholder, swap.real, hosts, tuple(entry.pinned_headers)))
+            plan.credentials.append(
+                Credential(name, swap.placeholder, swap.real, hosts, tuple(entry.pinned_headers))
+            )
             taken.append(swap.placeholder)
 
     for index, var in enumerate(creds.env_vars):

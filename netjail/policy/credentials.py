@@ -239,7 +239,9 @@ class Credential:
         from netjail.net.domains import parse_pattern
 
         hosts = tuple(parse_pattern(h) for h in data["inject_hosts"])
-        return cls(data["name"], data["placeholder"], data["real"], hosts, tuple(data.get("pin_headers") or ()))
+        return cls(
+            data["name"], data["placeholder"], data["real"], hosts, tuple(data.get("pin_headers") or ())
+        )
 
 
 class StreamSwap:
