@@ -141,10 +141,19 @@ class CredentialInjector:
             return
         try:
             self._requestheaders(flow)
-        except Exception:
-            log.exception("credential injection failed")  # the message names no value: none is formatted in
-            self.flows.pop(flow.id, None)
-            _refuse(flow, 502, "credential injection failed; the request was not sent")
+        except Exception as e:
+            self._fail(flow, e)
+
+    def _fail(self, flow: http.HTTPFlow, error: Exception) -> None:
+        """Refuse the request, back in its placeholder form. The log names the error's type only: its message or
+        traceback could quote a value."""
+        log.error("credential injection failed (%s); the request was refused", type(error).__name__)
+        state = self.flows.pop(flow.id, None)
+        if state is not None and state.headers is not None and state.path is not None:
+            flow.request.headers, flow.request.path = state.headers, state.path
+            if state.raw_body is not None:
+                flow.request.raw_content = state.raw_body
+        _refuse(flow, 502, "credential injection failed; the request was not sent")
 
     def _requestheaders(self, flow: http.HTTPFlow) -> None:
         state = self._state(flow)
@@ -375,9 +384,8 @@ class CredentialInjector:
             return
         try:
             self._swap_buffered_request(flow, state)
-        except Exception:
-            log.exception("credential injection failed")
-            _refuse(flow, 502, "credential injection failed; the request was not sent")
+        except Exception as e:
+            self._fail(flow, e)
 
     def _swap_buffered_request(self, flow: http.HTTPFlow, state: _FlowState) -> None:
         request = flow.request
@@ -497,8 +505,8 @@ class CredentialRestorer:
                 flow.request.raw_content = state.raw_body
             if flow.response is not None and state.buffered_response:
                 self._swap_back_buffered(flow.response, state)
-        except Exception:
-            log.exception("restoring a request's placeholders failed")
+        except Exception as e:
+            log.error("restoring a request's placeholders failed (%s)", type(e).__name__)
             if flow.response is not None:  # fail closed: the command gets no body that may hold a real value
                 flow.response = http.Response.make(502, b"netjail: credential scrub failed\n")
         self.injector._note(flow, state)
