@@ -41,7 +41,7 @@ from netjail.detect.mitm import annotate, redact_flow
 from netjail.records.caps import cap_record, cap_stored_flow, mark_incomplete
 from netjail.records.derived import host_port
 from netjail.records.log import RecordLog, utc_timestamp
-from netjail.records.redaction import DEFAULT_REDACT, redact_value
+from netjail.records.redaction import DEFAULT_REDACT, note_credentials, redact_value
 from netjail.records.reserve import LogReserve
 from netjail.records.schema import METADATA_KEY, DnsRecord, ErrorKind, FlowRecord, FlowStart
 from netjail.settings import SettingsError, load_settings
@@ -399,6 +399,7 @@ def flow_record(
     tap = (taps or {}).get("request")
     # detect/ is below records and edits a plain dict: it adds `flags` (and `redacted_secrets`)
     annotate(cast(dict, record), flow, tap.scanner if tap is not None else None, secrets)
+    note_credentials(cast(dict, record), flow.metadata)
     return record
 
 

@@ -93,6 +93,13 @@ def proxy(
         sys.exit(ExitStatus.NETJAIL_FAILED)
     for warning in loaded.warnings:
         click.echo(f"netjail: warning: {warning}", err=True)
+    creds = loaded.settings.credentials
+    if any(c.mode == "mask" for c in (*creds.env_vars, *creds.files)):
+        click.echo(
+            'netjail: warning: credentials in mode "mask" are not applied by netjail proxy: its clients are not '
+            "started by netjail, so they hold their own values (docs/proxy.md)",
+            err=True,
+        )
 
     def ready(listening: Listening) -> None:
         ca = str(listening.ca_cert)

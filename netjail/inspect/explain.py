@@ -122,6 +122,8 @@ def explain(loaded: LoadedSettings, platform: str, argv: tuple[str, ...]) -> dic
             for n in withheld_names(os.environ, settings.env_passthrough, credential_variables(settings))
             if n not in spec.env
         ],
+        "credentials": _credentials(settings, platform),
+        "plaintext_inject": settings.credentials.allow_plaintext_inject,
     }
     if platform == "linux":
         from netjail.jail.linux.seccomp import describe as seccomp_rules
@@ -153,6 +155,44 @@ def _base_directories(spec: JailSpec) -> dict[str, dict[str, Any]]:
                 bound.append(f"{spec.cwd} (read-only, the working directory)")
         described[str(base)] = {"host": base in rules.writable, "bound": bound}
     return described
+
+
+def _credentials(settings: Any, platform: str) -> list[dict[str, Any]]:
+    """Each credential, what the command sees of it and where the proxy puts the real value (docs/credentials.md)."""
+    from netjail.settings.credentials import effective_inject_hosts
+
+    creds = settings.credentials
+    shown: list[dict[str, Any]] = []
+    for kind, entries in (("variable", creds.env_vars), ("file", creds.files)):
+        for entry in entries:
+            source = entry.name if kind == "variable" else entry.path
+            if entry.mode == "deny":
+                sees = "nothing (withheld)" if kind == "variable" else "nothing (unreadable)"
+                hosts: list[str] = []
+            else:
+                sees = "a placeholder of the same shape, minted per run"
+                if kind == "file":
+                    sees = (
+                        "nothing (unreadable: macOS cannot bind a masked copy)"
+                        if platform != "linux"
+                        else "the file with placeholders in place of the secrets"
+                    )
+                hosts = [p.source for p in effective_inject_hosts(entry, settings.network)]
+            shown.append(
+                {"kind": kind, "source": source, "mode": entry.mode, "sees": sees, "inject_hosts": hosts}
+            )
+    for pair in creds.pairs:
+        shown.append(
+            {
+                "kind": "aws pair",
+                "source": f"{pair.access_key_id_var} + {pair.secret_access_key_var}"
+                + (f" + {pair.session_token_var}" if pair.session_token_var else ""),
+                "mode": "mask",
+                "sees": "placeholder keys; requests signed with them are signed again with the real keys (SigV4)",
+                "inject_hosts": [],
+            }
+        )
+    return shown
 
 
 def _shown_variables(env: dict[str, str]) -> list[str]:
@@ -241,6 +281,14 @@ def render(report: dict[str, Any]) -> str:
     else:
         say(f"  pseudo-terminal: {'yes' if report['allow_pty'] else 'no (new session)'}")
     say()
+    if report["credentials"]:
+        plaintext = "" if report.get("plaintext_inject") else " over TLS netjail terminates"
+        say(f"Credentials (the real value goes only to the inject hosts{plaintext}; docs/credentials.md)")
+        for c in report["credentials"]:
+            say(f"  {c['kind']} {c['source']} ({c['mode']}): the command sees {c['sees']}")
+            if c["inject_hosts"]:
+                say(f"    injected toward: {', '.join(c['inject_hosts'])}")
+        say()
     say("Environment")
     for line in textwrap.wrap(report["environment_rule"], 110):
         say(f"  {line}")

@@ -97,6 +97,15 @@ def withheld_names(
     return sorted(k for k in environ if not passes(k, keep, never))
 
 
+def masked_environment(
+    base: Mapping[str, str], masked: Mapping[str, str], withheld: Iterable[str]
+) -> dict[str, str]:
+    """`base` with credentials.envVars applied: masked variables hold their placeholder values, the withheld ones
+    (mode "deny", or a mask that found nothing to mask) are absent, whatever the defaults or envPassthrough say."""
+    drop = set(withheld)
+    return {k: v for k, v in base.items() if k not in drop} | dict(masked)
+
+
 CA_REPLACING_VARS = (
     "SSL_CERT_FILE",
     "REQUESTS_CA_BUNDLE",

@@ -58,6 +58,8 @@ class JailSpec:
     # inside the jail to make its terminal the controlling one
     stdio: tuple[int, int, int] | None = None
     command_prefix: tuple[str, ...] = ()
+    # credentials.files in mode "mask": (the real file, its copy with placeholders), bound over the real one
+    masked_files: tuple[tuple[Path, Path], ...] = ()
 
 
 @dataclass

@@ -72,6 +72,7 @@ def _preload() -> None:
     import mitmproxy.master
     import mitmproxy.proxy.mode_servers  # noqa: F401
 
+    import netjail.addons.credentials
     import netjail.addons.limits
     import netjail.addons.policy
     import netjail.addons.proxyauth
@@ -96,19 +97,33 @@ async def serve(config: dict, sockets: dict[str, list[socket.socket]], control: 
     from mitmproxy.master import Master
     from mitmproxy.proxy.mode_servers import ServerInstance
 
+    from netjail.addons.credentials import CredentialInjector, CredentialRestorer
     from netjail.addons.limits import NetjailLimits
     from netjail.addons.policy import NetjailPolicy
     from netjail.addons.proxyauth import NetjailProxyAuth
     from netjail.addons.recorder import NetjailRecorder
+    from netjail.policy.credentials import Credential
     from netjail.policy.synthetic import SyntheticAddresses
     from netjail.proxy.jail_resolver import JailResolverProtocol
+    from netjail.records.redaction import with_credentials
 
     opts = options.Options(mode=[], confdir=config["confdir"])
     master = Master(opts)
     synthetic = SyntheticAddresses()
     policy = NetjailPolicy(synthetic)
     recorder = NetjailRecorder()
-    master.addons.add(NetjailProxyAuth(), NetjailLimits(), policy, recorder, *_mitmproxy_addons())
+    credentials = [Credential.from_config(c) for c in config.get("credentials") or []]
+    # the injector wraps the recorder's body taps (after it); the restorer puts placeholders back before it records
+    injector = CredentialInjector(
+        credentials,
+        bool(config.get("allow_plaintext_inject")),
+        aws_pairs=config.get("aws_pairs") or [],
+        sigv4=config.get("sigv4") or {},
+    )
+    restorer = CredentialRestorer(injector)
+    master.addons.add(
+        NetjailProxyAuth(), NetjailLimits(), policy, restorer, recorder, injector, *_mitmproxy_addons()
+    )
     # Addon-owned options exist only once their addon is added.
     opts.update(
         netjail_settings=config["settings"],
@@ -119,6 +134,9 @@ async def serve(config: dict, sockets: dict[str, list[socket.socket]], control: 
         http3=False,
         rawtcp=True,
     )
+    recorder.secrets = with_credentials(
+        recorder.secrets, credentials
+    )  # real values scrubbed from every record
 
     run = asyncio.ensure_future(master.run())
     while not master.addons.get("proxyserver").is_running:

@@ -38,12 +38,13 @@ PolicyReason = Literal[
     "would_deny",
 ]
 # A flow's reason: the policy's, the proxy-secret check (addons/proxyauth.py), the parser limits
-# (`limit_exceeded`), and what the recorder says went wrong after an allow (addons/recorder.py; `incomplete`:
+# (`limit_exceeded`), the credential addon's pinning (`credential_pinned`, addons/credentials.py), and what the recorder says went wrong after an allow (addons/recorder.py; `incomplete`:
 # still open when the proxy stopped).
 FlowReason = Literal[
     PolicyReason,
     "proxy_auth",
     "limit_exceeded",
+    "credential_pinned",
     "log_failed",
     "upstream_error",
     "client_tls_failed",
@@ -144,6 +145,25 @@ class FlowRecord(TypedDict):
     redacted_secrets: NotRequired[list[str]]
     target: NotRequired[str]  # an absolute-form target inside a tunnel, as sent
     incomplete: NotRequired[bool]  # still under way when the proxy stopped
+    credentials: NotRequired[CredentialNotes]  # masked credentials this request carried (names, never values)
+
+
+class CredentialInjection(TypedDict):
+    credential: str  # the settings entry, e.g. "credentials.envVars[0] (API_TOKEN)"
+    where: list[str]  # "header <name>", "header authorization (basic)", "query", "path", "body"
+    count: int
+
+
+class CredentialSighting(TypedDict):
+    credential: str
+    where: list[str]
+
+
+class CredentialNotes(TypedDict):
+    injected: NotRequired[list[CredentialInjection]]  # placeholder replaced by the real value
+    # left as it is: toward a host it is not for, over plain HTTP, in a body that carries its own digest
+    placeholder_left: NotRequired[list[CredentialSighting]]
+    sigv4: NotRequired[Literal["re-signed"]]
 
 
 class FlowStart(TypedDict):

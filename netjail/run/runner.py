@@ -23,7 +23,8 @@ from typing import cast
 
 import structlog
 
-from netjail.jail.environment import inherited_environment, withheld_names
+from netjail.jail.credentials import CredentialError, MaskPlan, prepare_credentials
+from netjail.jail.environment import inherited_environment, masked_environment, withheld_names
 from netjail.jail.newrepos import ScanTooLarge
 from netjail.jail.paths import absent_entries, path_rules
 from netjail.jail.protected import create_placeholders, remove_placeholders
@@ -258,16 +259,18 @@ def build_spec(
     *,
     debug: bool = False,
     prepare: bool = True,
+    masks: MaskPlan | None = None,
 ) -> JailSpec:
     """What the jail is asked to apply, from the settings: used by a run, and by `netjail explain` (prepare=False:
     it creates nothing)."""
     settings = loaded.settings
     rules = path_rules(settings, cwd, extra_read_only=(loaded.path.resolve(),), settings_file=loaded.path)
     inherited = inherited_variables(settings)
+    masks = masks or MaskPlan(withheld=[v.name for v in settings.credentials.env_vars])
     return JailSpec(
         argv=argv,
         cwd=cwd,
-        env=jail.environment(inherited.env, ca),
+        env=jail.environment(masked_environment(inherited.env, masks.env, masks.withheld), ca),
         rules=rules,
         ca=ca,
         allow_pty=settings.allow_pty,
@@ -276,6 +279,7 @@ def build_spec(
         capture=settings.network.capture,
         allow_unix_sockets=settings.network.allow_all_unix_sockets,
         debug=debug,
+        masked_files=tuple(masks.files),
     )
 
 
@@ -294,7 +298,15 @@ def _supervise(
 ) -> Outcome:
     settings: Settings = loaded.settings
     ca = create_run_ca(runs.proxy_dir, settings.network.tls_terminate.extra_ca_cert_paths)
-    spec = build_spec(jail, loaded, argv, cwd, ca, runs.proxy_dir, debug=debug)
+    try:
+        masks = prepare_credentials(settings, os.environ, cwd, runs.proxy_dir / "masked")
+    except CredentialError as e:
+        raise RunFailed(str(e)) from e
+    for warning in masks.warnings:
+        warn(warning)
+    if masks.credentials or masks.withheld:
+        log.debug("credentials", **masks.describe())
+    spec = build_spec(jail, loaded, argv, cwd, ca, runs.proxy_dir, debug=debug, masks=masks)
     log.debug("jail.args", platform=jail.name, args=jail.describe(spec))
     for absent in absent_entries(settings, cwd):  # no effect on the run: said, never silently dropped
         if absent.key == "denyRead":
@@ -339,7 +351,8 @@ def _supervise(
             log.debug("jail.capture_rules", nft=NFT_RULES)
         announce(launched.capture_mode)
         proxy.configure(
-            proxy_config(runs, ca, launched.capture_mode, launched.proxy_secret, debug), launched.sockets
+            proxy_config(runs, ca, launched.capture_mode, launched.proxy_secret, debug, masks),
+            launched.sockets,
         )
         # the proxy holds them now: if it dies, connections are refused
         for sockets in launched.sockets.values():
@@ -374,9 +387,18 @@ def _supervise(
         remove_placeholders(placeholders)  # before the quarantine, which would take them for the command's
 
 
-def proxy_config(runs: RunDir, ca: RunCA, capture_mode: str, proxy_secret: str | None, debug: bool) -> dict:
+def proxy_config(
+    runs: RunDir,
+    ca: RunCA,
+    capture_mode: str,
+    proxy_secret: str | None,
+    debug: bool,
+    masks: MaskPlan | None = None,
+) -> dict:
     """What the proxy process is told (netjail/proxy/process.py). `proxy_secret`: the listener is reachable from
-    outside the jail, so only the run's clients may use it."""
+    outside the jail, so only the run's clients may use it. `masks`: the masked credentials, real values
+    included, which travel over the control socket only, never through a file."""
+    masks = masks or MaskPlan()
     secret_file = None
     if proxy_secret is not None:
         secret_file = runs.proxy_dir / "proxy-secret"
@@ -392,6 +414,10 @@ def proxy_config(runs: RunDir, ca: RunCA, capture_mode: str, proxy_secret: str |
         "capture_mode": capture_mode,
         "secret_file": str(secret_file) if secret_file else None,
         "debug": debug,
+        "credentials": [c.as_config() for c in masks.credentials],  # real values: this socket, never a file
+        "allow_plaintext_inject": masks.allow_plaintext_inject,
+        "aws_pairs": masks.aws_pairs,
+        "sigv4": masks.sigv4,
     }
 
 

@@ -7,87 +7,24 @@ Field order follows srt's schema; netjail's additions come last in each model.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import Field, StringConstraints, field_validator, model_validator
 
+from netjail.settings.credentials import CredentialsSettings, check_inject_hosts
 from netjail.settings.errors import Problem
 from netjail.settings.fields import (
     AbsPath,
     EnvName,
     FilePath,
-    FsPath,
     Guid,
     HeaderName,
-    HostPattern,
     NonEmptyStr,
     SettingsModel,
     refuse_when_true,
 )
-from netjail.settings.filesystem import FilesystemSettings, inert_deny_glob
+from netjail.settings.filesystem import FilesystemSettings
 from netjail.settings.network import NetworkSettings
-
-CredentialMode = Literal["deny", "mask"]
-
-
-class CredentialFile(SettingsModel):
-    path: FsPath
-    mode: CredentialMode
-    extract: str | None = None
-    on_extract_no_match: Literal["warn", "deny", "error"] | None = None
-    decode: Literal["jwt"] | None = None
-    mask_claims: list[NonEmptyStr] | None = None
-    mask_duplicates: bool | None = None
-    inject_hosts: list[HostPattern] | None = None
-
-    @model_validator(mode="after")
-    def _srt_rules(self) -> CredentialFile:
-        if self.mode == "mask" and self.path.endswith("/"):
-            raise Problem(
-                'mode "mask" applies to a single file, not a directory',
-                'use mode "deny" for a directory, or name the credential file inside it',
-                at=("path",),
-            )
-        if (problem := inert_deny_glob(self.path)) is not None:
-            problem.at = ("path",)
-            raise problem
-        return self
-
-
-class CredentialEnvVar(SettingsModel):
-    name: EnvName
-    mode: CredentialMode
-    extract: str | None = None
-    on_extract_no_match: Literal["warn", "deny", "error"] | None = None
-    decode: Literal["jwt"] | None = None
-    mask_claims: list[NonEmptyStr] | None = None
-    inject_hosts: list[HostPattern] | None = None
-
-
-class AwsPair(SettingsModel):
-    access_key_id_var: EnvName
-    secret_access_key_var: EnvName
-    session_token_var: EnvName | None = None
-
-
-Sigv4Policy = Literal["deny", "passthrough"]
-
-
-class Sigv4(SettingsModel):
-    streaming: Sigv4Policy | None = None
-    presigned: Sigv4Policy | None = None
-    sigv4a: Sigv4Policy | None = Field(default=None, alias="sigv4a")  # to_camel would say "sigv4A"
-
-
-class CredentialsSettings(SettingsModel):
-    """srt's credential sources. netjail denies them all: masked files become unreadable, masked
-    variables are withheld (netjail passes only envPassthrough variables into the jail anyway)."""
-
-    files: list[CredentialFile] = []
-    env_vars: list[CredentialEnvVar] = []
-    allow_plaintext_inject: bool = False
-    aws_pairs: list[AwsPair] = []
-    sigv4: Sigv4 | None = None
 
 
 class RipgrepConfig(SettingsModel):
@@ -208,8 +145,8 @@ class Settings(SettingsModel):
 
     @model_validator(mode="after")
     def _apply_credentials(self) -> Settings:
-        # Credential files are denied reads, whatever their mode (netjail cannot mask): merged into
-        # denyRead so every jail backend applies them without knowing about credentials.
+        # Credential files are denied reads, whatever their mode: merged into denyRead so every jail backend
+        # applies them without knowing about credentials; a backend that masks binds the masked copy on top.
         extra = [f.path for f in self.credentials.files if f.path not in self.filesystem.deny_read]
         if extra:
             deny_read = [*self.filesystem.deny_read, *dict.fromkeys(extra)]
@@ -222,4 +159,9 @@ class Settings(SettingsModel):
                     "remove it from one of the two lists",
                     at=("envPassthrough", index),
                 )
+        try:
+            check_inject_hosts(self.credentials, self.network)
+        except Problem as problem:
+            problem.at = ("credentials", *problem.at)  # reported from the root: the path starts here
+            raise
         return self

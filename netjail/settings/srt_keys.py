@@ -58,33 +58,33 @@ filesystem.allowRead                     | honoured | readable again inside a de
 filesystem.allowWrite                    | honoured | the only writable paths (besides the jail's private /tmp)
 filesystem.denyWrite                     | honoured | read-only even inside allowWrite
 filesystem.allowGitConfig                | honoured | true leaves .git/config writable (.git/hooks stays protected)
-credentials                              | honoured | every declared credential is kept from the command
-credentials.files                        | honoured | each path is added to filesystem.denyRead
-credentials.files[].path                 | honoured | added to filesystem.denyRead
-credentials.files[].mode                 | honoured | "deny" as in srt; "mask" denies too, with a warning (as srt does on macOS)
-credentials.files[].extract              | warned   | ignored: masking is not supported, masked files are denied instead
-credentials.files[].onExtractNoMatch     | warned   | see credentials.files[].extract
-credentials.files[].decode               | warned   | see credentials.files[].extract
-credentials.files[].maskClaims           | warned   | see credentials.files[].extract
-credentials.files[].maskDuplicates       | warned   | see credentials.files[].extract
-credentials.files[].injectHosts          | warned   | see credentials.files[].extract
-credentials.envVars                      | honoured | each variable is kept out of the jail
-credentials.envVars[].name               | honoured | never passed into the jail; refused if envPassthrough lists it too
-credentials.envVars[].mode               | honoured | "deny" as in srt; "mask" withholds the variable too, with a warning
-credentials.envVars[].extract            | warned   | ignored: masking is not supported, masked variables are withheld instead
-credentials.envVars[].onExtractNoMatch   | warned   | see credentials.envVars[].extract
-credentials.envVars[].decode             | warned   | see credentials.envVars[].extract
-credentials.envVars[].maskClaims         | warned   | see credentials.envVars[].extract
-credentials.envVars[].injectHosts        | warned   | see credentials.envVars[].extract
-credentials.allowPlaintextInject         | warned   | ignored: netjail injects no credential, in plaintext or otherwise
-credentials.awsPairs                     | warned   | ignored: SigV4 re-signing needs masking; the variables are withheld instead
-credentials.awsPairs[].accessKeyIdVar    | warned   | see credentials.awsPairs
-credentials.awsPairs[].secretAccessKeyVar | warned  | see credentials.awsPairs
-credentials.awsPairs[].sessionTokenVar   | warned   | see credentials.awsPairs
-credentials.sigv4                        | warned   | ignored: SigV4 re-signing needs masking; the variables are withheld instead
-credentials.sigv4.streaming              | warned   | see credentials.sigv4
-credentials.sigv4.presigned              | warned   | see credentials.sigv4
-credentials.sigv4.sigv4a                 | warned   | see credentials.sigv4
+credentials                              | honoured | "deny" keeps a source from the command; "mask" shows it a placeholder that the proxy swaps for the real value toward the credential's inject hosts (docs/credentials.md)
+credentials.files                        | honoured | each path is added to filesystem.denyRead; a masked file is then bound over it as a copy with placeholders
+credentials.files[].path                 | honoured | "deny": a path or glob, as in denyRead; "mask": one file (a directory or glob is refused, as srt refuses a directory)
+credentials.files[].mode                 | honoured | "deny" as in srt; "mask" as in srt on Linux (the file reads with placeholders in place of the secrets); on macOS the file stays denied, as srt does
+credentials.files[].extract              | honoured | Python regular expressions in ASCII mode, JavaScript (?<name>) and \\k<name> rewritten; group 1 is the secret; no group, \\p{}, \\u{}, \\cX, [] or (?P) are refused
+credentials.files[].onExtractNoMatch     | honoured | "error" (netjail's default; srt's is "warn") refuses the run; "deny" leaves the file unreadable; "warn" too, with a warning (srt leaves the real file readable)
+credentials.files[].decode               | honoured | "jwt": candidates (extract's, or anything shaped like a JWT) that verify are replaced by a fake JWT, as in srt
+credentials.files[].maskClaims           | honoured | the named string claims get their own placeholders inside a rebuilt token, as in srt; refused without decode or when empty
+credentials.files[].maskDuplicates       | honoured | every other verbatim occurrence of a masked value in the file is masked too
+credentials.files[].injectHosts          | honoured | default network.allowedDomains (ports dropped); each must be covered by allowedDomains and lie outside tlsTerminate.excludeDomains; [] is refused
+credentials.envVars                      | honoured | each variable is withheld ("deny") or masked ("mask"), whatever the default variables or envPassthrough say
+credentials.envVars[].name               | honoured | refused if envPassthrough lists it too
+credentials.envVars[].mode               | honoured | "deny" withholds it; "mask" sets a placeholder of the same length, character classes and prefix; an unset variable stays unset (srt)
+credentials.envVars[].extract            | honoured | see credentials.files[].extract
+credentials.envVars[].onExtractNoMatch   | honoured | "error" (netjail's default; srt's is "warn") refuses the run; "deny" withholds the variable; "warn" too, with a warning (srt passes the real value)
+credentials.envVars[].decode             | honoured | "jwt": the value must verify as a JWT and is replaced by a fake one; one that does not follows onExtractNoMatch (srt passes it unmasked)
+credentials.envVars[].maskClaims         | honoured | see credentials.files[].maskClaims
+credentials.envVars[].injectHosts        | honoured | see credentials.files[].injectHosts
+credentials.allowPlaintextInject         | honoured | true lets the proxy inject into plain-HTTP requests to inject hosts; by default only TLS connections netjail terminated get real values
+credentials.awsPairs                     | honoured | requests signed (AWS Signature V4) with the placeholder key id toward its inject hosts are signed again with the real keys (botocore's signer); AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN masked whole are paired automatically, as in srt
+credentials.awsPairs[].accessKeyIdVar    | honoured | a whole-value masked envVars entry; its injectHosts say where re-signing happens
+credentials.awsPairs[].secretAccessKeyVar | honoured | a whole-value masked envVars entry, each variable in one slot only
+credentials.awsPairs[].sessionTokenVar   | honoured | the real token is sent as x-amz-security-token on re-signed requests
+credentials.sigv4                        | honoured | what happens to signatures that cannot be re-signed soundly; "deny" (default, as in srt) answers 403, "passthrough" forwards them as signed
+credentials.sigv4.streaming              | honoured | signed aws-chunked uploads (STREAMING-AWS4-HMAC-SHA256-PAYLOAD…); STREAMING-UNSIGNED-PAYLOAD-TRAILER, the SDKs' default, is re-signed
+credentials.sigv4.presigned              | honoured | presigned URLs signed with the placeholder keys (presigned URLs by other keys pass untouched)
+credentials.sigv4.sigv4a                 | honoured | SigV4A (ECDSA) signatures, which have no shared key to sign again with
 ignoreViolations                         | warned   | ignored: netjail records every denial in the run's flow log; nothing is suppressed
 enableWeakerNestedSandbox                | refused  | true asks for a weaker jail, which netjail does not offer; false is accepted
 enableWeakerNetworkIsolation             | refused  | true asks for weaker network isolation, which netjail does not offer; false is accepted
@@ -120,6 +120,7 @@ network.hosts            | pin a name to an address, like curl --resolve; the na
 network.resolver         | upstream DNS server of netjail itself: "IP", "IP:port" or "[IPv6]:port"; default the system resolver
 network.mode             | "enforce" (default) or "audit": record what would be denied but let it through (learn mode)
 network.capture          | "auto" (default), "transparent" or "proxy-variables": how traffic that ignores proxy variables is handled
+credentials.envVars[].pinHeaders, credentials.files[].pinHeaders | headers that must carry the placeholder on requests to an inject host (default authorization, x-api-key, api-key, private-token, x-auth-token; [] = off): the command cannot bring its own key
 network.limits           | sizes past which a request is refused before it is parsed (431, 414, 400); defaults in docs/security.md
 envPassthrough           | host environment variables passed into the jail; no other variable is
 audit.secretEnv          | environment variables whose values the audit report looks for in recorded traffic
@@ -179,12 +180,4 @@ def collect_warnings(settings: Settings) -> list[str]:
         for where, value in _values_at(settings, verdict.path):
             if _is_set(value):
                 warnings.append(f"{where}: {verdict.why}")
-    for kind, modes, instead in (
-        ("files", [f.mode for f in settings.credentials.files], "the file is made unreadable"),
-        ("envVars", [v.mode for v in settings.credentials.env_vars], "the variable is withheld"),
-    ):
-        for index, mode in enumerate(modes):
-            if mode == "mask":
-                where = f"credentials.{kind}[{index}]"
-                warnings.append(f'{where}: mode "mask" is not supported; {instead} inside the jail instead')
     return warnings

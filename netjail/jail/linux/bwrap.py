@@ -54,7 +54,7 @@ def bwrap_args(
 ) -> list[str]:
     """The whole filesystem and process policy, in one list, in a fixed order:
     namespaces → base mounts → allowWrite → denyWrite and mandatory denies → denyRead masks → allowRead →
-    netjail's own state → trust bundle → `--` → command."""
+    masked credential files → netjail's own state → trust bundle → `--` → command."""
     rules = spec.rules
     unused = {path: list(fds) for path, fds in (path_fds or {}).items()}  # bwrap closes each after its mount
     fd = (lambda path: str(unused[path].pop(0))) if path_fds is not None else (lambda path: "FD")
@@ -96,6 +96,9 @@ def bwrap_args(
     for path in rules.read_only:
         if any(w == path or w in path.parents for w in rewritable):
             args += ["--ro-bind", str(path), str(path)]
+    # masked credential files: their copies with placeholders, over the /dev/null masks and every bind that covers them
+    for real, masked_copy in spec.masked_files:
+        args += ["--ro-bind", str(masked_copy), str(real)]
     for path in masked_dirs:
         args += ["--remount-ro", str(path)]
     for path in spec.private_state:
