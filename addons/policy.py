@@ -232,7 +232,7 @@ class NetjailPolicy:
             if parsed is None:
                 self._deny_flow(flow, verdict)
                 return
-            host = parsed
+            host, port = parsed, flow.request.port
         if verdict.allowed:
             verdict = (
                 policy.judge_named(host, flow.request.host_header, "host")
@@ -240,6 +240,10 @@ class NetjailPolicy:
                 or policy.judge_named(host, flow.client_conn.sni if tunnel else None, "sni")
                 or verdict
             )
+        if verdict.allowed and flow.request.method != "CONNECT":
+            # network.rules narrow an allowed host; judged on the target as sent (bytes), never a rewrite of it
+            target = flow.request.data.path.decode("latin-1")
+            verdict = policy.judge_request(host, port, flow.request.method, target) or verdict
         if not verdict.allowed:
             self._deny_flow(flow, verdict, host)
             return
@@ -351,7 +355,15 @@ class NetjailPolicy:
             if tunnel is None:
                 raise RuntimeError("raw TCP outside any judged tunnel")
             host, port = tunnel
-            verdict = self._policy().judge_destination(host, port)
+            policy = self._policy()
+            verdict = policy.judge_destination(host, port)
+            if verdict.allowed and policy.has_request_rules(host, port):
+                verdict = deny(
+                    "denied_by_request_rule",
+                    "request-rules-need-http",
+                    f"{host.name}:{port} has network.rules, which judge HTTP requests, and this connection is not "
+                    "HTTP; only HTTP(S) requests can reach this host",
+                )
             flow.metadata[METADATA_KEY] = verdict.as_dict() | {"judged_host": host.name}
         except Exception as e:
             verdict = failed_closed(e)

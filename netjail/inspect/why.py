@@ -30,6 +30,8 @@ BLOCK_MEANING = {
     "port_not_allowed": "network.allowedDomains names this host only with another port",
     "log_failed": "the flow log could not be written (disk full?), so netjail stopped all egress",
     "denied_by_rule": "a network.deniedDomains entry denies it (deny wins over allow)",
+    "denied_by_request_rule": "the host is allowed, but a network.rules entry (or its rule set's default) denies this method and path",
+    "ambiguous_path": "the path is ambiguous (encoded slash, dot segment, ';' ...), so network.rules cannot judge it",
     "ip_literal": "the client asked for an IP address; name rules never match addresses",
     "private_destination": "the name resolves to a local or private address, which netjail never dials unless told",
     "host_mismatch": "domain fronting: the Host header named another host than the one connected to",

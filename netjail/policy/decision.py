@@ -20,6 +20,7 @@ from netjail.net.domains import (
     match_destination,
     normalize_host,
 )
+from netjail.policy.rules import compile_rule_sets, judge_request, rule_set_for
 from netjail.settings import NetworkSettings
 
 Reason = Literal[
@@ -27,6 +28,8 @@ Reason = Literal[
     "not_allowed",
     "port_not_allowed",
     "denied_by_rule",
+    "denied_by_request_rule",
+    "ambiguous_path",
     "host_mismatch",
     "sni_mismatch",
     "private_destination",
@@ -82,6 +85,7 @@ class Policy:
         self.host_addresses = frozenset(host_addresses)
         self.audit_mode = network.mode == "audit"
         self.resolver: tuple[str, int] | None = network.resolver_address
+        self.request_rules = compile_rule_sets(network.rules)
 
     # -- names ------------------------------------------------------------------------------------------------
 
@@ -168,6 +172,28 @@ class Policy:
             f"the {label} names {parsed.name} but the connection is to {target.name} (domain fronting); "
             "a client must name the host it connects to",
         )
+
+    def has_request_rules(self, host: Host, port: int) -> bool:
+        return rule_set_for(self.request_rules, host, port) is not None
+
+    def judge_request(self, host: Host, port: int, method: str, target: str) -> Verdict | None:
+        """network.rules on a request to a host the domain lists allowed: None when no rule set covers the
+        host (the domain verdict stands), else the verdict of its rules. `target` is the origin-form target."""
+        rules = rule_set_for(self.request_rules, host, port)
+        if rules is None:
+            return None
+        decision = judge_request(rules, method, target, host.name)
+        if decision.action == "allow":
+            return allow(decision.rule)
+        reason: Reason = "ambiguous_path" if decision.kind == "ambiguous" else "denied_by_request_rule"
+        if self.audit_mode:
+            return Verdict(
+                "allow",
+                "would_deny",
+                decision.rule,
+                f'{decision.detail} Allowed because network.mode is "audit".',
+            )
+        return deny(reason, decision.rule, decision.detail)
 
     def tls_excluded(self, host: Host, port: int) -> bool:
         return any(p.matches(host, port) for p in self.excluded_from_tls)

@@ -29,6 +29,8 @@ PolicyReason = Literal[
     "not_allowed",
     "port_not_allowed",
     "denied_by_rule",
+    "denied_by_request_rule",
+    "ambiguous_path",
     "ip_literal",
     "private_destination",
     "host_mismatch",

@@ -30,6 +30,7 @@ from netjail.settings.fields import (
     unmap,
 )
 from netjail.settings.limits import NetworkLimits
+from netjail.settings.rules import HostRules, refuse_rules_on_excluded_hosts
 from netjail.utils.text import quoted
 
 _EXTERNAL_PROXY = (
@@ -103,6 +104,10 @@ class NetworkSettings(SettingsModel):
     parent_proxy: ParentProxyConfig | None = None
     # netjail additions
     limits: NetworkLimits = Field(default_factory=NetworkLimits)
+    rules: list[HostRules] = Field(
+        default=[],
+        description="Request rules on method and path per host pattern; they only narrow allowedDomains.",
+    )
     hosts: dict[str, IPAddr] = Field(
         default={},
         description="Pin names to addresses (like curl --resolve); a pinned name may point anywhere.",
@@ -182,6 +187,15 @@ class NetworkSettings(SettingsModel):
                     at=(key,),
                 )
         return value
+
+    @model_validator(mode="after")
+    def _rules_need_termination(self) -> NetworkSettings:
+        try:
+            refuse_rules_on_excluded_hosts(self.rules, self.tls_terminate.exclude_domains)
+        except Problem as problem:
+            problem.at = ("rules", *problem.at)
+            raise
+        return self
 
     @field_validator("hosts")
     @classmethod

@@ -203,6 +203,17 @@ def test_every_model_field_is_an_srt_key_or_a_netjail_addition() -> None:
         "network.limits.maxChunkLineBytes",
         "network.limits.maxWebsocketMessageBytes",
         "network.limits.maxWebsocketFragments",
+        "network.rules",
+        "network.rules[].hosts",
+        "network.rules[].requests",
+        "network.rules[].requests[].allow",
+        "network.rules[].requests[].deny",
+        "network.rules[].requests[].path",
+        "network.rules[].requests[].query",
+        "network.rules[].requests[].reason",
+        "network.rules[].default",
+        "network.rules[].caseSensitivePaths",
+        "network.rules[].allowEncodedSlash",
     }
     schema = json_schema()
 
