@@ -32,6 +32,8 @@ BLOCK_MEANING = {
     "denied_by_rule": "a network.deniedDomains entry denies it (deny wins over allow)",
     "denied_by_request_rule": "the host is allowed, but a network.rules entry (or its rule set's default) denies this method and path",
     "ambiguous_path": "the path is ambiguous (encoded slash, dot segment, ';' ...), so network.rules cannot judge it",
+    "opaque_tunnel": "the connection is not HTTP, and only HTTP may pass here (request rules, or refuseOpaqueTunnels)",
+    "tunnel_limit": "network.tlsTerminate.maxTunnels tunnels were already open",
     "ip_literal": "the client asked for an IP address; name rules never match addresses",
     "private_destination": "the name resolves to a local or private address, which netjail never dials unless told",
     "host_mismatch": "domain fronting: the Host header named another host than the one connected to",

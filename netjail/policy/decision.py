@@ -30,6 +30,8 @@ Reason = Literal[
     "denied_by_rule",
     "denied_by_request_rule",
     "ambiguous_path",
+    "opaque_tunnel",
+    "tunnel_limit",
     "host_mismatch",
     "sni_mismatch",
     "private_destination",
@@ -86,6 +88,9 @@ class Policy:
         self.audit_mode = network.mode == "audit"
         self.resolver: tuple[str, int] | None = network.resolver_address
         self.request_rules = compile_rule_sets(network.rules)
+        self.stripped_response_headers = frozenset(fold_header(h) for h in network.strip_response_headers)
+        self.refuse_opaque_tunnels = network.refuse_opaque_tunnels
+        self.max_tunnels = network.tls_terminate.max_tunnels
 
     # -- names ------------------------------------------------------------------------------------------------
 
@@ -237,6 +242,11 @@ class Policy:
         if host.ip is not None:
             return _address_entry(host.ip)
         return host.name
+
+
+def fold_header(name: str) -> str:
+    """srt's stripResponseHeaders matching: case-insensitive, with '-', '_' and '.' the same."""
+    return name.lower().replace("_", "-").replace(".", "-")
 
 
 def subject_of(host: Host) -> str:

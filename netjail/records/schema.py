@@ -31,6 +31,8 @@ PolicyReason = Literal[
     "denied_by_rule",
     "denied_by_request_rule",
     "ambiguous_path",
+    "opaque_tunnel",
+    "tunnel_limit",
     "ip_literal",
     "private_destination",
     "host_mismatch",

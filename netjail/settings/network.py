@@ -59,6 +59,8 @@ class TlsTerminate(SettingsModel):
     ca_key_path: NonEmptyStr | None = None
     exclude_domains: list[HostPattern] = []
     extra_ca_cert_paths: list[CaFile] = []
+    max_tunnels: Annotated[int, Field(ge=1, le=65536)] | None = None
+    handshake_timeout_ms: Annotated[int, Field(ge=100, le=600_000)] | None = None  # warned: mitmproxy's own
 
     @model_validator(mode="after")
     def _ca_pair(self) -> TlsTerminate:
@@ -100,6 +102,13 @@ class NetworkSettings(SettingsModel):
     socks_proxy_port: Port | None = None
     mitm_proxy: MitmProxyConfig | None = None
     filter_request: Any = Field(default=None, json_schema_extra={"not": {}})
+    allow_plaintext_header_set: bool = False  # warned when true: netjail sets no request headers
+    strip_response_headers: list[NonEmptyStr] = Field(
+        default=[], description="Response headers never passed back to the client ('-', '_', '.' folded)."
+    )
+    refuse_opaque_tunnels: bool = False
+    require_host_match: bool = False  # netjail always requires it
+    ambiguous_request_target: Literal["refuse", "asSpelled", "normalize"] | None = None
     tls_terminate: TlsTerminate = Field(default_factory=TlsTerminate)
     parent_proxy: ParentProxyConfig | None = None
     # netjail additions
@@ -225,6 +234,27 @@ class NetworkSettings(SettingsModel):
     def _check_resolver(cls, value: str) -> str:
         parse_resolver(value)
         return value
+
+    def pin_warnings(self) -> list[str]:
+        """A name pinned into a local range whose allowedDomains entry has no port opens every TCP service on
+        that address (a domain entry without a port allows every port: srt's meaning, kept)."""
+        from netjail.net.addresses import local_range_of
+        from netjail.net.domains import Host
+
+        found = []
+        for name, address in self.hosts.items():
+            local = local_range_of(address)
+            if local is None:
+                continue
+            host = Host(name, None)
+            for entry in self.allowed_domains:
+                if entry.port is None and entry.matches(host, 0):
+                    found.append(
+                        f"network.hosts: {name} is pinned to {address} ({local}) and allowedDomains entry "
+                        f"{quoted(entry.source)} has no port, so every TCP service listening on {address} is "
+                        f"reachable through it; write {quoted(name + ':PORT')} for the one service meant"
+                    )
+        return found
 
     @property
     def resolver_address(self) -> tuple[str, int] | None:

@@ -140,3 +140,36 @@ def test_every_normalisation_row_arrives_exactly_when_allowed(
     denied = [f for f in result.flows if f["verdict"] == "deny"]
     assert {f["reason"] for f in denied} == {"ambiguous_path", "denied_by_request_rule"}
     assert all(f["rule"] in ("path-guard", "allowed.test: default deny") for f in denied)
+
+
+def test_raw_tcp_to_a_host_with_rules_never_reaches_it_and_the_control_does(netjail: Netjail) -> None:
+    """Request rules judge HTTP: a tunnel that carries something else to a ruled host is refused before any
+    upstream connection; the same bytes to a host without rules pass."""
+    import socket
+
+    from tests.integration.test_srt_keys_at_run_time import RAW_TCP
+    from tests.support.servers import serve_connections
+
+    received: list[bytes] = []
+
+    def echo(conn: socket.socket) -> None:
+        while data := conn.recv(100):
+            received.append(data)
+            conn.sendall(data)
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    serve_connections(listener, echo)
+    try:
+        command = f"{sys.executable} -c '{RAW_TCP}' {listener.getsockname()[1]}"
+        ruled = netjail.settings({"allowedDomains": ["allowed.test"], "rules": TABLE_RULES})
+        result = netjail.run("-s", str(ruled), "-c", command)
+        assert "ping" not in result.stdout and received == [], result.explain()
+        tcp = [f for f in result.flows if f["scheme"] == "tcp"]
+        assert [(f["reason"], f["rule"]) for f in tcp] == [("opaque_tunnel", "request-rules-need-http")]
+        other = [{**TABLE_RULES[0], "hosts": ["other.test"]}]
+        control = netjail.run(
+            "-s", str(netjail.settings({"allowedDomains": ["allowed.test"], "rules": other})), "-c", command
+        )
+        assert control.stdout.split()[-1] == "ping" and received == [b"ping\n"], control.explain()
+    finally:
+        listener.close()

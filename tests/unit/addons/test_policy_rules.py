@@ -98,4 +98,5 @@ def _raw_tcp(addon: NetjailPolicy) -> None:
         flows.append(flow)
     ruled, control = flows
     assert not ruled.live and ruled.metadata["netjail"]["rule"] == "request-rules-need-http"
+    assert ruled.metadata["netjail"]["reason"] == "opaque_tunnel"
     assert control.live and control.metadata["netjail"]["verdict"] == "allow"
