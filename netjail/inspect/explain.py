@@ -93,6 +93,15 @@ def explain(loaded: LoadedSettings, platform: str, argv: tuple[str, ...]) -> dic
             "allow_unix_sockets": list(net.allow_unix_sockets),
             "allow_all_unix_sockets": net.allow_all_unix_sockets,
             "allow_mach_lookup": list(net.allow_mach_lookup),
+            "upload_caps": {
+                name: value
+                for name, value in (
+                    ("maxRequestUploadBytes", net.limits.max_request_upload_bytes),
+                    ("maxHostUploadBytes", net.limits.max_host_upload_bytes),
+                    ("maxRunUploadBytes", net.limits.max_run_upload_bytes),
+                )
+                if value is not None
+            },
             "rules": [
                 {
                     "hosts": [p.source for p in block.hosts],
@@ -168,6 +177,9 @@ def render(report: dict[str, Any]) -> str:
     listing("allowed", net["allowed"], "nothing (no host is reachable)")
     listing("denied (checked first)", net["denied"], "-")
     say("  anything else: denied")
+    if net["upload_caps"]:
+        caps = ", ".join(f"{name} {value} bytes" for name, value in net["upload_caps"].items())
+        say(f"  upload caps (network.limits; 413, or the stream is cut): {caps}")
     if net["rules"]:
         say(
             "  request rules (network.rules; they only narrow the allowed hosts; the first matching entry wins):"

@@ -100,6 +100,7 @@ async def serve(config: dict, sockets: dict[str, list[socket.socket]], control: 
     from netjail.addons.policy import NetjailPolicy
     from netjail.addons.proxyauth import NetjailProxyAuth
     from netjail.addons.recorder import NetjailRecorder
+    from netjail.addons.uploads import UploadCaps
     from netjail.policy.synthetic import SyntheticAddresses
     from netjail.proxy.jail_resolver import JailResolverProtocol
 
@@ -108,7 +109,9 @@ async def serve(config: dict, sockets: dict[str, list[socket.socket]], control: 
     synthetic = SyntheticAddresses()
     policy = NetjailPolicy(synthetic)
     recorder = NetjailRecorder()
-    master.addons.add(NetjailProxyAuth(), NetjailLimits(), policy, recorder, *_mitmproxy_addons())
+    master.addons.add(
+        NetjailProxyAuth(), NetjailLimits(), policy, recorder, UploadCaps(), *_mitmproxy_addons()
+    )
     # Addon-owned options exist only once their addon is added.
     opts.update(
         netjail_settings=config["settings"],

@@ -136,7 +136,7 @@ network.hosts            | pin a name to an address, like curl --resolve; the na
 network.resolver         | upstream DNS server of netjail itself: "IP", "IP:port" or "[IPv6]:port"; default the system resolver
 network.mode             | "enforce" (default) or "audit": record what would be denied but let it through (learn mode)
 network.capture          | "auto" (default), "transparent" or "proxy-variables": how traffic that ignores proxy variables is handled
-network.limits           | sizes past which a request is refused before it is parsed (431, 414, 400); defaults in docs/security.md
+network.limits           | sizes past which a request is refused before it is parsed (431, 414, 400), and upload caps per request, host and run (413 or the stream is cut); docs/security.md
 network.rules            | request rules: per host pattern, allow/deny entries on method and path (first match wins, then the default); they only narrow allowedDomains (docs/policy.md)
 envPassthrough           | host environment variables passed into the jail; no other variable is
 audit.secretEnv          | environment variables whose values the audit report looks for in recorded traffic

@@ -212,3 +212,11 @@ def test_the_check_module_loads_only_click_and_the_standard_library() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_explain_shows_the_upload_caps(netjail: Netjail) -> None:
+    cfg = netjail.settings({"allowedDomains": ["allowed.test"], "limits": {"maxHostUploadBytes": 1000}})
+    text = netjail.command("explain", "-s", str(cfg)).stdout
+    assert (
+        "  upload caps (network.limits; 413, or the stream is cut): maxHostUploadBytes 1000 bytes\n" in text
+    )
