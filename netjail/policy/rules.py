@@ -50,7 +50,13 @@ class Target:
     query: str | None  # raw, None when the target has no '?'
 
 
+# A segment of these characters alone is already canonical (the common case: no '%', nothing ambiguous).
+_PLAIN_SEGMENT = re.compile(r"[A-Za-z0-9\-._~!$&'()*+,=:@\[\]{}|^`\"<>]*")
+
+
 def _canonical_segment(raw: str, encoded_slash: bool) -> str:
+    if _PLAIN_SEGMENT.fullmatch(raw):
+        return raw
     out: list[str] = []
     encoded_dot = False
     i = 0
@@ -126,7 +132,7 @@ def read_target(target: str, *, encoded_slash: bool = False) -> Target:
         raise AmbiguousPath("does not start with '/' (asterisk-form or a relative target)")
     segments = [_canonical_segment(raw, encoded_slash) for raw in path.split("/")[1:]]
     literal = "/" + "/".join(segments)
-    if not _utf8_ok(literal):
+    if "%" in literal and not _utf8_ok(literal):
         raise AmbiguousPath("percent-encodes bytes that are not UTF-8")
     return Target(literal, _resolve(segments), query if mark else None)
 
@@ -252,8 +258,12 @@ def judge_request(rules: RuleSet, method: str, target: str, host: str) -> Reques
             f"{shown}: the path {ambiguous}, which servers read in different ways, so the request rules of "
             f"{rules.where} ({rules.label}) cannot be applied to it. {_FIX}.",
         )
-    literal = _judge_reading(rules, method, reading.literal, reading.query)
     resolved = _judge_reading(rules, method, reading.resolved, reading.query)
+    literal = (
+        resolved
+        if reading.literal == reading.resolved
+        else _judge_reading(rules, method, reading.literal, reading.query)
+    )
     if literal[0] != resolved[0]:
         return RequestDecision(
             "deny",

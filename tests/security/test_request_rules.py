@@ -173,3 +173,93 @@ def test_raw_tcp_to_a_host_with_rules_never_reaches_it_and_the_control_does(netj
         assert control.stdout.split()[-1] == "ping" and received == [b"ping\n"], control.explain()
     finally:
         listener.close()
+
+
+def _tiny_wheel(path) -> bytes:
+    import zipfile
+
+    dist = "tinypkg-1.0.dist-info"
+    files = {
+        "tinypkg/__init__.py": "",
+        f"{dist}/METADATA": "Metadata-Version: 2.1\nName: tinypkg\nVersion: 1.0\n",
+        f"{dist}/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    }
+    files[f"{dist}/RECORD"] = "".join(f"{name},,\n" for name in files) + f"{dist}/RECORD,,\n"
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, text in files.items():
+            archive.writestr(name, text)
+    return path.read_bytes()
+
+
+def test_pip_download_works_under_the_pypi_read_only_rules_and_a_post_is_denied(
+    netjail: Netjail, test_ca, tmp_path
+) -> None:
+    """The PyPI read-only example of docs/policy.md (`@pip` in allowedDomains and in the rule set's hosts) with a
+    local index: pip downloads through GETs, a POST to the same index is denied and never arrives."""
+    import hashlib
+    import os
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from tests.support.servers import tls_server_context
+
+    wheel_name = "tinypkg-1.0-py3-none-any.whl"
+    wheel = _tiny_wheel(tmp_path / wheel_name)
+    seen: list[tuple[str, str]] = []
+
+    class Index(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def _send(self, body: bytes, kind: str) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_GET(self) -> None:
+            seen.append(("GET", self.path))
+            if self.path.startswith("/files/"):
+                self._send(wheel, "application/octet-stream")
+            else:
+                digest = hashlib.sha256(wheel).hexdigest()
+                link = f'<a href="/files/{wheel_name}#sha256={digest}">{wheel_name}</a>'
+                self._send(f"<html><body>{link}</body></html>".encode(), "text/html")
+
+        def do_POST(self) -> None:
+            seen.append(("POST", self.path))
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self._send(b"uploaded\n", "text/plain")
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Index)
+    server.socket = tls_server_context(test_ca[0], "allowed.test").wrap_socket(
+        server.socket, server_side=True
+    )
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        index = f"https://allowed.test:{server.server_address[1]}/simple"
+        pip_env = f"PIP_CONFIG_FILE={os.devnull} PIP_INDEX_URL={index}"
+        cfg = netjail.settings(
+            {
+                "allowedDomains": ["@pip"],
+                "rules": [{"hosts": ["@pip"], "default": "deny", "requests": [{"allow": ["GET", "HEAD"]}]}],
+            }
+        )
+        command = (
+            f"{pip_env} {sys.executable} -m pip download --no-deps --no-cache-dir --retries 0 -q -d dl tinypkg; "
+            f"curl -sS -o /dev/null -w 'post=%{{http_code}}' -X POST --data x https://allowed.test:{server.server_address[1]}/legacy/"
+        )
+        env = {**netjail.env, "PIP_CONFIG_FILE": os.devnull, "PIP_INDEX_URL": index}
+        result = netjail.run("-s", str(cfg), "-c", command, env=env, timeout=120)
+        assert (netjail.work / "dl" / wheel_name).read_bytes() == wheel, result.explain()
+        assert "post=403" in result.stdout, result.explain()
+        assert ("GET", f"/files/{wheel_name}") in seen and not any(m == "POST" for m, _ in seen)
+        denied = [f for f in result.flows if f["verdict"] == "deny"]
+        assert [(f["method"], f["reason"], f["rule"]) for f in denied] == [
+            ("POST", "denied_by_request_rule", f"allowed.test:{server.server_address[1]}: default deny")
+        ]
+    finally:
+        server.shutdown()
