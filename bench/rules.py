@@ -32,15 +32,23 @@ GITHUB = {
 }
 CASES = {
     "judge_destination (every request)": lambda p, h: p.judge_destination(h, 443),
-    "judge_request GET, 3rd entry": lambda p, h: p.judge_request(h, 443, "GET", "/org/repo/blob/main/README.md"),
-    "judge_request POST, 4th entry": lambda p, h: p.judge_request(h, 443, "POST", "/org/repo.git/git-upload-pack"),
+    "judge_request GET, 3rd entry": lambda p, h: p.judge_request(
+        h, 443, "GET", "/org/repo/blob/main/README.md"
+    ),
+    "judge_request POST, 4th entry": lambda p, h: p.judge_request(
+        h, 443, "POST", "/org/repo.git/git-upload-pack"
+    ),
     "judge_request ambiguous (%2F)": lambda p, h: p.judge_request(h, 443, "GET", "/org%2Frepo"),
-    "judge_request, host without rules": lambda p, h: p.judge_request(Host("api.github.com", None), 443, "GET", "/x"),
+    "judge_request, host without rules": lambda p, h: p.judge_request(
+        Host("api.github.com", None), 443, "GET", "/x"
+    ),
 }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--calls", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
