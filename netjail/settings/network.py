@@ -237,7 +237,10 @@ class NetworkSettings(SettingsModel):
 
     def pin_warnings(self) -> list[str]:
         """A name pinned into a local range whose allowedDomains entry has no port opens every TCP service on
-        that address (a domain entry without a port allows every port: srt's meaning, kept)."""
+        that address (a domain entry without a port allows every port: srt's meaning, kept). Worded as
+        `netjail config check`'s lint of the same case (inspect/config.py), which prints it once."""
+        import json
+
         from netjail.net.addresses import local_range_of
         from netjail.net.domains import Host
 
@@ -250,10 +253,11 @@ class NetworkSettings(SettingsModel):
             for entry in self.allowed_domains:
                 if entry.port is None and entry.matches(host, 0):
                     found.append(
-                        f"network.hosts: {name} is pinned to {address} ({local}) and allowedDomains entry "
-                        f"{quoted(entry.source)} has no port, so every TCP service listening on {address} is "
-                        f"reachable through it; write {quoted(name + ':PORT')} for the one service meant"
+                        f"network.hosts {json.dumps(name)}: {name} is pinned to {address} ({local}) and "
+                        f"allowedDomains entry {entry.source!r} has no port, so every port of that local address "
+                        f"is reachable. Fix: give the entry the port the service uses, e.g. {f'{name}:443'!r}"
                     )
+                    break
         return found
 
     @property

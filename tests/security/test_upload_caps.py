@@ -204,3 +204,56 @@ def test_raw_tcp_counts_against_the_caps_and_is_cut_at_the_cap(netjail: Netjail)
         assert b"".join(received) == b"ping\n", control.explain()
     finally:
         listener.close()
+
+
+WEBSOCKET = """
+import socket, sys
+from wsproto import ConnectionType, WSConnection
+from wsproto.events import AcceptConnection, Message, Request
+port = int(sys.argv[1])
+s = socket.create_connection(("127.0.0.1", 3128), timeout=5)
+s.sendall(f"CONNECT allowed.test:{port} HTTP/1.1\\r\\nHost: allowed.test:{port}\\r\\n\\r\\n".encode())
+assert s.recv(4096).startswith(b"HTTP/1.1 200")
+ws = WSConnection(ConnectionType.CLIENT)
+s.sendall(ws.send(Request(host=f"allowed.test:{port}", target="/chat")))
+def pump():
+    try:
+        data = s.recv(65536)
+    except OSError:
+        return ["closed"]
+    if not data:
+        return ["closed"]
+    ws.receive_data(data)
+    return list(ws.events())
+assert any(isinstance(e, AcceptConnection) for e in pump())
+for text in ("small", "x" * 5000):
+    try:
+        s.sendall(ws.send(Message(data=text)))
+    except Exception:
+        print("closed"); break
+    events = pump()
+    print(" ".join("closed" if e == "closed" else str(len(e.data)) for e in events if e == "closed" or isinstance(e, Message)) or "none")
+"""
+
+
+def test_websocket_messages_count_against_the_caps(netjail: Netjail, ws_origin) -> None:
+    script = netjail.work / "ws.py"
+    script.write_text(WEBSOCKET)
+    result = netjail.run(
+        "-s",
+        str(capped(netjail, maxRequestUploadBytes=2_000)),
+        "-c",
+        f"{sys.executable} {script} {ws_origin.port}",
+    )
+    lines = result.stdout.split("\n")
+    assert lines[0] == "5", result.explain()  # the small message was echoed: it reached the origin
+    assert "5000" not in result.stdout, result.explain()  # the large one never did
+    (flow,) = [f for f in result.flows if f.get("websocket")]
+    assert (flow["verdict"], flow["rule"]) == ("deny", "network.limits.maxRequestUploadBytes"), flow
+    control = netjail.run(
+        "-s",
+        str(capped(netjail, maxRequestUploadBytes=100_000)),
+        "-c",
+        f"{sys.executable} {script} {ws_origin.port}",
+    )
+    assert control.stdout.split() == ["5", "5000"], control.explain()

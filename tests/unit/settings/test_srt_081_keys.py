@@ -108,10 +108,10 @@ def test_a_pin_into_a_local_range_without_a_port_is_warned(tmp_path: Path) -> No
     }
     warnings = load(tmp_path, data).warnings
     assert warnings == (
-        "network.hosts: app.test is pinned to 127.0.0.1 (loopback) and allowedDomains entry 'app.test' has no "
-        "port, so every TCP service listening on 127.0.0.1 is reachable through it; write 'app.test:PORT' for "
-        "the one service meant",
-        "network.hosts: x.dev.test is pinned to 10.1.2.3 (private) and allowedDomains entry '*.dev.test' has no "
-        "port, so every TCP service listening on 10.1.2.3 is reachable through it; write 'x.dev.test:PORT' for "
-        "the one service meant",
+        'network.hosts "app.test": app.test is pinned to 127.0.0.1 (loopback) and allowedDomains entry '
+        "'app.test' has no port, so every port of that local address is reachable. Fix: give the entry the "
+        "port the service uses, e.g. 'app.test:443'",
+        'network.hosts "x.dev.test": x.dev.test is pinned to 10.1.2.3 (private) and allowedDomains entry '
+        "'*.dev.test' has no port, so every port of that local address is reachable. Fix: give the entry the "
+        "port the service uses, e.g. 'x.dev.test:443'",
     )
