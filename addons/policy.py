@@ -33,7 +33,7 @@ from mitmproxy.proxy import mode_specs, server_hooks
 from netjail.net.addresses import IPAddress, host_interface_addresses
 from netjail.net.domains import Host
 from netjail.net.resolver import server_lookup, system_lookup
-from netjail.policy.decision import Policy, Verdict, deny, failed_closed
+from netjail.policy.decision import Policy, Verdict, deny, failed_closed, fold_header
 from netjail.policy.synthetic import SyntheticAddresses
 from netjail.records.schema import METADATA_KEY
 from netjail.settings import SettingsError, load_settings
@@ -57,13 +57,13 @@ def absolute_form_authority(flow: http.HTTPFlow) -> str | None:
     return request.authority or None
 
 
-def denial_response(verdict: Verdict, host: str) -> http.Response:
+def denial_response(verdict: Verdict, host: str, status: int = 403) -> http.Response:
     body = (
         f"netjail denied this request to {host}: {verdict.detail}\n"
         f"reason: {verdict.reason}  rule: {verdict.rule}\n"
     )
     return http.Response.make(
-        403,
+        status,
         body.encode(),
         {"Content-Type": "text/plain; charset=utf-8", DENIED_HEADER: verdict.reason, "Connection": "close"},
     )
@@ -110,6 +110,9 @@ class NetjailPolicy:
         self.dial_verdicts: dict[str, dict[tuple[str, int], Verdict]] = {}
         # (name as mitmproxy dials it, port) -> the address judged for it: what the name resolves to when dialed
         self.vetted: dict[tuple[str, int], IPAddress] = {}
+        # client connection id -> the verdict that refused its raw TCP: flow.kill() does not stop raw TCP, so its
+        # dial is refused (server_connect) and any byte that still comes is dropped (tcp_message)
+        self.refused_raw: dict[str, Verdict] = {}
 
     def load(self, loader) -> None:
         loader.add_option("netjail_settings", str, "", "Path of a netjail (or srt) settings file.")
@@ -207,6 +210,21 @@ class NetjailPolicy:
             return
         self.tunnels[client.id] = (host, port)
 
+    def _tunnel_limit(self, host: Host, port: int) -> Verdict | None:
+        """tlsTerminate.maxTunnels: a deny when that many intercepted tunnels are open (excluded hosts aside)."""
+        policy = self._policy()
+        if policy.max_tunnels is None or policy.tls_excluded(host, port):
+            return None
+        open_tunnels = sum(1 for h, p in self.tunnels.values() if not policy.tls_excluded(h, p))
+        if open_tunnels < policy.max_tunnels:
+            return None
+        return deny(
+            "tunnel_limit",
+            "tlsTerminate.maxTunnels",
+            f"{policy.max_tunnels} tunnels are open already (network.tlsTerminate.maxTunnels); "
+            "close one, or retry when one has closed",
+        )
+
     @_guarded(_on_flow_error)
     def http_connect(self, flow: http.HTTPFlow) -> None:
         if flow.response:
@@ -214,6 +232,10 @@ class NetjailPolicy:
         host, verdict = self._judge_target(flow.request.host, flow.request.port)
         if not verdict.allowed or host is None:
             self._deny_flow(flow, verdict, host)
+            return
+        if (limit := self._tunnel_limit(host, flow.request.port)) is not None:
+            self._mark(flow, limit, judged_host=host.name)
+            flow.response = denial_response(limit, host.name, status=503)
             return
         self.tunnels[flow.client_conn.id] = (host, flow.request.port)
         self._mark(flow, verdict, judged_host=host.name)
@@ -232,7 +254,7 @@ class NetjailPolicy:
             if parsed is None:
                 self._deny_flow(flow, verdict)
                 return
-            host = parsed
+            host, port = parsed, flow.request.port
         if verdict.allowed:
             verdict = (
                 policy.judge_named(host, flow.request.host_header, "host")
@@ -240,6 +262,10 @@ class NetjailPolicy:
                 or policy.judge_named(host, flow.client_conn.sni if tunnel else None, "sni")
                 or verdict
             )
+        if verdict.allowed and flow.request.method != "CONNECT":
+            # network.rules narrow an allowed host; judged on the target as sent (bytes), never a rewrite of it
+            target = flow.request.data.path.decode("latin-1")
+            verdict = policy.judge_request(host, port, flow.request.method, target) or verdict
         if not verdict.allowed:
             self._deny_flow(flow, verdict, host)
             return
@@ -253,12 +279,17 @@ class NetjailPolicy:
         host, port = tunnel
         policy = self._policy()
         sni = data.client_hello.sni
+        if policy.refuse_opaque_tunnels:
+            return  # every tunnel is intercepted, excluded hosts too: nothing passes unseen
         if policy.tls_excluded(host, port) and policy.judge_named(host, sni, "sni") is None:
             data.ignore_connection = True
 
     @_guarded(_on_server_error)
     async def server_connect(self, data: server_hooks.ServerConnectionHookData) -> None:
         if data.server.error:
+            return
+        if (refused := self.refused_raw.get(data.client.id)) is not None:
+            data.server.error = f"netjail: {refused.detail}"
             return
         assert data.server.address is not None
         name, port = self._named(str(data.server.address[0])), int(data.server.address[1])
@@ -351,12 +382,43 @@ class NetjailPolicy:
             if tunnel is None:
                 raise RuntimeError("raw TCP outside any judged tunnel")
             host, port = tunnel
-            verdict = self._policy().judge_destination(host, port)
+            policy = self._policy()
+            verdict = policy.judge_destination(host, port)
+            if verdict.allowed and policy.has_request_rules(host, port):
+                verdict = deny(
+                    "opaque_tunnel",
+                    "request-rules-need-http",
+                    f"{host.name}:{port} has network.rules, which judge HTTP requests, and this connection is not "
+                    "HTTP; only HTTP(S) requests can reach this host",
+                )
+            elif verdict.allowed and policy.refuse_opaque_tunnels:
+                verdict = deny(
+                    "opaque_tunnel",
+                    "refuseOpaqueTunnels",
+                    f"{host.name}:{port}: this connection is not HTTP, and network.refuseOpaqueTunnels refuses "
+                    "every tunnel netjail cannot see into. Remove that setting to let it through.",
+                )
             flow.metadata[METADATA_KEY] = verdict.as_dict() | {"judged_host": host.name}
         except Exception as e:
             verdict = failed_closed(e)
             flow.metadata[METADATA_KEY] = verdict.as_dict()
         if not verdict.allowed:
+            self.refused_raw[flow.client_conn.id] = verdict
+            flow.kill()
+
+    def tcp_message(self, flow: tcp.TCPFlow) -> None:
+        if flow.client_conn.id in self.refused_raw and flow.messages:
+            flow.messages[-1].content = b""
+
+    def responseheaders(self, flow: http.HTTPFlow) -> None:
+        """network.stripResponseHeaders: those headers never reach the client (an error drops the response)."""
+        try:
+            stripped = self.policy.stripped_response_headers if self.policy else frozenset()
+            if stripped and flow.response is not None:
+                for name in {n for n in flow.response.headers if fold_header(n) in stripped}:
+                    del flow.response.headers[name]
+        except Exception:
+            log.exception("cannot strip response headers; dropping the response")
             flow.kill()
 
     def response(self, flow: http.HTTPFlow) -> None:
@@ -396,6 +458,7 @@ class NetjailPolicy:
     def client_disconnected(self, client: Client) -> None:
         self.tunnels.pop(client.id, None)
         self.dial_verdicts.pop(client.id, None)
+        self.refused_raw.pop(client.id, None)
 
 
 addons = [NetjailPolicy()]

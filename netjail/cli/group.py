@@ -147,6 +147,12 @@ for _command in _EXPLAIN_COMMANDS:
     main.add_command(_command)
 
 
+from netjail.cli.check import COMMANDS as _CHECK_COMMANDS  # noqa: E402
+
+for _command in _CHECK_COMMANDS:
+    main.add_command(_command)
+
+
 from netjail.cli.config import COMMANDS as _CONFIG_COMMANDS  # noqa: E402
 from netjail.cli.doctor import COMMANDS as _DOCTOR_COMMANDS  # noqa: E402
 from netjail.cli.proxy import COMMANDS as _PROXY_COMMANDS  # noqa: E402

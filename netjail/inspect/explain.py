@@ -100,6 +100,25 @@ def explain(loaded: LoadedSettings, platform: str, argv: tuple[str, ...]) -> dic
             "allow_unix_sockets": list(net.allow_unix_sockets),
             "allow_all_unix_sockets": net.allow_all_unix_sockets,
             "allow_mach_lookup": list(net.allow_mach_lookup),
+            "upload_caps": {
+                name: value
+                for name, value in (
+                    ("maxRequestUploadBytes", net.limits.max_request_upload_bytes),
+                    ("maxHostUploadBytes", net.limits.max_host_upload_bytes),
+                    ("maxRunUploadBytes", net.limits.max_run_upload_bytes),
+                )
+                if value is not None
+            },
+            "rules": [
+                {
+                    "hosts": [p.source for p in block.hosts],
+                    "default": block.default,
+                    "case_sensitive_paths": block.case_sensitive_paths,
+                    "allow_encoded_slash": block.allow_encoded_slash,
+                    "requests": [{"rule": r.describe(), "reason": r.reason} for r in block.requests],
+                }
+                for block in net.rules
+            ],
         },
         "filesystem": {
             "hidden": [str(p) for p in rules.hidden],
@@ -232,6 +251,22 @@ def render(report: dict[str, Any]) -> str:
     listing("allowed", net["allowed"], "nothing (no host is reachable)")
     listing("denied (checked first)", net["denied"], "-")
     say("  anything else: denied")
+    if net["upload_caps"]:
+        caps = ", ".join(f"{name} {value} bytes" for name, value in net["upload_caps"].items())
+        say(f"  upload caps (network.limits; 413, or the stream is cut): {caps}")
+    if net["rules"]:
+        say(
+            "  request rules (network.rules; they only narrow the allowed hosts; the first matching entry wins):"
+        )
+        for index, block in enumerate(net["rules"]):
+            flags = [f"default {block['default']}"]
+            flags += ["case-sensitive paths"] if block["case_sensitive_paths"] else []
+            flags += ["%2F accepted as data"] if block["allow_encoded_slash"] else []
+            say(f"    [{index}] {', '.join(block['hosts'])} ({'; '.join(flags)}):")
+            for number, entry in enumerate(block["requests"]):
+                why = f"  ({entry['reason']})" if entry["reason"] else ""
+                say(f"      {number}. {entry['rule']}{why}")
+            say(f"      otherwise: {block['default']}")
     if net["pinned"]:
         listing("pinned names", [f"{k} -> {v}" for k, v in net["pinned"].items()], "")
     if net["tls_not_terminated"]:

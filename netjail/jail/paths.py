@@ -43,7 +43,7 @@ def _expand(entry: str, cwd: Path, *, deny: bool = False, resolve: bool = True) 
         written = expanded
         literal, pattern = os.path.join(cwd, expanded), os.path.join(glob.escape(str(cwd)), expanded)
     finish = os.path.realpath if resolve else os.path.abspath
-    if glob.has_magic(written):
+    if glob.has_magic(written) and not getattr(entry, "literal", False):  # srt's {"path", "literal": true}
         found = sorted(glob.glob(pattern, recursive=True))
         if deny and os.path.lexists(literal):
             found.append(literal)

@@ -20,6 +20,7 @@ from netjail.net.domains import (
     match_destination,
     normalize_host,
 )
+from netjail.policy.rules import compile_rule_sets, judge_request, rule_set_for
 from netjail.settings import NetworkSettings
 
 Reason = Literal[
@@ -27,6 +28,10 @@ Reason = Literal[
     "not_allowed",
     "port_not_allowed",
     "denied_by_rule",
+    "denied_by_request_rule",
+    "ambiguous_path",
+    "opaque_tunnel",
+    "tunnel_limit",
     "host_mismatch",
     "sni_mismatch",
     "private_destination",
@@ -82,6 +87,10 @@ class Policy:
         self.host_addresses = frozenset(host_addresses)
         self.audit_mode = network.mode == "audit"
         self.resolver: tuple[str, int] | None = network.resolver_address
+        self.request_rules = compile_rule_sets(network.rules)
+        self.stripped_response_headers = frozenset(fold_header(h) for h in network.strip_response_headers)
+        self.refuse_opaque_tunnels = network.refuse_opaque_tunnels
+        self.max_tunnels = network.tls_terminate.max_tunnels
 
     # -- names ------------------------------------------------------------------------------------------------
 
@@ -169,6 +178,28 @@ class Policy:
             "a client must name the host it connects to",
         )
 
+    def has_request_rules(self, host: Host, port: int) -> bool:
+        return rule_set_for(self.request_rules, host, port) is not None
+
+    def judge_request(self, host: Host, port: int, method: str, target: str) -> Verdict | None:
+        """network.rules on a request to a host the domain lists allowed: None when no rule set covers the
+        host (the domain verdict stands), else the verdict of its rules. `target` is the origin-form target."""
+        rules = rule_set_for(self.request_rules, host, port)
+        if rules is None:
+            return None
+        decision = judge_request(rules, method, target, host.name)
+        if decision.action == "allow":
+            return allow(decision.rule)
+        reason: Reason = "ambiguous_path" if decision.kind == "ambiguous" else "denied_by_request_rule"
+        if self.audit_mode:
+            return Verdict(
+                "allow",
+                "would_deny",
+                decision.rule,
+                f'{decision.detail} Allowed because network.mode is "audit".',
+            )
+        return deny(reason, decision.rule, decision.detail)
+
     def tls_excluded(self, host: Host, port: int) -> bool:
         return any(p.matches(host, port) for p in self.excluded_from_tls)
 
@@ -211,6 +242,11 @@ class Policy:
         if host.ip is not None:
             return _address_entry(host.ip)
         return host.name
+
+
+def fold_header(name: str) -> str:
+    """srt's stripResponseHeaders matching: case-insensitive, with '-', '_' and '.' the same."""
+    return name.lower().replace("_", "-").replace(".", "-")
 
 
 def subject_of(host: Host) -> str:

@@ -102,6 +102,7 @@ async def serve(config: dict, sockets: dict[str, list[socket.socket]], control: 
     from netjail.addons.policy import NetjailPolicy
     from netjail.addons.proxyauth import NetjailProxyAuth
     from netjail.addons.recorder import NetjailRecorder
+    from netjail.addons.uploads import UploadCaps
     from netjail.policy.credentials import Credential
     from netjail.policy.synthetic import SyntheticAddresses
     from netjail.proxy.jail_resolver import JailResolverProtocol
@@ -122,7 +123,14 @@ async def serve(config: dict, sockets: dict[str, list[socket.socket]], control: 
     )
     restorer = CredentialRestorer(injector)
     master.addons.add(
-        NetjailProxyAuth(), NetjailLimits(), policy, restorer, recorder, injector, *_mitmproxy_addons()
+        NetjailProxyAuth(),
+        NetjailLimits(),
+        policy,
+        restorer,
+        recorder,
+        injector,
+        UploadCaps(),
+        *_mitmproxy_addons(),
     )
     # Addon-owned options exist only once their addon is added.
     opts.update(

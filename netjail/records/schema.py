@@ -29,6 +29,10 @@ PolicyReason = Literal[
     "not_allowed",
     "port_not_allowed",
     "denied_by_rule",
+    "denied_by_request_rule",
+    "ambiguous_path",
+    "opaque_tunnel",
+    "tunnel_limit",
     "ip_literal",
     "private_destination",
     "host_mismatch",
@@ -54,6 +58,7 @@ FlowReason = Literal[
 ErrorKind = Literal["dns", "tls_verify", "refused", "timeout", "client_aborted", "incomplete", "other"]
 FlagKind = Literal[
     "secret",
+    "credential",
     "large_upload",
     "high_entropy_body",
     "encoded_body",

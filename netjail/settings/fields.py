@@ -44,7 +44,7 @@ def _pattern_validator(*, allow_any: bool, allow_port: bool = True) -> Any:
         text = require_str(value, '"example.com"')
         if text.startswith("@"):
             raise Problem(
-                f"{quoted(text)} is a preset, and presets are expanded only in network.allowedDomains",
+                f"{quoted(text)} is a preset, and presets are expanded only in network.allowedDomains and network.rules[].hosts",
                 "list the hosts here explicitly",
             )
         pattern = parse_pattern(text, allow_any=allow_any)

@@ -1,4 +1,5 @@
-"""`network.limits`: the sizes past which the proxy refuses a request before parsing it (addons/limits.py).
+"""`network.limits`: the sizes past which the proxy refuses a request before parsing it (addons/limits.py), and
+the upload caps: bytes the command may send per request, per host and per run (addons/uploads.py).
 
 The defaults sit above what real clients send and at or above what common servers accept, so a request refused
 here would have been refused by its origin too; the reasons for each number are in docs/security.md.
@@ -36,4 +37,18 @@ class NetworkLimits(SettingsModel):
     )
     max_websocket_fragments: Positive = Field(
         default=4_096, description="Frames (fragments) of one WebSocket message; past it: close 1009."
+    )
+    max_request_upload_bytes: Positive | None = Field(
+        default=None,
+        description=(
+            "Bytes one request may send: request line, headers and body (for a WebSocket, its messages too; for "
+            "raw TCP, the connection's bytes); past it: 413, or the stream is cut. Default: no cap."
+        ),
+    )
+    max_host_upload_bytes: Positive | None = Field(
+        default=None,
+        description="Bytes the run may send to one host, all its requests together; default: no cap.",
+    )
+    max_run_upload_bytes: Positive | None = Field(
+        default=None, description="Bytes the run may send to all hosts together; default: no cap."
     )

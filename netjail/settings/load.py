@@ -180,6 +180,35 @@ def _expand_allowed(
     return data, expansions, remap
 
 
+def _expand_rule_hosts(
+    file: str, data: dict[str, Any], expansions: dict[str, list[str]], environ: Mapping[str, str]
+) -> dict[str, Any]:
+    """network.rules[].hosts may name a preset too ("@pip": the index hosts it allows): replaced by its hosts."""
+    blocks = data.get("network", {}).get("rules") if isinstance(data.get("network"), dict) else None
+    if not isinstance(blocks, list):
+        return data
+    for index, block in enumerate(blocks):
+        hosts = block.get("hosts") if isinstance(block, dict) else None
+        if not isinstance(hosts, list) or not any(isinstance(h, str) and h.startswith("@") for h in hosts):
+            continue
+        expanded: list[Any] = []
+        for position, host in enumerate(hosts):
+            if not (isinstance(host, str) and host.startswith("@")):
+                expanded.append(host)
+                continue
+            if host not in expansions:
+                try:
+                    expansions[host] = expand_preset(host, environ)
+                except PresetError as exc:
+                    problem, fix = split_sentence(str(exc))
+                    raise SettingsError(
+                        file, f"network.rules[{index}].hosts[{position}]", problem, fix
+                    ) from None
+            expanded.extend(expansions[host])
+        block["hosts"] = expanded
+    return data
+
+
 def read_json(path: Path) -> Any:
     """A settings file's text, parsed (comments allowed, duplicate keys and NaN refused). Raises SettingsError."""
     file = str(path)
@@ -223,6 +252,7 @@ def load_settings(
             file, render_path(null_at)[0], "null is not a value here", "remove the key to get its default"
         )
     data, expansions, remap = _expand_allowed(file, copy.deepcopy(data), environ)
+    data = _expand_rule_hosts(file, data, expansions, environ)
     try:
         # JSON mode keeps JSON's types strict (no "true" for true, no 1 for true) as srt's zod schema does.
         settings = Settings.model_validate_json(json.dumps(data), strict=True, by_alias=True, by_name=False)
@@ -232,5 +262,9 @@ def load_settings(
         raise to_settings_error(file, exc, remap) from None
     from netjail.settings.contradictions import contradictions
 
-    warnings = [*collect_warnings(settings), *contradictions(settings, expansions, environ)]
-    return LoadedSettings(settings, path, origin, tuple(warnings), expansions)
+    warnings = (
+        *collect_warnings(settings),
+        *settings.network.pin_warnings(),
+        *contradictions(settings, expansions, environ),
+    )
+    return LoadedSettings(settings, path, origin, warnings, expansions)

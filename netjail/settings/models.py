@@ -104,6 +104,7 @@ class Settings(SettingsModel):
     credentials: CredentialsSettings = Field(default_factory=CredentialsSettings)
     ignore_violations: dict[str, list[str]] = {}
     enable_weaker_nested_sandbox: bool = False
+    allow_nested_user_namespaces: bool = False
     enable_weaker_network_isolation: bool = False
     allow_apple_events: bool = False
     ripgrep: RipgrepConfig | None = None
@@ -128,6 +129,13 @@ class Settings(SettingsModel):
         refuse_when_true(
             "netjail has no weaker nested-sandbox mode (srt's drops /proc and namespace isolation)",
             "remove the key or set it to false; run netjail where unprivileged user namespaces work",
+        )
+    )
+    _refuse_nested_userns = field_validator("allow_nested_user_namespaces")(
+        refuse_when_true(
+            "a command that can create user namespaces can unmount the read-only binds that enforce denyWrite "
+            "and the mandatory protections (srt says so too)",
+            "remove the key or set it to false; run the tool that needs its own namespaces outside the jail",
         )
     )
     _refuse_weaker_net = field_validator("enable_weaker_network_isolation")(

@@ -30,6 +30,7 @@ from netjail.settings.fields import (
     unmap,
 )
 from netjail.settings.limits import NetworkLimits
+from netjail.settings.rules import HostRules, refuse_rules_on_excluded_hosts
 from netjail.utils.text import quoted
 
 _EXTERNAL_PROXY = (
@@ -58,6 +59,8 @@ class TlsTerminate(SettingsModel):
     ca_key_path: NonEmptyStr | None = None
     exclude_domains: list[HostPattern] = []
     extra_ca_cert_paths: list[CaFile] = []
+    max_tunnels: Annotated[int, Field(ge=1, le=65536)] | None = None
+    handshake_timeout_ms: Annotated[int, Field(ge=100, le=600_000)] | None = None  # warned: mitmproxy's own
 
     @model_validator(mode="after")
     def _ca_pair(self) -> TlsTerminate:
@@ -99,10 +102,21 @@ class NetworkSettings(SettingsModel):
     socks_proxy_port: Port | None = None
     mitm_proxy: MitmProxyConfig | None = None
     filter_request: Any = Field(default=None, json_schema_extra={"not": {}})
+    allow_plaintext_header_set: bool = False  # warned when true: netjail sets no request headers
+    strip_response_headers: list[NonEmptyStr] = Field(
+        default=[], description="Response headers never passed back to the client ('-', '_', '.' folded)."
+    )
+    refuse_opaque_tunnels: bool = False
+    require_host_match: bool = False  # netjail always requires it
+    ambiguous_request_target: Literal["refuse", "asSpelled", "normalize"] | None = None
     tls_terminate: TlsTerminate = Field(default_factory=TlsTerminate)
     parent_proxy: ParentProxyConfig | None = None
     # netjail additions
     limits: NetworkLimits = Field(default_factory=NetworkLimits)
+    rules: list[HostRules] = Field(
+        default=[],
+        description="Request rules on method and path per host pattern; they only narrow allowedDomains.",
+    )
     hosts: dict[str, IPAddr] = Field(
         default={},
         description="Pin names to addresses (like curl --resolve); a pinned name may point anywhere.",
@@ -183,6 +197,15 @@ class NetworkSettings(SettingsModel):
                 )
         return value
 
+    @model_validator(mode="after")
+    def _rules_need_termination(self) -> NetworkSettings:
+        try:
+            refuse_rules_on_excluded_hosts(self.rules, self.tls_terminate.exclude_domains)
+        except Problem as problem:
+            problem.at = ("rules", *problem.at)
+            raise
+        return self
+
     @field_validator("hosts")
     @classmethod
     def _normalise_hosts(cls, value: dict[str, IPAddress]) -> dict[str, IPAddress]:
@@ -211,6 +234,31 @@ class NetworkSettings(SettingsModel):
     def _check_resolver(cls, value: str) -> str:
         parse_resolver(value)
         return value
+
+    def pin_warnings(self) -> list[str]:
+        """A name pinned into a local range whose allowedDomains entry has no port opens every TCP service on
+        that address (a domain entry without a port allows every port: srt's meaning, kept). Worded as
+        `netjail config check`'s lint of the same case (inspect/config.py), which prints it once."""
+        import json
+
+        from netjail.net.addresses import local_range_of
+        from netjail.net.domains import Host
+
+        found = []
+        for name, address in self.hosts.items():
+            local = local_range_of(address)
+            if local is None:
+                continue
+            host = Host(name, None)
+            for entry in self.allowed_domains:
+                if entry.port is None and entry.matches(host, 0):
+                    found.append(
+                        f"network.hosts {json.dumps(name)}: {name} is pinned to {address} ({local}) and "
+                        f"allowedDomains entry {entry.source!r} has no port, so every port of that local address "
+                        f"is reachable. Fix: give the entry the port the service uses, e.g. {f'{name}:443'!r}"
+                    )
+                    break
+        return found
 
     @property
     def resolver_address(self) -> tuple[str, int] | None:

@@ -1,4 +1,4 @@
-"""Every key of srt's (sandbox-runtime 0.0.78) settings schema, with netjail's verdict on it, and netjail's
+"""Every key of srt's (sandbox-runtime 0.0.81) settings schema, with netjail's verdict on it, and netjail's
 own keys. docs/srt-compat.md is built from these tables; a test keeps the two equal.
 
 A verdict is: honoured with srt's meaning, accepted with a one-line warning (ignoring it cannot weaken the
@@ -42,11 +42,18 @@ network.mitmProxy                        | refused  | traffic handed to another 
 network.mitmProxy.socketPath             | refused  | see network.mitmProxy
 network.mitmProxy.domains                | refused  | see network.mitmProxy
 network.filterRequest                    | refused  | a JavaScript callback of srt's library: no JSON value is valid (srt refuses it too)
+network.allowPlaintextHeaderSet          | warned   | ignored: netjail's proxy sets no request headers (filterRequest is refused), in cleartext or otherwise
+network.stripResponseHeaders             | honoured | these response headers never reach the command (case, '-', '_' and '.' folded)
+network.refuseOpaqueTunnels              | honoured | raw TCP in any tunnel or captured connection is refused (opaque_tunnel), and excludeDomains hosts are intercepted too
+network.requireHostMatch                 | honoured | always on, whatever the value: a Host header, SNI or absolute-form authority naming another host is denied (403 host_mismatch; srt answers 421)
+network.ambiguousRequestTarget           | honoured | whatever the value, targets are forwarded as spelled and network.rules judge every reading of a path, denying ambiguous ones (docs/policy.md)
 network.tlsTerminate                     | honoured | netjail always terminates TLS (to judge Host and SNI, and record); this block tunes it
 network.tlsTerminate.caCertPath          | warned   | ignored: netjail mints a fresh CA per run, whose key never leaves the run
 network.tlsTerminate.caKeyPath           | warned   | ignored: netjail mints a fresh CA per run, whose key never leaves the run
 network.tlsTerminate.excludeDomains      | honoured | tunnelled without termination, still judged by name and recorded
 network.tlsTerminate.extraCaCertPaths    | honoured | added to the jail's trust bundle; each file must exist and hold a certificate
+network.tlsTerminate.maxTunnels          | honoured | at most that many CONNECT tunnels are intercepted at once; past it a CONNECT gets 503 (tunnel_limit); excluded hosts do not count
+network.tlsTerminate.handshakeTimeoutMs  | warned   | ignored: mitmproxy's own connection timeouts apply
 network.parentProxy                      | refused  | netjail dials upstream itself; ignoring it would route around your proxy ({} is accepted)
 network.parentProxy.http                 | refused  | see network.parentProxy
 network.parentProxy.https                | refused  | see network.parentProxy
@@ -54,9 +61,17 @@ network.parentProxy.noProxy              | honoured | with no parent proxy every
 filesystem                               | honoured | required, as in srt
 filesystem.disabled                      | refused  | true would drop every filesystem rule; false is accepted
 filesystem.denyRead                      | honoured | hidden inside the jail
+filesystem.denyRead[].path               | honoured | {"path": ..., "literal": true} names that path and is never a pattern, whether or not it exists
+filesystem.denyRead[].literal            | honoured | see filesystem.denyRead[].path
 filesystem.allowRead                     | honoured | readable again inside a denyRead region
+filesystem.allowRead[].path              | honoured | see filesystem.denyRead[].path
+filesystem.allowRead[].literal           | honoured | see filesystem.denyRead[].path
 filesystem.allowWrite                    | honoured | the only writable paths (besides the jail's private /tmp)
+filesystem.allowWrite[].path             | honoured | see filesystem.denyRead[].path
+filesystem.allowWrite[].literal          | honoured | see filesystem.denyRead[].path
 filesystem.denyWrite                     | honoured | read-only even inside allowWrite
+filesystem.denyWrite[].path              | honoured | see filesystem.denyRead[].path
+filesystem.denyWrite[].literal           | honoured | see filesystem.denyRead[].path
 filesystem.allowGitConfig                | honoured | true leaves .git/config writable (.git/hooks stays protected)
 credentials                              | honoured | "deny" keeps a source from the command; "mask" shows it a placeholder that the proxy swaps for the real value toward the credential's inject hosts (docs/credentials.md)
 credentials.files                        | honoured | each path is added to filesystem.denyRead; a masked file is then bound over it as a copy with placeholders
@@ -87,6 +102,7 @@ credentials.sigv4.presigned              | honoured | presigned URLs signed with
 credentials.sigv4.sigv4a                 | honoured | SigV4A (ECDSA) signatures, which have no shared key to sign again with
 ignoreViolations                         | warned   | ignored: netjail records every denial in the run's flow log; nothing is suppressed
 enableWeakerNestedSandbox                | refused  | true asks for a weaker jail, which netjail does not offer; false is accepted
+allowNestedUserNamespaces                | refused  | true would let the command unmount the read-only binds that enforce denyWrite; false is accepted
 enableWeakerNetworkIsolation             | refused  | true asks for weaker network isolation, which netjail does not offer; false is accepted
 allowAppleEvents                         | refused  | true would let the command launch programs outside the jail; false is accepted
 ripgrep                                  | warned   | ignored: netjail finds the mandatory-deny files itself
@@ -121,7 +137,8 @@ network.resolver         | upstream DNS server of netjail itself: "IP", "IP:port
 network.mode             | "enforce" (default) or "audit": record what would be denied but let it through (learn mode)
 network.capture          | "auto" (default), "transparent" or "proxy-variables": how traffic that ignores proxy variables is handled
 credentials.envVars[].pinHeaders, credentials.files[].pinHeaders | headers that must carry the placeholder on requests to an inject host (default authorization, x-api-key, api-key, private-token, x-auth-token; [] = off): the command cannot bring its own key
-network.limits           | sizes past which a request is refused before it is parsed (431, 414, 400); defaults in docs/security.md
+network.limits           | sizes past which a request is refused before it is parsed (431, 414, 400), and upload caps per request, host and run (413 or the stream is cut); docs/security.md
+network.rules            | request rules: per host pattern, allow/deny entries on method and path (first match wins, then the default); they only narrow allowedDomains (docs/policy.md)
 envPassthrough           | host environment variables passed into the jail; no other variable is
 audit.secretEnv          | environment variables whose values the audit report looks for in recorded traffic
 audit.secretFiles        | files whose contents the audit report looks for in recorded traffic

@@ -18,11 +18,22 @@ from netjail.settings import NETJAIL_KEYS, SRT_KEYS, SettingsError, json_schema,
 
 from .settings_files import EVERY_KEY, REPO, SYSTEM_BUNDLE, load, minimal
 
+SRT_VERSION = "0.0.81"
 SRT_DIR = Path(os.environ.get("NETJAIL_SRT_DIR", "/tmp/srt/node_modules/@anthropic-ai/sandbox-runtime"))
+SCHEMA_KEYS = REPO / "tests" / "data" / f"srt-{SRT_VERSION}-schema-keys.txt"  # tests/data/srt-schema-keys.mjs
 NODE = shutil.which("node") or "node"
+
+
+def _srt_version() -> str | None:
+    try:
+        return json.loads((SRT_DIR / "package.json").read_text())["version"]
+    except (OSError, ValueError, KeyError):
+        return None
+
+
 needs_srt = pytest.mark.skipif(
-    shutil.which(NODE) is None or not (SRT_DIR / "dist" / "sandbox" / "sandbox-config.js").is_file(),
-    reason="node and srt 0.0.78 (NETJAIL_SRT_DIR) are needed to compare with srt itself",
+    shutil.which(NODE) is None or _srt_version() != SRT_VERSION,
+    reason=f"node and srt {SRT_VERSION} (NETJAIL_SRT_DIR) are needed to compare with srt itself",
 )
 
 
@@ -84,7 +95,9 @@ def test_every_key_file_refused_keys_are_exactly_those_without_a_harmless_value(
     assert set(warned) == {
         "network.allowUnixSockets",
         "network.allowMachLookup",
+        "network.allowPlaintextHeaderSet",
         "network.tlsTerminate.caCertPath",
+        "network.tlsTerminate.handshakeTimeoutMs",
         "network.tlsTerminate.caKeyPath",
         "ignoreViolations",
         "ripgrep",
@@ -96,7 +109,18 @@ def test_every_key_file_refused_keys_are_exactly_those_without_a_harmless_value(
     }
     assert max(warned.values()) == 1
     settings = loaded.settings
-    assert settings.filesystem.deny_read == ["~/.ssh", "~/.config/example/token.json", "~/.example-secrets"]
+    assert settings.filesystem.deny_read == [
+        "~/.ssh",
+        "~/.config/example/*.key",
+        "~/.config/example/token.json",
+        "~/.example-secrets",
+    ]
+    assert [getattr(p, "literal", False) for p in settings.filesystem.deny_read] == [
+        False,
+        True,
+        False,
+        False,
+    ]
     assert settings.bwrap_path == "/usr/bin/bwrap" and settings.mandatory_deny_search_depth == 4
     assert settings.network.denied_domain_reasons == {"*:22": "SSH is blocked; use an https:// remote."}
     assert settings.network.tls_terminate.extra_ca_cert_paths == [SYSTEM_BUNDLE]
@@ -117,29 +141,16 @@ def test_srt_itself_accepts_the_every_key_file() -> None:
     assert done.stdout.strip() == "ok"
 
 
+def test_table_lists_exactly_the_keys_of_srts_schema_in_its_order() -> None:
+    """Against the committed dump of srt 0.0.81's schema, so this runs without srt (CI)."""
+    assert [v.path for v in SRT_KEYS] == SCHEMA_KEYS.read_text().split()
+
+
 @needs_srt
-def test_table_lists_exactly_srt_schema_keys() -> None:
-    script = f"""
-import {{ SandboxRuntimeConfigSchema }} from '{SRT_DIR}/dist/sandbox/sandbox-config.js';
-const wrappers = ['ZodOptional', 'ZodDefault', 'ZodEffects', 'ZodNullable'];
-function unwrap(s) {{
-  while (wrappers.includes(s._def.typeName)) s = s._def.typeName === 'ZodEffects' ? s._def.schema : s._def.innerType;
-  return s;
-}}
-function walk(s, path) {{
-  const t = unwrap(s);
-  if (path) console.log(path);
-  if (t._def.typeName === 'ZodObject')
-    for (const [k, v] of Object.entries(t.shape)) walk(v, path ? path + '.' + k : k);
-  if (t._def.typeName === 'ZodArray' && unwrap(t._def.type)._def.typeName === 'ZodObject')
-    for (const [k, v] of Object.entries(unwrap(t._def.type).shape)) walk(v, path + '[].' + k);
-}}
-walk(SandboxRuntimeConfigSchema, '');
-"""
-    done = subprocess.run(
-        [NODE, "--input-type=module", "-e", script], capture_output=True, text=True, check=True
-    )
-    assert set(done.stdout.split()) == {v.path for v in SRT_KEYS}
+def test_the_committed_dump_is_srts_own_schema() -> None:
+    walker = REPO / "tests" / "data" / "srt-schema-keys.mjs"
+    done = subprocess.run([NODE, str(walker), str(SRT_DIR)], capture_output=True, text=True, check=True)
+    assert done.stdout == SCHEMA_KEYS.read_text()
 
 
 def test_table_is_consistent() -> None:
@@ -198,6 +209,20 @@ def test_every_model_field_is_an_srt_key_or_a_netjail_addition() -> None:
         "network.limits.maxChunkLineBytes",
         "network.limits.maxWebsocketMessageBytes",
         "network.limits.maxWebsocketFragments",
+        "network.limits.maxRequestUploadBytes",
+        "network.limits.maxHostUploadBytes",
+        "network.limits.maxRunUploadBytes",
+        "network.rules",
+        "network.rules[].hosts",
+        "network.rules[].requests",
+        "network.rules[].requests[].allow",
+        "network.rules[].requests[].deny",
+        "network.rules[].requests[].path",
+        "network.rules[].requests[].query",
+        "network.rules[].requests[].reason",
+        "network.rules[].default",
+        "network.rules[].caseSensitivePaths",
+        "network.rules[].allowEncodedSlash",
     }
     schema = json_schema()
 
@@ -211,6 +236,8 @@ def test_every_model_field_is_an_srt_key_or_a_netjail_addition() -> None:
                 if ref:
                     inner = schema["$defs"][ref.rsplit("/", 1)[1]]
                     found |= walk(inner, path + ("[]" if "items" in candidate or "items" in sub else ""))
+            for inline in sub.get("items", {}).get("anyOf", []):  # a string-or-object item (literal paths)
+                found |= walk(inline, path + "[]")
         return found
 
     assert walk(schema, "") == table | additions
