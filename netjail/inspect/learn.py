@@ -51,6 +51,8 @@ def learn_from_records(
             continue
         host = str(record.get("host") or "")
         if record.get("verdict") == "allow":
+            if record.get("reason") == "would_deny" and record.get("rule") not in (None, "default-deny"):
+                continue  # a request rule's (network.rules) on an allowed host: no domain to propose
             # would_deny; or, when the upstream then failed, the recorder's upstream_error with the
             # default-deny rule (an allowed flow has that rule only in audit mode)
             if record.get("reason") == "would_deny" or record.get("rule") == "default-deny":

@@ -103,8 +103,11 @@ for i, path in enumerate(rows):
             out[f"{i} origin"] = status(exchange(t, f"GET {path}{mark}origin HTTP/1.1\r\nHost: allowed.test:{https_port}\r\nConnection: close\r\n\r\n"))
     # HTTP/2 :path (curl, verbatim with --path-as-is); a path curl will not send as written is skipped
     if "\\" not in path:
-        done = subprocess.run(["curl", "-s", "--http2", "--path-as-is", "-o", "/dev/null", "-w", "%{http_code} %{http_version}",
-                               f"https://allowed.test:{https_port}{path}{mark}h2"], capture_output=True, text=True)
+        for attempt in range(2):  # once more after a 502: an upstream hiccup on a busy machine, not a verdict
+            done = subprocess.run(["curl", "-s", "--http2", "--path-as-is", "-o", "/dev/null", "-w", "%{http_code} %{http_version}",
+                                   f"https://allowed.test:{https_port}{path}{mark}h2"], capture_output=True, text=True)
+            if not done.stdout.startswith("502"):
+                break
         out[f"{i} h2"] = done.stdout
 print(json.dumps(out))
 """
@@ -132,7 +135,8 @@ def test_every_normalisation_row_arrives_exactly_when_allowed(
             code = int(str(answer).split()[0])
             reached = any(f"row={i}&form={form}" in path for path in arrived)
             if verdict == "allow":
-                assert code == 200 and reached, (sent, form, answer)
+                records = [f for f in result.flows if f"row={i}&form={form}" in (f.get("path") or "")]
+                assert code == 200 and reached, (sent, form, answer, records)
                 if form == "h2":
                     assert answer.endswith(" 2"), answer
             else:

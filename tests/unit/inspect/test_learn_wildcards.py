@@ -53,3 +53,25 @@ def test_wildcards_only_over_parents_nobody_else_shares(
     learned = learn_from_records(_would_deny(*hosts))
     assert sorted(learned.new_entries) == sorted(entries)
     assert learned.shared_parents == withheld
+
+
+def test_a_request_rules_would_deny_proposes_no_domain() -> None:
+    """In audit mode a request rule's denial (network.rules) is let through as would_deny on a host that is
+    allowed already: learn proposes domains, so it proposes none for it."""
+    records = [
+        {
+            "event": "flow",
+            "host": "github.com",
+            "verdict": "allow",
+            "reason": "would_deny",
+            "rule": "github.com: default deny",
+        },
+        {
+            "event": "flow",
+            "host": "new.test",
+            "verdict": "allow",
+            "reason": "would_deny",
+            "rule": "default-deny",
+        },
+    ]
+    assert learn_from_records(records).new_hosts == ["new.test"]  # type: ignore[arg-type]
