@@ -310,9 +310,7 @@ def render(report: dict[str, Any]) -> str:
         say("  /tmp and your temporary directory: hidden; TMPDIR is the run's own directory")
         say("  dangerous files (.bashrc, .git/hooks, …) cannot be created at any depth below a writable path")
     if report["platform"] == "linux":
-        say(
-            "  terminal: a session of its own; its own pseudo-terminal when stdin is a terminal (~. ends the run)"
-        )
+        say("  terminal: a session of its own; its own pseudo-terminal on a terminal (~. ends the run)")
     else:
         say(f"  pseudo-terminal: {'yes' if report['allow_pty'] else 'no (new session)'}")
     say()

@@ -46,7 +46,7 @@ class TerminalRelay:
     master: int
     slave: int | None  # closed once the command holds it
     outer_in: int  # the user's terminal (netjail's stdin)
-    outer_out: int  # where the jail's terminal output goes: netjail's first standard descriptor on a terminal
+    outer_out: int  # where the jail's terminal output goes: netjail's stdout, a terminal
     stdio: tuple[int, int, int]  # the command's 0, 1, 2: the jail's terminal where netjail's is a terminal
     saved_modes: list = field(default_factory=list)
     setsid: str = "setsid"
@@ -59,10 +59,11 @@ class TerminalRelay:
 
     @classmethod
     def open(cls, stdin: int = 0, stdout: int = 1, stderr: int = 2) -> TerminalRelay | None:
-        """A relay when netjail's stdin is a terminal whose foreground it holds (not a background job: raw mode
-        would stop it), and util-linux `setsid` is there to make the jail's terminal the command's own."""
+        """A relay when netjail's stdin and stdout are a terminal whose foreground it holds (not a background job:
+        raw mode would stop it; not `netjail … | less`: the reader at the end of the pipe needs the keys), and
+        util-linux `setsid` is there to make the jail's terminal the command's own."""
         setsid = shutil.which("setsid", path="/usr/bin:/bin") or shutil.which("setsid")  # the system's first
-        if setsid is None or not os.isatty(stdin):
+        if setsid is None or not os.isatty(stdin) or not os.isatty(stdout):
             return None
         try:
             if os.tcgetpgrp(stdin) != os.getpgrp():
@@ -73,9 +74,8 @@ class TerminalRelay:
         master, slave = os.openpty()
         termios.tcsetattr(slave, termios.TCSANOW, modes)  # the jail's terminal starts as the user's is now
         os.set_inheritable(slave, False)
-        outer_out = next((fd for fd in (stdout, stderr, stdin) if os.isatty(fd)), stdin)
-        stdio = (slave, slave if os.isatty(stdout) else stdout, slave if os.isatty(stderr) else stderr)
-        relay = cls(master, slave, stdin, outer_out, stdio, saved_modes=modes, setsid=setsid)
+        stdio = (slave, slave, slave if os.isatty(stderr) else stderr)  # stderr to a file stays there
+        relay = cls(master, slave, stdin, stdout, stdio, saved_modes=modes, setsid=setsid)
         relay.resize()
         return relay
 

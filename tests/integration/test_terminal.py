@@ -15,6 +15,11 @@ from tests.support.terminal import TerminalSession, take_terminal
 
 pytestmark = pytest.mark.nonroot
 
+# prints whether stdin is the command's controlling terminal (the relay's) or not
+OWN_TERMINAL = (
+    f'{sys.executable} -c \'import os\ntry: print("own" if os.tcgetpgrp(0) == os.getpgrp() else "other")'
+    f'\nexcept OSError: print("not-own")\''
+)
 BASH = ("-c", "PS1='ready> ' exec bash --norc --noprofile -i")  # type only once it prompts: no typeahead
 
 
@@ -108,19 +113,35 @@ def test_tilde_dot_ends_the_run_and_tilde_tilde_types_one(session_of) -> None:
     assert session.modes() == session.modes_before
 
 
-def test_pipes_stay_pipes_in_an_interactive_run(netjail: Netjail) -> None:
-    """stdout to a pipe while stdin is a terminal: the command writes to the pipe, not the jail's terminal."""
+def test_a_pipeline_keeps_the_users_terminal_and_stderr_to_a_file_stays_there(netjail: Netjail) -> None:
+    """`netjail … | less`: stdout is a pipe, so no relay (the reader at the end needs the keys): the command gets
+    the user's terminal itself as stdin. With stdout on the terminal and stderr to a file, the relay runs and
+    stderr still goes to the file."""
     master, slave = os.openpty()
+    errors = netjail.tmp_path / "errors.txt"
+    script = f"{OWN_TERMINAL}; test -t 0 && ! test -t 1 && echo piped"
     try:
-        proc = subprocess.run(
-            [netjail_executable(), "-s", str(netjail.settings()), "-c", "test -t 0 && ! test -t 1 && echo piped"],
-            cwd=netjail.work, env=netjail.env, stdin=slave, stdout=subprocess.PIPE, stderr=slave,
-            start_new_session=True, preexec_fn=take_terminal, timeout=60, text=True,
-        )  # fmt: skip
+        with errors.open("w") as err:
+            piped = subprocess.run(
+                [netjail_executable(), "-s", str(netjail.settings()), "-c", script],
+                cwd=netjail.work, env=netjail.env, stdin=slave, stdout=subprocess.PIPE, stderr=err,
+                start_new_session=True, preexec_fn=take_terminal, timeout=60, text=True,
+            )  # fmt: skip
+        # stdin is the user's terminal itself, not the command's controlling one (a session of its own)
+        assert piped.returncode == 0 and piped.stdout.split() == ["not-own", "piped"], piped.stdout
+        with errors.open("w") as err:
+            relayed = subprocess.run(
+                [netjail_executable(), "-s", str(netjail.settings()), "-c", f"echo to-stderr >&2; {OWN_TERMINAL}"],
+                cwd=netjail.work, env=netjail.env, stdin=slave, stdout=slave, stderr=err,
+                start_new_session=True, preexec_fn=take_terminal, timeout=60,
+            )  # fmt: skip
+        assert relayed.returncode == 0
+        assert "to-stderr" in errors.read_text()
+        shown = os.read(master, 65536).decode(errors="replace")
+        assert "own" in shown.split() and "to-stderr" not in shown, shown  # the jail's own terminal
     finally:
         os.close(master)
         os.close(slave)
-    assert proc.returncode == 0 and proc.stdout == "piped\n", proc.stderr
 
 
 def test_terminal_injection_is_refused_on_the_jails_own_terminal(session_of) -> None:
