@@ -31,7 +31,7 @@ from mitmproxy.connection import Client
 from mitmproxy.proxy import mode_specs, server_hooks
 
 from netjail.net.addresses import IPAddress, host_interface_addresses
-from netjail.net.domains import Host
+from netjail.net.domains import Host, normalize_host
 from netjail.net.resolver import server_lookup, system_lookup
 from netjail.policy.decision import Policy, Verdict, deny, failed_closed, fold_header
 from netjail.policy.synthetic import SyntheticAddresses
@@ -113,6 +113,10 @@ class NetjailPolicy:
         # client connection id -> the verdict that refused its raw TCP: flow.kill() does not stop raw TCP, so its
         # dial is refused (server_connect) and any byte that still comes is dropped (tcp_message)
         self.refused_raw: dict[str, Verdict] = {}
+        # flow id -> (flow, host, port) of the raw TCP and WebSocket streams open now: a policy update has no
+        # "next request" to judge them at, so it judges them itself (reload)
+        self.open_streams: dict[str, tuple[http.HTTPFlow | tcp.TCPFlow, Host, int]] = {}
+        self.closed_ws: set[str] = set()  # WebSocket flows a policy update closed: their messages are dropped
 
     def load(self, loader) -> None:
         loader.add_option("netjail_settings", str, "", "Path of a netjail (or srt) settings file.")
@@ -128,6 +132,63 @@ class NetjailPolicy:
         except SettingsError as e:
             raise exceptions.OptionsError(str(e)) from e
         self.policy = Policy(loaded.settings.network, host_interface_addresses())
+
+    def reload(self, path: str) -> tuple[str, int]:
+        """A policy update (netjail/run/updates.py): the settings at `path`, already validated by the supervisor,
+        replace the network rules. Requests are judged at their next request as always; the streams open now
+        (raw TCP, WebSockets) that the new rules no longer allow are closed. Returns (the file's SHA-256, how many
+        streams were closed). Raises on a file that does not load: the old rules then stay."""
+        import hashlib
+
+        data = Path(path).read_bytes()
+        loaded = load_settings(Path(path))
+        self.policy = Policy(loaded.settings.network, host_interface_addresses())
+        digest = hashlib.sha256(data).hexdigest()
+        closed = 0
+        for flow_id, (flow, host, port) in list(self.open_streams.items()):
+            try:
+                verdict = self.policy.judge_destination(host, port)
+                if (
+                    verdict.allowed
+                    and isinstance(flow, tcp.TCPFlow)
+                    and self.policy.has_request_rules(host, port)
+                ):
+                    verdict = deny(
+                        "opaque_tunnel",
+                        "request-rules-need-http",
+                        f"{host.name}:{port} now has request rules",
+                    )
+            except Exception as e:
+                verdict = failed_closed(e)
+            if verdict.allowed:
+                continue
+            closed += 1
+            meta = flow.metadata.setdefault(METADATA_KEY, {})
+            meta["detail"] = f"closed by a policy update ({digest[:16]}): {verdict.detail or verdict.reason}"
+            if isinstance(flow, tcp.TCPFlow):
+                self.refused_raw[flow.client_conn.id] = verdict
+            else:
+                self.closed_ws.add(flow_id)
+            self.open_streams.pop(flow_id, None)
+            flow.kill()
+        return digest, closed
+
+    def websocket_start(self, flow: http.HTTPFlow) -> None:
+        host = self.tunnels.get(flow.client_conn.id)
+        judged = (verdict_of(flow) or {}).get("judged_host")
+        try:
+            name = host[0] if host and not judged else normalize_host(judged or flow.request.host)
+        except Exception:
+            return
+        self.open_streams[flow.id] = (flow, name, flow.request.port)
+
+    def websocket_message(self, flow: http.HTTPFlow) -> None:
+        if flow.id in self.closed_ws and flow.websocket is not None and flow.websocket.messages:
+            flow.websocket.messages[-1].drop()
+
+    def websocket_end(self, flow: http.HTTPFlow) -> None:
+        self.open_streams.pop(flow.id, None)
+        self.closed_ws.discard(flow.id)
 
     # -- helpers ----------------------------------------------------------------------------------------------
 
@@ -405,6 +466,8 @@ class NetjailPolicy:
         if not verdict.allowed:
             self.refused_raw[flow.client_conn.id] = verdict
             flow.kill()
+        else:
+            self.open_streams[flow.id] = (flow, host, port)
 
     def tcp_message(self, flow: tcp.TCPFlow) -> None:
         if flow.client_conn.id in self.refused_raw and flow.messages:
@@ -431,9 +494,11 @@ class NetjailPolicy:
         self._attach_dial_verdict(flow)
 
     def tcp_error(self, flow: tcp.TCPFlow) -> None:
+        self.open_streams.pop(flow.id, None)
         self._attach_dial_verdict(flow)
 
     def tcp_end(self, flow: tcp.TCPFlow) -> None:
+        self.open_streams.pop(flow.id, None)
         self._attach_dial_verdict(flow)
 
     def _attach_dial_verdict(self, flow: http.HTTPFlow | tcp.TCPFlow) -> None:

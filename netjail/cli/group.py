@@ -67,21 +67,44 @@ def _fail(message: str) -> None:
 @click.option(
     "-d", "--debug", is_flag=True, help="Debug log on stderr: settings used, bwrap arguments, decisions."
 )
+@click.option(
+    "--control-fd",
+    type=click.IntRange(min=3),
+    metavar="FD",
+    help="Read policy updates from this descriptor while the run lasts: one whole settings object per line "
+    "(srt's protocol). SIGUSR1 re-reads the settings file.",
+)
 @click.argument("argv", nargs=-1, type=click.UNPROCESSED)
-def run(settings_path: Path | None, command: str | None, debug: bool, argv: tuple[str, ...]) -> None:
+def run(
+    settings_path: Path | None,
+    command: str | None,
+    debug: bool,
+    control_fd: int | None,
+    argv: tuple[str, ...],
+) -> None:
     """Run CMD (or PROG ARG…) inside the jail.
 
     \b
     Examples:
       netjail run -s settings.json -c 'npm install'
       netjail run -- python3 -m pip download six
+      netjail --control-fd 3 -s settings.json -c 'claude' 3< updates.fifo
     Settings: -s FILE, else $NETJAIL_SETTINGS, else ~/.config/netjail/settings.json, else configs/default.json.
+    While it runs, only the network part of the settings can change (SIGUSR1, --control-fd): docs/policy.md.
     """
     from netjail.utils import logs
 
     logs.configure(debug)
     if command is not None and argv:
         _fail("give either -c 'CMD' or -- PROG ARG…, not both. Fix: quote the whole command after -c")
+    if control_fd is not None:
+        try:
+            os.fstat(control_fd)
+            os.set_inheritable(control_fd, False)  # netjail's, never the command's
+        except OSError:
+            _fail(
+                f"--control-fd {control_fd}: that descriptor is not open. Fix: open it for netjail, e.g. 3< FILE"
+            )
     if command is None and not argv:
         _fail("nothing to run. Fix: netjail -c 'CMD'  or  netjail -- PROG ARG…")
 
@@ -120,6 +143,7 @@ def run(settings_path: Path | None, command: str | None, debug: bool, argv: tupl
             display_command=display,
             warn=lambda message: click.echo(f"netjail: warning: {message}", err=True),
             proxy=proxy,
+            control_fd=control_fd,
         )
     except (JailError, ExportConfigError, OSError) as e:
         _fail(str(e))

@@ -171,10 +171,30 @@ async def serve(config: dict, sockets: dict[str, list[socket.socket]], control: 
     loop.add_signal_handler(signal.SIGTERM, master.shutdown)
     loop.add_signal_handler(signal.SIGINT, lambda: None)  # the supervisor decides when the proxy stops
     control.sendall(b"ready\n")
+    updates = asyncio.ensure_future(_serve_updates(control, policy))
     await run
+    updates.cancel()
     for server in servers:
         server.close()
     return ProxyExit.LOG_FAILED if recorder.failed else ProxyExit.OK
+
+
+async def _serve_updates(control: socket.socket, policy: object) -> None:
+    """Policy updates from the supervisor (netjail/run/updates.py): one JSON line each, `{"reload": PATH}` of
+    settings it validated; answered `reloaded DIGEST CLOSED` or `reload_failed WHY` (the old rules then stay)."""
+    loop = asyncio.get_running_loop()
+    control.setblocking(False)
+    buffer = b""
+    while data := await loop.sock_recv(control, 1 << 16):
+        buffer += data
+        while b"\n" in buffer:
+            line, buffer = buffer.split(b"\n", 1)
+            try:
+                digest, closed = policy.reload(json.loads(line)["reload"])  # type: ignore[attr-defined]
+                reply = f"reloaded {digest} {closed}"
+            except Exception as e:  # a message or a traceback stays here: the supervisor says the kind only
+                reply = f"reload_failed {type(e).__name__}"
+            await loop.sock_sendall(control, reply.encode() + b"\n")
 
 
 def _receive_configuration(control: socket.socket) -> tuple[dict, dict[str, list[socket.socket]]]:

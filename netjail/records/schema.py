@@ -262,7 +262,25 @@ class RunEnd(TypedDict):
     cleanup_errors: NotRequired[list[str]]  # what the end of the run could not do cleanly
 
 
-Record = RunStart | FlowStart | FlowRecord | DnsRecord | DroppedRecord | QuarantineRecord | RunEnd
+UpdateSource = Literal["sigusr1", "control-fd"]
+UpdateResult = Literal["applied", "refused", "invalid", "failed"]
+
+
+class PolicyUpdate(TypedDict):
+    """A live change of the network policy while the run lasts (netjail/run/updates.py)."""
+
+    event: Literal["policy_update"]
+    ts: str
+    source: UpdateSource
+    result: UpdateResult
+    digest: str | None  # SHA-256 of the new effective settings (settings-N.json); None unless applied
+    message: str | None
+    closed_streams: NotRequired[int]  # open raw TCP and WebSocket streams the new rules refused, closed
+
+
+Record = (
+    RunStart | FlowStart | FlowRecord | DnsRecord | DroppedRecord | QuarantineRecord | PolicyUpdate | RunEnd
+)
 
 
 # `record.get("event")`, not `record["event"]`: a line of the file may be any JSON object.

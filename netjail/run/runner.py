@@ -52,6 +52,7 @@ from netjail.run.endofrun import end_of_run, prepare_end_of_run, start_watcher
 from netjail.run.journal import Journal
 from netjail.run.sweep import sweep_abandoned
 from netjail.run.terminal import HANGUP, Escaped, TerminalRelay
+from netjail.run.updates import PolicyUpdates
 from netjail.settings import LoadedSettings, Settings
 from netjail.utils.status import ExitStatus, ProxyExit
 
@@ -99,12 +100,13 @@ def run(
     display_command: str = "",
     warn: Callable[[str], None] = lambda message: None,
     proxy: StandbyProxy | None = None,
+    control_fd: int | None = None,
 ) -> Outcome:
     """One run. `proxy` is the proxy process the caller started early (else one is started here); the run owns it
-    from here on."""
+    from here on. `control_fd`: policy updates, one settings object per line (netjail/run/updates.py)."""
     proxy = proxy or StandbyProxy()
     try:
-        return _run(loaded, argv, debug, display_command, warn, proxy)
+        return _run(loaded, argv, debug, display_command, warn, proxy, control_fd)
     finally:
         proxy.kill()  # stopped already on every normal path; this is for the ones that raised
 
@@ -116,6 +118,7 @@ def _run(
     display_command: str,
     warn: Callable[[str], None],
     proxy: StandbyProxy,
+    control_fd: int | None = None,
 ) -> Outcome:
     settings = loaded.settings
     jail = current_jail(settings)
@@ -171,7 +174,9 @@ def _run(
             raise RunFailed(
                 f"cannot reserve space for the flow log in {runs.path}: {reserve_error}", "log_failed"
             )
-        outcome = _supervise(jail, loaded, runs, journal, argv, cwd, debug, announce, warn, records, proxy)
+        outcome = _supervise(
+            jail, loaded, runs, journal, argv, cwd, debug, announce, warn, records, proxy, control_fd
+        )
     except (JailError, RunFailed, OSError) as e:
         outcome = Outcome(ExitStatus.NETJAIL_FAILED, getattr(e, "reason", "setup_failed"), message=str(e))
     finally:
@@ -295,6 +300,7 @@ def _supervise(
     warn: Callable[[str], None],
     records: RecordLog,
     proxy: StandbyProxy,
+    control_fd: int | None = None,
 ) -> Outcome:
     settings: Settings = loaded.settings
     ca = create_run_ca(runs.proxy_dir, settings.network.tls_terminate.extra_ca_cert_paths)
@@ -362,7 +368,8 @@ def _supervise(
         jail.start(launched)
         if relay is not None:
             relay.started()
-        outcome = _wait(jail, launched, proxy, relay)
+        updates = PolicyUpdates(loaded, runs, records, proxy.control.sendall, control_fd)
+        outcome = _wait(jail, launched, proxy, relay, updates)
         jail.cleanup(launched)
         if proxy.stop() == ProxyExit.LOG_FAILED and outcome.reason != "log_failed":
             outcome = Outcome(
@@ -447,13 +454,19 @@ class ExitNotifier:
             os.close(self._fd)
 
 
-def _wait(jail: Jail, launched: Launched, proxy: StandbyProxy, relay: TerminalRelay | None = None) -> Outcome:
+def _wait(
+    jail: Jail,
+    launched: Launched,
+    proxy: StandbyProxy,
+    relay: TerminalRelay | None = None,
+    updates: PolicyUpdates | None = None,
+) -> Outcome:
     selector = selectors.DefaultSelector()
     jail_exit, proxy_exit = ExitNotifier(launched.pid), ExitNotifier(proxy.pid)
     wake_read, wake_write = socket.socketpair()
     wake_read.setblocking(False)
     wake_write.setblocking(False)
-    handled = (*FORWARDED_SIGNALS, signal.SIGWINCH) if relay is not None else FORWARDED_SIGNALS
+    handled = (*FORWARDED_SIGNALS, signal.SIGUSR1, *((signal.SIGWINCH,) if relay is not None else ()))
     previous = {s: signal.signal(s, lambda *_: None) for s in handled}
     old_wakeup = signal.set_wakeup_fd(wake_write.fileno(), warn_on_full_buffer=False)
     selector.register(jail_exit.fileno(), selectors.EVENT_READ, "jail")
@@ -462,6 +475,8 @@ def _wait(jail: Jail, launched: Launched, proxy: StandbyProxy, relay: TerminalRe
     selector.register(wake_read, selectors.EVENT_READ, "signal")
     if relay is not None:
         relay.register(selector)
+    if updates is not None:
+        updates.register(selector)
     received: int | None = None
     forced = False
     deadline: float | None = None
@@ -490,13 +505,23 @@ def _wait(jail: Jail, launched: Launched, proxy: StandbyProxy, relay: TerminalRe
                             jail.signal(launched, HANGUP)
                             deadline = deadline or time.monotonic() + GRACE_SECONDS
                     case "proxy_status":
-                        line = proxy.control.recv(64)
-                        if not line:
+                        data = proxy.control.recv(4096)
+                        if not data:
                             selector.unregister(proxy.control)
-                        elif b"ready" in line:
-                            log.debug("proxy.ready", after_ms=round((time.monotonic() - started) * 1000))
+                        for line in data.decode("ascii", "replace").splitlines():
+                            if line == "ready":
+                                log.debug("proxy.ready", after_ms=round((time.monotonic() - started) * 1000))
+                            elif updates is not None:
+                                updates.on_proxy_line(line)
+                    case "control":
+                        assert updates is not None
+                        updates.from_control(selector)
                     case "signal":
                         for signum in wake_read.recv(64):
+                            if signum == signal.SIGUSR1:  # netjail's own: re-read the settings file
+                                if updates is not None:
+                                    updates.from_signal()
+                                continue
                             if signum == signal.SIGWINCH:
                                 if relay is not None:
                                     relay.resize()

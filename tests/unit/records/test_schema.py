@@ -22,6 +22,7 @@ RECORDS = {
     "dns": schema.DnsRecord,
     "dropped": schema.DroppedRecord,
     "quarantine": schema.QuarantineRecord,
+    "policy_update": schema.PolicyUpdate,
     "run_end": schema.RunEnd,
 }
 # Every record has these; the doc says so once, above the tables.
@@ -39,6 +40,8 @@ CODES = {
     ("dns", "reason"): schema.PolicyReason,
     ("run_end", "reason"): schema.EndReason,
     ("quarantine", "file_type"): schema.FileType,
+    ("policy_update", "source"): schema.UpdateSource,
+    ("policy_update", "result"): schema.UpdateResult,
 }
 # (event, field) -> the nested shape whose keys the field's row names.
 NESTED = {
