@@ -73,7 +73,7 @@ def doc_tables(text: str) -> dict[str, dict[str, str]]:
 
 def codes_in(text: str) -> set[str]:
     """The backticked lowercase words of a table cell (`allowed`, `proxy-variables`)."""
-    return set(re.findall(r"`([a-z][a-z_-]*)`", text))
+    return set(re.findall(r"`([a-z][a-z0-9_-]*)`", text))
 
 
 def literal_values(literal: Any) -> set[str]:
