@@ -134,6 +134,7 @@ class Sample:
     stdout: str
     stderr: str
     maxrss_kib: int
+    cpu_s: float  # user + system CPU of the sandbox's process and every descendant it waited for
     start_ns: int  # CLOCK_REALTIME at spawn, comparable with `date +%s%N` inside the sandbox
     end_ns: int
     timed_out: bool = False
@@ -187,6 +188,7 @@ class Runner:
             stdout=out_path.read_text(errors="replace"),
             stderr=err_path.read_text(errors="replace"),
             maxrss_kib=usage.ru_maxrss,
+            cpu_s=usage.ru_utime + usage.ru_stime,
             start_ns=start_ns,
             end_ns=end_ns,
             timed_out=timed_out,
@@ -499,7 +501,7 @@ def parse_single(code: str) -> Callable[[Sample, Tool], dict[str, float]]:
         expect(len(rows) == 1, f"expected one curl result, got {sample.stdout!r}")
         got = rows[0][0] if rows[0][0] != "000" else rows[0][1]
         expect(got == code, f"expected HTTP {code}, got {rows[0]}")
-        return {"wall": sample.wall_s, "inner": rows[0][3]}
+        return {"wall": sample.wall_s, "inner": rows[0][3], "cpu": sample.cpu_s}
 
     return parse
 
@@ -532,7 +534,7 @@ def parse_keepalive(count: int) -> Callable[[Sample, Tool], dict[str, float]]:
         reconnects = sum(r[2] for r in measured)
         expect(reconnects == 0, f"curl opened {reconnects} new connections: keep-alive did not hold")
         total = sum(r[3] for r in measured)
-        return {"wall": sample.wall_s, "total": total, "per_request": total / count}
+        return {"wall": sample.wall_s, "total": total, "per_request": total / count, "cpu": sample.cpu_s}
 
     return parse
 
@@ -547,12 +549,14 @@ def parse_download(sample: Sample, tool: Tool) -> dict[str, float]:
         "inner": seconds,
         "throughput": DOWNLOAD_BYTES / seconds / 2**20,
         "maxrss": sample.maxrss_kib / 1024,
+        "cpu": sample.cpu_s,
     }
 
 
 def build_cases(repeat: int, loop_repeat: int, warmup: int) -> list[Case]:
     wall = Metric("wall", "wall, spawn to exit", "s")
     inner = Metric("inner", "curl time_total", "s")
+    cpu = Metric("cpu", "CPU (user+sys) of the whole run", "s")
     all3 = ("bare", "srt", "netjail")
     all4 = ("bare", "srt", "srt-tls", "netjail")
 
@@ -591,7 +595,7 @@ def build_cases(repeat: int, loop_repeat: int, warmup: int) -> list[Case]:
             all4,
             lambda t, o: curl(t, t.url(o, "https")),
             parse_single("200"),
-            [wall, inner],
+            [wall, inner, cpu],
             repeat,
             warmup,
         ),
@@ -627,7 +631,11 @@ def build_cases(repeat: int, loop_repeat: int, warmup: int) -> list[Case]:
                     + " ".join(f"-o /dev/null {shlex.quote(t.url(o, s))}" for _ in range(201))
                 ),
                 parse_keepalive(200),
-                [Metric("total", "200 requests, in-process", "s"), Metric("per_request", "per request", "s")],
+                [
+                    Metric("total", "200 requests, in-process", "s"),
+                    Metric("per_request", "per request", "s"),
+                    cpu,
+                ],
                 loop_repeat,
                 1,
                 45,
@@ -647,6 +655,7 @@ def build_cases(repeat: int, loop_repeat: int, warmup: int) -> list[Case]:
                     Metric("throughput", "throughput", "MiB/s", "higher"),
                     Metric("inner", "curl time_total", "s"),
                     Metric("maxrss", "peak RSS, largest process of the tree", "MiB"),
+                    cpu,
                 ],
                 loop_repeat,
                 1,
