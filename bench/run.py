@@ -265,16 +265,16 @@ class Runner:
 # as the project's own install is, so that addons/ and configs/ map into the package as pyproject.toml says.
 
 
-def snapshot_netjail(ref: str, scratch: Path) -> tuple[Path, str]:
+def snapshot_netjail(ref: str, scratch: Path, name: str = "netjail") -> tuple[Path, str]:
     commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--verify", f"{ref}^{{commit}}"],
                             capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
-    src = scratch / "netjail-src"
+    src = scratch / f"{name}-src"
     src.mkdir()
     archive = subprocess.run(
         ["git", "-C", str(REPO), "archive", commit], capture_output=True, check=True
     ).stdout
     subprocess.run(["tar", "-x", "-C", str(src)], input=archive, check=True)
-    venv = scratch / "netjail-venv"
+    venv = scratch / f"{name}-venv"
     base = getattr(sys, "_base_executable", None) or sys.executable
     subprocess.run([base, "-m", "venv", "--without-pip", str(venv)], check=True)
     site_dirs = [p for p in sys.path if p.endswith("site-packages") and p.startswith(sys.prefix)]
@@ -786,6 +786,27 @@ def ratio(a: float | None, b: float | None) -> str:
 
 
 COLUMNS = ("bare", "srt", "srt-tls", "netjail")
+BASELINE = (
+    "netjail-base"  # --baseline-ref: another commit of netjail, interleaved with it (not a table column)
+)
+
+
+def baseline_rows(results: dict[str, Any]) -> list[str]:
+    """netjail against the --baseline-ref snapshot, metric by metric: medians and their ratio."""
+    lines = []
+    for case in results["cases"]:
+        tools = case["tools"]
+        if BASELINE not in tools or "netjail" not in tools:
+            continue
+        for metric in case["metrics"]:
+            new = tools["netjail"]["metrics"].get(metric["key"])
+            old = tools[BASELINE]["metrics"].get(metric["key"])
+            if new and old:
+                lines.append(
+                    f"{case['name']}: {metric['label']}: netjail {fmt(new['median'], metric['unit'])}, "
+                    f"base {fmt(old['median'], metric['unit'])}, ratio {ratio(new['median'], old['median'])}"
+                )
+    return lines
 
 
 def column_of(tool: str) -> str:
@@ -977,6 +998,8 @@ def run_case(
     gate: QuietGate,
 ) -> dict:
     present = [t for t in case.tools if t in tools]
+    if "netjail" in present and BASELINE in tools:
+        present.append(BASELINE)  # --baseline-ref: sampled in the same rounds, right after netjail
     samples: dict[str, list[dict[str, float]]] = {t: [] for t in present}
     errors: dict[str, str] = {}  # a tool that failed too often to be measured
     failures: dict[str, list[str]] = {t: [] for t in present}  # every failed sample, counted and reported
@@ -1066,6 +1089,11 @@ def main() -> int:
     parser.add_argument(
         "--netjail-ref", help="benchmark this git commit of netjail (a snapshot) instead of the working tree"
     )
+    parser.add_argument(
+        "--baseline-ref",
+        help="also benchmark this git commit of netjail (a snapshot), interleaved round by round with netjail, "
+        "and print the ratios (A/B on a busy machine)",
+    )
     parser.add_argument("--serve-origins", type=Path, help=argparse.SUPPRESS)
     parser.add_argument(
         "--render", type=Path, metavar="JSON", help="rewrite RESULTS.md from a results file; run nothing"
@@ -1125,6 +1153,14 @@ def main() -> int:
         origins = start_origins(scratch)
         runner.known.add(origins.process.pid)
         tools = make_tools(origins, scratch, srt, netjail)
+        if args.baseline_ref:
+            base, base_commit = snapshot_netjail(args.baseline_ref, scratch, BASELINE)
+            print(f"bench: baseline netjail {args.baseline_ref} = {base_commit}", flush=True)
+            own = tools["netjail"]
+            tools[BASELINE] = Tool(
+                BASELINE, [str(base), *own.prefix[1:]],
+                {**own.env, "NETJAIL_STATE_DIR": str(scratch / "work" / "netjail-base-state")}, own.host, own.curl,
+            )  # fmt: skip
         machine = machine_info(srt, netjail, snapshot)
         cases = build_cases(args.repeat, args.loop_repeat, args.warmup)
         if args.registry:
@@ -1150,6 +1186,9 @@ def main() -> int:
         rows = table_rows(results)
         print()
         print(text_table(rows))
+        if args.baseline_ref:
+            results["baseline"] = args.baseline_ref
+            print(f"\nnetjail / baseline {args.baseline_ref}:", *baseline_rows(results), sep="\n  ")
         if runner.leaks:
             print(
                 f"\nbench: {len(runner.leaks)} process(es) outlived their sandbox: {runner.leaks}",
