@@ -27,15 +27,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import operator
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
 from mitmproxy import ctx, exceptions, http, tcp, tls, websocket
-from mitmproxy.connection import Client, Connection, Server
+from mitmproxy.connection import Client, Server
 from mitmproxy.flow import Error, Flow
 from mitmproxy.io import tnetstring
 from mitmproxy.proxy import mode_specs
@@ -44,6 +41,7 @@ from netjail import detect as audit
 from netjail.detect.mitm import annotate, redact_flow
 from netjail.records.caps import cap_record, cap_stored_flow, mark_incomplete
 from netjail.records.derived import host_port
+from netjail.records.flow_file import EncodedCertificates
 from netjail.records.log import RecordLog, utc_timestamp
 from netjail.records.redaction import DEFAULT_REDACT, redact_value
 from netjail.records.reserve import LogReserve
@@ -89,61 +87,6 @@ class FlowStateWriter:
 
     def add(self, state: dict[str, Any]) -> None:
         self.file.write(tnetstring.dumps(state))
-
-
-class EncodedCertificate:
-    """A certificate's serialised state (PEM), standing in for its `Cert` while a flow's state is built."""
-
-    __slots__ = ("pem",)
-
-    def __init__(self, pem: bytes) -> None:
-        self.pem = pem
-
-    def get_state(self) -> bytes:
-        return self.pem
-
-
-class EncodedCertificates:
-    """The PEM of each connection's certificates, encoded once per connection instead of once per flow (every
-    flow's state carries its connections' chains). Bounded: the oldest connections are forgotten first."""
-
-    LIMIT = 256
-
-    def __init__(self) -> None:
-        self.by_connection: dict[tuple[str, str], tuple[tuple, tuple[EncodedCertificate, ...]]] = {}
-
-    def _encoded(self, conn: Connection, field: str, certs: tuple) -> tuple[EncodedCertificate, ...]:
-        key = (conn.id, field)
-        cached = self.by_connection.get(key)
-        if cached is not None and len(cached[0]) == len(certs) and all(map(operator.is_, cached[0], certs)):
-            return cached[1]
-        encoded = tuple(EncodedCertificate(cert.to_pem()) for cert in certs)
-        self.by_connection.pop(key, None)
-        self.by_connection[key] = (certs, encoded)
-        if len(self.by_connection) > self.LIMIT:
-            del self.by_connection[next(iter(self.by_connection))]
-        return encoded
-
-    @contextmanager
-    def standing_in(self, *connections: Connection) -> Iterator[None]:
-        """While the block runs (synchronously: nothing else sees it), the connections hold encoded stand-ins
-        for their certificates; get_state() then copies PEM bytes instead of encoding every certificate."""
-        saved: list[tuple[Connection, str, Any]] = []
-        try:
-            for conn in connections:
-                for field in ("certificate_list", "mitmcert"):
-                    value = getattr(conn, field, None)
-                    if not value:
-                        continue
-                    saved.append((conn, field, value))
-                    encoded = self._encoded(
-                        conn, field, tuple(value) if field == "certificate_list" else (value,)
-                    )
-                    setattr(conn, field, list(encoded) if field == "certificate_list" else encoded[0])
-            yield
-        finally:
-            for conn, field, value in saved:
-                setattr(conn, field, value)
 
 
 def classify_error(message: str) -> ErrorKind:
