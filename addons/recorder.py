@@ -339,10 +339,9 @@ class NetjailRecorder:
         """The flow as kept in flows.mitm, as mitmproxy's serialisable state: built once from the live flow (which
         is neither copied nor changed), with the kept body prefixes spliced in, credentials redacted, and URL and
         headers capped."""
+        # new dicts throughout (metadata deep-copied): edits to the state stay out of the live flow
         with self.certificates.standing_in(flow.client_conn, flow.server_conn):
-            state = (
-                flow.get_state()
-            )  # new dicts throughout (metadata deep-copied): edits stay out of the live flow
+            state = flow.get_state()
         state["metadata"].pop("netjail.tcp", None)
         view = _editable_view(flow, state)
         self._splice_bodies(view, taps)
