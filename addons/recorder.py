@@ -31,15 +31,17 @@ import os
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
-from mitmproxy import ctx, exceptions, http, io, tcp, tls, websocket
+from mitmproxy import ctx, exceptions, http, tcp, tls, websocket
 from mitmproxy.connection import Client, Server
-from mitmproxy.flow import Flow
+from mitmproxy.flow import Error, Flow
+from mitmproxy.io import tnetstring
 from mitmproxy.proxy import mode_specs
 
 from netjail import detect as audit
 from netjail.detect.mitm import annotate, redact_flow
 from netjail.records.caps import cap_record, cap_stored_flow, mark_incomplete
 from netjail.records.derived import host_port
+from netjail.records.flow_file import EncodedCertificates
 from netjail.records.log import RecordLog, utc_timestamp
 from netjail.records.redaction import DEFAULT_REDACT, note_credentials, redact_value
 from netjail.records.reserve import LogReserve
@@ -76,6 +78,17 @@ class BodyTap:
         return self.size > len(self.prefix)
 
 
+class FlowStateWriter:
+    """flows.mitm as mitmproxy's FlowWriter writes it (a tnetstring of each flow's state, in one write), from a
+    state built by the recorder rather than from a flow object."""
+
+    def __init__(self, file: BinaryIO) -> None:
+        self.file = file
+
+    def add(self, state: dict[str, Any]) -> None:
+        self.file.write(tnetstring.dumps(state))
+
+
 def classify_error(message: str) -> ErrorKind:
     text = message.lower()
     if "name or service not known" in text or "could not resolve" in text or "nodename nor servname" in text:
@@ -95,7 +108,8 @@ class NetjailRecorder:
     def __init__(self) -> None:
         self.log: RecordLog | None = None
         self.flow_file: BinaryIO | None = None
-        self.writer: io.FlowWriter | None = None
+        self.writer: FlowStateWriter | None = None
+        self.certificates = EncodedCertificates()
         self.body_cap = 1_048_576
         self.redact: frozenset[str] = frozenset(DEFAULT_REDACT)
         self.secrets = audit.Secrets()  # settings audit.secretEnv / audit.secretFiles, held in memory only
@@ -140,7 +154,7 @@ class NetjailRecorder:
                 directory / "flows.mitm", os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600
             )
             self.flow_file = os.fdopen(fd, "ab", buffering=0)
-            self.writer = io.FlowWriter(self.flow_file)
+            self.writer = FlowStateWriter(self.flow_file)
         except OSError as e:
             raise exceptions.OptionsError(f"cannot open the flow log in {directory}: {e}") from e
 
@@ -317,30 +331,46 @@ class NetjailRecorder:
             self.log.write(cap_record(record))
             self._check_reserve()
             if self.writer is not None and not self.log.on_reserve:  # bodies do not come out of the reserve
-                self.writer.add(cap_stored_flow(self._stored_copy(flow, taps)))
+                self.writer.add(self._stored_state(flow, taps))
         except Exception as e:
             self._fail(e)
 
-    def _stored_copy(self, flow: Flow, taps: dict[str, BodyTap]) -> Flow:
-        """The flow as kept in flows.mitm: credentials redacted, bodies cut to the cap."""
-        copy = flow.copy()
-        copy.id = flow.id  # the record's id (docs/records.md); copy() draws a new one
-        copy.metadata.pop("netjail.tcp", None)
-        if isinstance(copy, http.HTTPFlow):
-            for part in ("request", "response"):
-                message = getattr(copy, part)
-                if message is None:
-                    continue
-                for name in list(message.headers):  # not .keys(): that looks each name up again, O(n²)
-                    if name.lower() in self.redact:
-                        message.headers[name] = redact_value(message.headers[name])
-                if (tap := taps.get(part)) is not None:
-                    message.stream = False
-                    message.raw_content = bytes(tap.prefix)
-                elif message.raw_content and len(message.raw_content) > self.body_cap:
-                    message.raw_content = message.raw_content[: self.body_cap]
-        redact_flow(copy, self.secrets)
-        return copy
+    def _stored_state(self, flow: Flow, taps: dict[str, BodyTap]) -> dict[str, Any]:
+        """The flow as kept in flows.mitm, as mitmproxy's serialisable state: built once from the live flow (which
+        is neither copied nor changed), with the kept body prefixes spliced in, credentials redacted, and URL and
+        headers capped."""
+        # new dicts throughout (metadata deep-copied): edits to the state stay out of the live flow
+        with self.certificates.standing_in(flow.client_conn, flow.server_conn):
+            state = flow.get_state()
+        state["metadata"].pop("netjail.tcp", None)
+        view = _editable_view(flow, state)
+        self._splice_bodies(view, taps)
+        self._redact_stored(view)
+        cap_stored_flow(view)
+        return _state_of(view, state)
+
+    def _splice_bodies(self, view: Flow, taps: dict[str, BodyTap]) -> None:
+        """A streamed body is kept as the prefix its tap kept; a buffered one is cut to `record.bodyCap`."""
+        for part in ("request", "response"):
+            message = getattr(view, part, None)
+            if message is None:
+                continue
+            if (tap := taps.get(part)) is not None:
+                message.raw_content = bytes(tap.prefix)
+            elif message.raw_content and len(message.raw_content) > self.body_cap:
+                message.raw_content = message.raw_content[: self.body_cap]
+
+    def _redact_stored(self, view: Flow) -> None:
+        """Every redaction of what flows.mitm keeps, in one place: credential headers replaced by a digest, then
+        the audit secrets' values replaced wherever they appear (URL, headers, kept bodies, error, metadata)."""
+        for part in ("request", "response"):
+            message = getattr(view, part, None)
+            if message is None:
+                continue
+            for name in list(message.headers):  # not .keys(): that looks each name up again, O(n²)
+                if name.lower() in self.redact:
+                    message.headers[name] = redact_value(message.headers[name])
+        redact_flow(view, self.secrets)
 
     # -- recording before forwarding ---------------------------------------------------------------------------
 
@@ -386,6 +416,32 @@ class NetjailRecorder:
             log.critical("cannot record a flow: %r; stopping", error, exc_info=error)
             self.failed = error
             ctx.master.shutdown()
+
+
+def _editable_view(flow: Flow, state: dict[str, Any]) -> Flow:
+    """A flow object over the parts of `state` that the stored flow may differ in (messages, error, metadata), so
+    that the redactions and caps edit the state through mitmproxy's own message API. Not a copy: the messages are
+    views of the state's dicts, the connections are the live ones and are only read."""
+    view: Flow
+    if isinstance(flow, http.HTTPFlow):
+        view = http.HTTPFlow(flow.client_conn, flow.server_conn)
+        view.request = http.Request.from_state(state["request"])
+        view.response = http.Response.from_state(state["response"]) if state["response"] else None
+    else:
+        view = tcp.TCPFlow(flow.client_conn, flow.server_conn)
+    view.error = Error.from_state(state["error"]) if state["error"] else None
+    view.metadata = state["metadata"]
+    return view
+
+
+def _state_of(view: Flow, state: dict[str, Any]) -> dict[str, Any]:
+    """`state` with the edited parts of its view written back."""
+    if isinstance(view, http.HTTPFlow):
+        state["request"] = view.request.get_state()
+        state["response"] = view.response.get_state() if view.response else None
+    state["error"] = view.error.get_state() if view.error else None
+    state["metadata"] = view.metadata
+    return state
 
 
 def flow_record(

@@ -134,6 +134,7 @@ class Sample:
     stdout: str
     stderr: str
     maxrss_kib: int
+    cpu_s: float  # user + system CPU of the sandbox's process and every descendant it waited for
     start_ns: int  # CLOCK_REALTIME at spawn, comparable with `date +%s%N` inside the sandbox
     end_ns: int
     timed_out: bool = False
@@ -187,6 +188,7 @@ class Runner:
             stdout=out_path.read_text(errors="replace"),
             stderr=err_path.read_text(errors="replace"),
             maxrss_kib=usage.ru_maxrss,
+            cpu_s=usage.ru_utime + usage.ru_stime,
             start_ns=start_ns,
             end_ns=end_ns,
             timed_out=timed_out,
@@ -263,16 +265,16 @@ class Runner:
 # as the project's own install is, so that addons/ and configs/ map into the package as pyproject.toml says.
 
 
-def snapshot_netjail(ref: str, scratch: Path) -> tuple[Path, str]:
+def snapshot_netjail(ref: str, scratch: Path, name: str = "netjail") -> tuple[Path, str]:
     commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--verify", f"{ref}^{{commit}}"],
                             capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
-    src = scratch / "netjail-src"
+    src = scratch / f"{name}-src"
     src.mkdir()
     archive = subprocess.run(
         ["git", "-C", str(REPO), "archive", commit], capture_output=True, check=True
     ).stdout
     subprocess.run(["tar", "-x", "-C", str(src)], input=archive, check=True)
-    venv = scratch / "netjail-venv"
+    venv = scratch / f"{name}-venv"
     base = getattr(sys, "_base_executable", None) or sys.executable
     subprocess.run([base, "-m", "venv", "--without-pip", str(venv)], check=True)
     site_dirs = [p for p in sys.path if p.endswith("site-packages") and p.startswith(sys.prefix)]
@@ -499,7 +501,7 @@ def parse_single(code: str) -> Callable[[Sample, Tool], dict[str, float]]:
         expect(len(rows) == 1, f"expected one curl result, got {sample.stdout!r}")
         got = rows[0][0] if rows[0][0] != "000" else rows[0][1]
         expect(got == code, f"expected HTTP {code}, got {rows[0]}")
-        return {"wall": sample.wall_s, "inner": rows[0][3]}
+        return {"wall": sample.wall_s, "inner": rows[0][3], "cpu": sample.cpu_s}
 
     return parse
 
@@ -532,7 +534,7 @@ def parse_keepalive(count: int) -> Callable[[Sample, Tool], dict[str, float]]:
         reconnects = sum(r[2] for r in measured)
         expect(reconnects == 0, f"curl opened {reconnects} new connections: keep-alive did not hold")
         total = sum(r[3] for r in measured)
-        return {"wall": sample.wall_s, "total": total, "per_request": total / count}
+        return {"wall": sample.wall_s, "total": total, "per_request": total / count, "cpu": sample.cpu_s}
 
     return parse
 
@@ -547,12 +549,14 @@ def parse_download(sample: Sample, tool: Tool) -> dict[str, float]:
         "inner": seconds,
         "throughput": DOWNLOAD_BYTES / seconds / 2**20,
         "maxrss": sample.maxrss_kib / 1024,
+        "cpu": sample.cpu_s,
     }
 
 
 def build_cases(repeat: int, loop_repeat: int, warmup: int) -> list[Case]:
     wall = Metric("wall", "wall, spawn to exit", "s")
     inner = Metric("inner", "curl time_total", "s")
+    cpu = Metric("cpu", "CPU (user+sys) of the whole run", "s")
     all3 = ("bare", "srt", "netjail")
     all4 = ("bare", "srt", "srt-tls", "netjail")
 
@@ -591,7 +595,7 @@ def build_cases(repeat: int, loop_repeat: int, warmup: int) -> list[Case]:
             all4,
             lambda t, o: curl(t, t.url(o, "https")),
             parse_single("200"),
-            [wall, inner],
+            [wall, inner, cpu],
             repeat,
             warmup,
         ),
@@ -627,7 +631,11 @@ def build_cases(repeat: int, loop_repeat: int, warmup: int) -> list[Case]:
                     + " ".join(f"-o /dev/null {shlex.quote(t.url(o, s))}" for _ in range(201))
                 ),
                 parse_keepalive(200),
-                [Metric("total", "200 requests, in-process", "s"), Metric("per_request", "per request", "s")],
+                [
+                    Metric("total", "200 requests, in-process", "s"),
+                    Metric("per_request", "per request", "s"),
+                    cpu,
+                ],
                 loop_repeat,
                 1,
                 45,
@@ -647,6 +655,7 @@ def build_cases(repeat: int, loop_repeat: int, warmup: int) -> list[Case]:
                     Metric("throughput", "throughput", "MiB/s", "higher"),
                     Metric("inner", "curl time_total", "s"),
                     Metric("maxrss", "peak RSS, largest process of the tree", "MiB"),
+                    cpu,
                 ],
                 loop_repeat,
                 1,
@@ -777,6 +786,27 @@ def ratio(a: float | None, b: float | None) -> str:
 
 
 COLUMNS = ("bare", "srt", "srt-tls", "netjail")
+BASELINE = (
+    "netjail-base"  # --baseline-ref: another commit of netjail, interleaved with it (not a table column)
+)
+
+
+def baseline_rows(results: dict[str, Any]) -> list[str]:
+    """netjail against the --baseline-ref snapshot, metric by metric: medians and their ratio."""
+    lines = []
+    for case in results["cases"]:
+        tools = case["tools"]
+        if BASELINE not in tools or "netjail" not in tools:
+            continue
+        for metric in case["metrics"]:
+            new = tools["netjail"]["metrics"].get(metric["key"])
+            old = tools[BASELINE]["metrics"].get(metric["key"])
+            if new and old:
+                lines.append(
+                    f"{case['name']}: {metric['label']}: netjail {fmt(new['median'], metric['unit'])}, "
+                    f"base {fmt(old['median'], metric['unit'])}, ratio {ratio(new['median'], old['median'])}"
+                )
+    return lines
 
 
 def column_of(tool: str) -> str:
@@ -968,6 +998,8 @@ def run_case(
     gate: QuietGate,
 ) -> dict:
     present = [t for t in case.tools if t in tools]
+    if "netjail" in present and BASELINE in tools:
+        present.append(BASELINE)  # --baseline-ref: sampled in the same rounds, right after netjail
     samples: dict[str, list[dict[str, float]]] = {t: [] for t in present}
     errors: dict[str, str] = {}  # a tool that failed too often to be measured
     failures: dict[str, list[str]] = {t: [] for t in present}  # every failed sample, counted and reported
@@ -1057,6 +1089,11 @@ def main() -> int:
     parser.add_argument(
         "--netjail-ref", help="benchmark this git commit of netjail (a snapshot) instead of the working tree"
     )
+    parser.add_argument(
+        "--baseline-ref",
+        help="also benchmark this git commit of netjail (a snapshot), interleaved round by round with netjail, "
+        "and print the ratios (A/B on a busy machine)",
+    )
     parser.add_argument("--serve-origins", type=Path, help=argparse.SUPPRESS)
     parser.add_argument(
         "--render", type=Path, metavar="JSON", help="rewrite RESULTS.md from a results file; run nothing"
@@ -1116,6 +1153,14 @@ def main() -> int:
         origins = start_origins(scratch)
         runner.known.add(origins.process.pid)
         tools = make_tools(origins, scratch, srt, netjail)
+        if args.baseline_ref:
+            base, base_commit = snapshot_netjail(args.baseline_ref, scratch, BASELINE)
+            print(f"bench: baseline netjail {args.baseline_ref} = {base_commit}", flush=True)
+            own = tools["netjail"]
+            tools[BASELINE] = Tool(
+                BASELINE, [str(base), *own.prefix[1:]],
+                {**own.env, "NETJAIL_STATE_DIR": str(scratch / "work" / "netjail-base-state")}, own.host, own.curl,
+            )  # fmt: skip
         machine = machine_info(srt, netjail, snapshot)
         cases = build_cases(args.repeat, args.loop_repeat, args.warmup)
         if args.registry:
@@ -1141,6 +1186,9 @@ def main() -> int:
         rows = table_rows(results)
         print()
         print(text_table(rows))
+        if args.baseline_ref:
+            results["baseline"] = args.baseline_ref
+            print(f"\nnetjail / baseline {args.baseline_ref}:", *baseline_rows(results), sep="\n  ")
         if runner.leaks:
             print(
                 f"\nbench: {len(runner.leaks)} process(es) outlived their sandbox: {runner.leaks}",

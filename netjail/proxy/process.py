@@ -20,8 +20,13 @@ import os
 import signal
 import socket
 import sys
+from typing import TYPE_CHECKING
 
 from netjail.utils.status import ProxyExit
+
+if TYPE_CHECKING:
+    from netjail.addons.policy import NetjailPolicy
+    from netjail.addons.recorder import NetjailRecorder
 
 PR_SET_PDEATHSIG = 1
 MAX_SOCKETS = 16
@@ -77,17 +82,20 @@ def _preload() -> None:
     import netjail.addons.policy
     import netjail.addons.proxyauth
     import netjail.addons.recorder
-    import netjail.proxy.jail_resolver  # noqa: F401
+    import netjail.proxy.jail_resolver
+    import netjail.proxy.upstream_first  # noqa: F401
 
 
-def _mitmproxy_addons() -> list:
-    from mitmproxy.addons import core, disable_h2c, next_layer, proxyserver, tlsconfig
+def _mitmproxy_addons(policy: NetjailPolicy, recorder: NetjailRecorder) -> list:
+    from mitmproxy.addons import core, disable_h2c, next_layer, proxyserver
+
+    from netjail.proxy.upstream_first import UpstreamFirstTlsConfig
 
     return [
         core.Core(),
         proxyserver.Proxyserver(),
         next_layer.NextLayer(),
-        tlsconfig.TlsConfig(),
+        UpstreamFirstTlsConfig(policy, recorder),  # tlsconfig, dialing first to learn the upstream's ALPN
         disable_h2c.DisableH2C(),
     ]
 
@@ -130,7 +138,7 @@ async def serve(config: dict, sockets: dict[str, list[socket.socket]], control: 
         recorder,
         injector,
         UploadCaps(),
-        *_mitmproxy_addons(),
+        *_mitmproxy_addons(policy, recorder),
     )
     # Addon-owned options exist only once their addon is added.
     opts.update(

@@ -126,3 +126,77 @@ class WebSocketEcho:
 
     def close(self) -> None:
         self.sock.close()
+
+
+class HandshakeCountingServer(ThreadingHTTPServer):
+    """An `OriginHandler` server over TLS that remembers the ALPN protocol of every handshake it completed."""
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        conn, address = self.socket.accept()  # an SSLSocket: the handshake is done when accept returns
+        self.handshakes.append(conn.selected_alpn_protocol())  # type: ignore[attr-defined]
+        return conn, address
+
+
+def start_counting_origin(label: str, context: ssl.SSLContext) -> Origin:
+    """An HTTP/1.1 origin over TLS that offers ALPN `http/1.1` and counts its handshakes (`.server.handshakes`)."""
+    context.set_alpn_protocols(["http/1.1"])
+    server = HandshakeCountingServer(("127.0.0.1", 0), OriginHandler)
+    server.daemon_threads = True
+    server.label = label  # type: ignore[attr-defined]
+    server.seen = []  # type: ignore[attr-defined]
+    server.handshakes = []  # type: ignore[attr-defined]
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return Origin(label, server.server_address[1], server)
+
+
+class H2Origin:
+    """An HTTP/2-only origin over TLS (ALPN `h2` and nothing else, as a gRPC server), built on the h2 library:
+    answers every GET with `h2 hello <path>` and remembers each handshake's ALPN and each request's authority."""
+
+    def __init__(self, context: ssl.SSLContext) -> None:
+        context.set_alpn_protocols(["h2"])
+        self.context = context
+        self.handshakes: list[str | None] = []
+        self.seen: list[tuple[str, str, str]] = []
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        serve_connections(self.sock, self._serve)
+
+    def _serve(self, raw: socket.socket) -> None:
+        import h2.config
+        import h2.connection
+        import h2.events
+
+        try:
+            conn = self.context.wrap_socket(raw, server_side=True)
+        except (OSError, ssl.SSLError):
+            return
+        self.handshakes.append(conn.selected_alpn_protocol())
+        if conn.selected_alpn_protocol() != "h2":
+            return
+        h2conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False))
+        h2conn.initiate_connection()
+        conn.sendall(h2conn.data_to_send())
+        while data := conn.recv(65536):
+            for event in h2conn.receive_data(data):
+                if isinstance(event, h2.events.RequestReceived):
+                    headers = {k.decode(): v.decode() for k, v in event.headers}
+                    self.seen.append((headers[":method"], headers[":path"], headers.get(":authority", "")))
+                    body = f"h2 hello {headers[':path']}\n".encode()
+                    h2conn.send_headers(
+                        event.stream_id,
+                        [
+                            (":status", "200"),
+                            ("content-length", str(len(body))),
+                            ("content-type", "text/plain"),
+                        ],
+                    )
+                    h2conn.send_data(event.stream_id, body, end_stream=True)
+                elif isinstance(event, h2.events.ConnectionTerminated):
+                    conn.sendall(h2conn.data_to_send())
+                    return
+            conn.sendall(h2conn.data_to_send())
+
+    def close(self) -> None:
+        self.sock.close()

@@ -413,9 +413,9 @@ def test_recorder_body_tap_feeds_the_detector_and_the_record_carries_flags() -> 
     recorder = NetjailRecorder()
     recorder.secrets = secrets
     flow.response.headers["X-Echo"] = SECRET.decode()
-    stored = recorder._stored_copy(flow, {"request": tap, "response": response_tap})
-    assert stored.id == flow.id  # flows.mitm and flows.jsonl share ids
-    state = json.dumps(stored.get_state(), default=lambda b: b.decode("latin-1"))
-    assert SECRET.decode() not in state and len(stored.request.raw_content) <= 16
+    stored = recorder._stored_state(flow, {"request": tap, "response": response_tap})
+    assert stored["id"] == flow.id  # flows.mitm and flows.jsonl share ids
+    state = json.dumps(stored, default=lambda b: b.decode("latin-1"))
+    assert SECRET.decode() not in state and len(stored["request"]["content"]) <= 16
     control = flow_record(tflow.tflow(resp=True), {}, secrets=secrets)  # nothing planted: nothing flagged
     assert control["flags"] == [] and "redacted_secrets" not in control
