@@ -77,6 +77,9 @@ class _FlowState:
 
 
 def _refuse(flow: http.HTTPFlow, status: int, why: str) -> None:
+    # The recorder's body tap streams the request: with it, mitmproxy would wait on a body it never sends and the
+    # client on an answer (it hung boto3's PUT). Unstreamed, the body is read and dropped, the answer goes out.
+    flow.request.stream = False
     flow.metadata[METADATA_KEY] = flow.metadata.get(METADATA_KEY, {}) | {"detail": f"netjail: {why}"}
     flow.response = http.Response.make(
         status,
@@ -180,10 +183,41 @@ class CredentialInjector:
             return
         self._swap_headers(state, request)
         self._swap_url(state, request)
+        if misdirected := self._misdirected(flow, state):
+            self.flows.pop(flow.id, None)
+            request.headers, request.path = state.headers, state.path  # recorded as the command sent it
+            flow.metadata[METADATA_KEY] = flow.metadata.get(METADATA_KEY, {}) | {
+                "verdict": "deny",
+                "reason": "credential_misdirected",
+                "rule": "credentials.injectHosts",
+            }
+            flow.metadata[CREDENTIALS_KEY] = {
+                "placeholder_left": [{"credential": n, "where": w} for n, w in misdirected.items()]
+            }
+            _refuse(
+                flow,
+                403,
+                f"the placeholder of {', '.join(misdirected)} was sent toward a host it is not injected at: a "
+                "credential only goes to its inject hosts (credentials.injectHosts)",
+            )
+            return
         self._plan_request_body(flow, state)
         if state.sigv4 is not None and not state.sigv4[0].needs_body and flow.response is None:
             self._resign(flow, state, None)
         self._note(flow, state)
+
+    def _misdirected(self, flow: http.HTTPFlow, state: _FlowState) -> dict[str, list[str]]:
+        """The credentials whose placeholder the request's headers or URL carry toward a host that is not one of
+        their inject hosts (an attempt to move the credential): the request is refused. A placeholder toward an
+        inject host over plain HTTP without allowPlaintextInject only stays a placeholder."""
+        judged = (flow.metadata.get(METADATA_KEY) or {}).get("judged_host") or flow.request.host
+        host = normalize_host(judged)
+        by_name = {c.name: c for c in state.others}
+        return {
+            name: places
+            for name, places in state.elsewhere.items()
+            if name in by_name and not by_name[name].injectable_at(host)
+        }
 
     @staticmethod
     def _unpinned_header(state: _FlowState, request: http.Request) -> tuple[str, str] | None:

@@ -49,6 +49,7 @@ FlowReason = Literal[
     "proxy_auth",
     "limit_exceeded",
     "credential_pinned",
+    "credential_misdirected",
     "log_failed",
     "upstream_error",
     "client_tls_failed",

@@ -194,21 +194,24 @@ def test_the_command_sees_a_same_shape_placeholder_and_the_inject_host_gets_the_
     assert_nowhere(netjail, result, REAL_TOKEN)
 
 
-def test_an_allowed_host_that_is_not_an_inject_host_receives_the_placeholder(
+def test_a_placeholder_sent_toward_another_allowed_host_is_refused(
     netjail: Netjail, echo_https: EchoOrigin
 ) -> None:
+    """Beyond srt: moving the credential to a host it is not for is an attempt, refused and recorded."""
     settings = masked_settings(netjail, TOKEN_ENTRY)
     result = run_with_token(
         netjail,
         settings,
-        f'{CURL} -H "X-Api-Key: $API_TOKEN" https://other.test:{echo_https.port}/a;'
+        f'{CURL} -o /dev/null -w "%{{http_code}} " -H "X-Api-Key: $API_TOKEN" https://other.test:{echo_https.port}/a;'
         f' {CURL} -H "X-Api-Key: $API_TOKEN" https://allowed.test:{echo_https.port}/b',
     )
     assert result.returncode == 0, result.explain()
+    assert result.stdout.startswith("403 "), result.explain()
     by_path = {s.path: s for s in echo_https.seen}
-    assert REAL_TOKEN not in by_path["/a"].headers["x-api-key"]  # the attempt: moved to another host
+    assert "/a" not in by_path  # the attempt never left
     assert by_path["/b"].headers["x-api-key"] == REAL_TOKEN  # the control: its inject host
     moved = next(f for f in result.flows if f["host"] == "other.test")
+    assert (moved["verdict"], moved["reason"]) == ("deny", "credential_misdirected")
     assert moved["credentials"]["placeholder_left"][0]["where"] == ["header x-api-key"]
     assert_nowhere(netjail, result, REAL_TOKEN)
 
@@ -369,7 +372,8 @@ import os, sys, boto3, botocore.auth, botocore.awsrequest, botocore.credentials,
 from botocore.config import Config
 port = sys.argv[1]
 s3 = boto3.client("s3", endpoint_url=f"https://allowed.test:{port}", region_name="eu-west-1",
-                  config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}))
+                  config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1},
+                                read_timeout=15, connect_timeout=10))
 try:
     s3.put_object(Bucket="bucket", Key="dir/key one.txt", Body=b"hello from the jail")  # the SDK's defaults
     print("put_object ok")
@@ -423,13 +427,17 @@ def test_sigv4_requests_signed_with_placeholder_keys_are_re_signed_with_the_real
             netjail.latest_run() if netjail.latest_run() != before else None,
         )
 
-    control = run(["other.test"])  # re-signing off for this host: the origin sees the placeholder signature
+    # the keys are for another host: placeholder keys toward this one are an attempt to move them, refused
+    control = run(["other.test"])
     assert "put_object failed" in control.stdout and "literal 403" in control.stdout, control.explain()
-    assert [ok for _, ok, _ in results] == [False, False]
+    assert results == []  # nothing reached the origin
+    assert {f["reason"] for f in control.flows if f.get("path", "").startswith("/bucket")} == {
+        "credential_misdirected"
+    }
     result = run(["allowed.test"])
     assert "put_object ok" in result.stdout and "literal 200" in result.stdout, result.explain()
-    assert [ok for _, ok, _ in results[2:]] == [True, True]
-    assert results[3][2] == f"token={REAL_TOKEN}".encode()  # the body swap, covered by the new hash
+    assert [ok for _, ok, _ in results] == [True, True]
+    assert results[1][2] == f"token={REAL_TOKEN}".encode()  # the body swap, covered by the new hash
     flow = next(f for f in result.flows if f.get("path", "").startswith("/bucket/dir"))
     assert flow["credentials"]["sigv4"] == "re-signed"
     for secret in (AWS_ID, AWS_SECRET, AWS_TOKEN, REAL_TOKEN):

@@ -55,12 +55,17 @@ def test_headers_basic_auth_and_query_get_the_real_value_and_are_restored_before
     }
 
 
-def test_another_host_and_plain_http_keep_the_placeholder_and_are_flagged() -> None:
+def test_another_host_is_refused_and_plain_http_keeps_the_placeholder() -> None:
     injector, _ = addons()
-    for f in (flow("other.example.com", **{"x-api-key": FAKE}), flow(scheme="http", **{"x-api-key": FAKE})):
-        injector.requestheaders(f)
-        assert f.request.headers["x-api-key"] == FAKE and f.response is None
-        assert f.metadata[CREDENTIALS_KEY]["placeholder_left"][0]["where"] == ["header x-api-key", "url"]
+    moved = flow("other.example.com", **{"x-api-key": FAKE})
+    injector.requestheaders(moved)  # the credential sent toward a host it is not for: refused
+    assert moved.response is not None and moved.response.status_code == 403
+    assert moved.metadata[METADATA_KEY]["reason"] == "credential_misdirected"
+    assert moved.metadata[CREDENTIALS_KEY]["placeholder_left"][0]["where"] == ["header x-api-key", "url"]
+    cleartext = flow(scheme="http", **{"x-api-key": FAKE})
+    injector.requestheaders(cleartext)  # its inject host, but not over TLS: it stays a placeholder
+    assert cleartext.request.headers["x-api-key"] == FAKE and cleartext.response is None
+    assert cleartext.metadata[CREDENTIALS_KEY]["placeholder_left"][0]["where"] == ["header x-api-key", "url"]
     plain = flow(scheme="http", **{"x-api-key": FAKE})
     addons(plaintext=True)[0].requestheaders(plain)  # control: opted in
     assert plain.request.headers["x-api-key"] == REAL
@@ -137,6 +142,7 @@ def test_a_pinned_header_must_carry_this_runs_placeholder_at_an_inject_host(
 
 def test_pinning_applies_only_at_inject_hosts_and_can_be_turned_off() -> None:
     elsewhere = flow("other.example.com", authorization="Bearer their-own")
+    elsewhere.request.path = "/x"  # no placeholder toward this host: only the pinning rule is in question
     CredentialInjector([PINNED]).requestheaders(elsewhere)
     assert elsewhere.response is None
     off = flow(authorization="Bearer their-own")
