@@ -46,7 +46,7 @@ from netjail.records.rundir import (
     runs_dir,
     state_dir,
 )
-from netjail.records.schema import CaptureMode, DroppedRecord, EndReason, RunCounts
+from netjail.records.schema import CaptureMode, DroppedRecord, EndReason, RunCounts, RunEnd
 from netjail.run.backends import current_jail
 from netjail.run.endofrun import end_of_run, prepare_end_of_run, start_watcher
 from netjail.run.journal import Journal
@@ -81,6 +81,18 @@ class Outcome:
     counts: RunCounts | None = None
     run_dir: Path | None = None
     cleanup_errors: list[str] = field(default_factory=list)
+
+    def run_end(self, run_id: str) -> RunEnd:
+        """The run's last record."""
+        return build.run_end(
+            run_id,
+            self.exit_status,
+            self.reason,
+            message=self.message,
+            signal=self.signal_received,
+            counts=self.counts,
+            cleanup_errors=self.cleanup_errors,
+        )
 
 
 def command_argv(command: str | None, argv: tuple[str, ...]) -> tuple[str, ...]:
@@ -187,17 +199,7 @@ def _run(
         try:
             if not started:
                 announce(None)
-            records.write(
-                build.run_end(
-                    runs.run_id,
-                    outcome.exit_status,
-                    outcome.reason,
-                    message=outcome.message,
-                    signal=outcome.signal_received,
-                    counts=outcome.counts,
-                    cleanup_errors=outcome.cleanup_errors,
-                )
-            )
+            records.write(outcome.run_end(runs.run_id))
         except OSError as e:
             outcome = Outcome(
                 ExitStatus.NETJAIL_FAILED, "log_failed", message=f"cannot write the flow log: {e}"

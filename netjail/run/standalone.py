@@ -160,16 +160,7 @@ def _serve(
             )
         runs.remove_secrets()
         outcome.counts = count_verdicts(runs.flows_jsonl)
-        records.write(
-            build.run_end(
-                runs.run_id,
-                outcome.exit_status,
-                outcome.reason,
-                message=outcome.message,
-                signal=outcome.signal_received,
-                counts=outcome.counts,
-            )
-        )
+        records.write(outcome.run_end(runs.run_id))
         records.close()
         if reserve is not None:
             reserve.remove()
