@@ -1,5 +1,5 @@
-"""`python -m netjail.settings --check FILE | --schema`: check a file and print the settings in force (its
-warnings on stderr), or print the JSON Schema. Exit 0, 125 for a refused file, 2 for a usage error."""
+"""`python -m netjail.settings --check FILE | --schema | --reference`: check a file and print the settings in
+force (its warnings on stderr), or print the JSON Schema, or the settings reference (docs/settings.md). Exit 0, 125 for a refused file, 2 for a usage error."""
 
 from __future__ import annotations
 
@@ -18,6 +18,11 @@ def main(argv: list[str] | None = None) -> int:
     if args == ["--schema"]:
         sys.stdout.write(json.dumps(json_schema(), indent=2) + "\n")
         return 0
+    if args == ["--reference"]:
+        from netjail.settings.reference import render_reference
+
+        sys.stdout.write(render_reference())
+        return 0
     if len(args) == 2 and args[0] == "--check":
         try:
             loaded = load_settings(Path(args[1]))
@@ -28,5 +33,5 @@ def main(argv: list[str] | None = None) -> int:
             print(f"warning: {warning}", file=sys.stderr)
         sys.stdout.write(loaded.effective_json())
         return 0
-    print("usage: python -m netjail.settings --schema | --check FILE", file=sys.stderr)
+    print("usage: python -m netjail.settings --schema | --reference | --check FILE", file=sys.stderr)
     return 2

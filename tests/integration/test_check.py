@@ -20,7 +20,7 @@ def documented_examples() -> dict[str, dict]:
     """Each example of docs/policy.md ("### title" and its json block) as the network block it shows."""
     doc = (REPO / "docs" / "policy.md").read_text().split("## Examples", 1)[1]
     examples = {}
-    for title, block in re.findall(r"### (.+?)\n.*?```json\n(.*?)```", doc, re.S):
+    for title, block in re.findall(r"### (.+?)\n.*?```json[^\n]*\n(.*?)```", doc, re.S):
         examples[title] = {"deniedDomains": [], **json.loads("{" + block + "}")}
     return examples
 
