@@ -73,3 +73,27 @@ def test_the_run_blocks_run(netjail: Netjail, tmp_path: Path) -> None:
             assert done.returncode == 0, f"{file}:{line}: {command}\n{done.stderr[-2000:]}"
         ran += 1
     assert ran == RUN_BLOCKS
+
+
+def test_whole_settings_files_in_the_docs_load(tmp_path: Path) -> None:
+    """The recipes are settings files a reader will copy: each `json` block of docs/recipes.md must load (other
+    pages' examples name files of an imagined machine, such as a corporate CA)."""
+    import json
+
+    from netjail.settings import load_settings
+
+    checked = 0
+    for file, _line, _, body in blocks():
+        if file != "docs/recipes.md":
+            continue
+        text = "\n".join(body)
+        try:
+            data = json.loads(text)
+        except ValueError:
+            continue
+        if isinstance(data, dict) and {"network", "filesystem"} <= data.keys():
+            path = tmp_path / f"block-{checked}.json"
+            path.write_text(text)
+            load_settings(path)  # raises SettingsError naming the field
+            checked += 1
+    assert checked == 5
