@@ -317,6 +317,16 @@ class BoundedWebsocketLayer(websocket_layers.WebsocketLayer):
 # -- the addon ------------------------------------------------------------------------------------------------
 
 
+def configured_limits() -> NetworkLimits:
+    """`network.limits` of the file in the `netjail_settings` option (the defaults without one)."""
+    if not ctx.options.netjail_settings:
+        return NetworkLimits()
+    try:
+        return load_settings(Path(ctx.options.netjail_settings)).settings.network.limits
+    except SettingsError as e:
+        raise exceptions.OptionsError(str(e)) from e
+
+
 class NetjailLimits:
     def __init__(self) -> None:
         self.limits = NetworkLimits()
@@ -331,13 +341,7 @@ class NetjailLimits:
     def configure(self, updated: set[str]) -> None:
         if "netjail_settings" not in updated:
             return
-        limits = NetworkLimits()
-        if ctx.options.netjail_settings:
-            try:
-                limits = load_settings(Path(ctx.options.netjail_settings)).settings.network.limits
-            except SettingsError as e:
-                raise exceptions.OptionsError(str(e)) from e
-        self.limits = BoundedHttp1Server.limits = BoundedWebsocketLayer.limits = limits
+        self.limits = BoundedHttp1Server.limits = BoundedWebsocketLayer.limits = configured_limits()
 
     def done(self) -> None:
         for module, name, original in reversed(self.replaced):

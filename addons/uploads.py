@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from pathlib import Path
 from typing import Any
 
-from mitmproxy import ctx, exceptions, http, tcp
+from mitmproxy import ctx, http, tcp
 
+from netjail.addons.limits import configured_limits
 from netjail.records.schema import METADATA_KEY
-from netjail.settings import SettingsError, load_settings
 from netjail.settings.limits import NetworkLimits
 
 log = logging.getLogger("netjail.uploads")
@@ -52,13 +51,7 @@ class UploadCaps:
     def configure(self, updated: set[str]) -> None:
         if "netjail_settings" not in updated:
             return
-        limits = NetworkLimits()
-        if ctx.options.netjail_settings:
-            try:
-                limits = load_settings(Path(ctx.options.netjail_settings)).settings.network.limits
-            except SettingsError as e:
-                raise exceptions.OptionsError(str(e)) from e
-        self.limits = limits
+        self.limits = configured_limits()
 
     @property
     def active(self) -> bool:

@@ -146,7 +146,12 @@ class PolicyUpdates:
 
 
 def _other_changes(old: LoadedSettings, new: LoadedSettings) -> list[str]:
-    """The top-level settings other than `network` that differ: those cannot change under a running jail."""
+    """What differs that cannot change under a running jail: the top-level settings other than `network`, and
+    `network.limits`."""
     before = old.settings.model_dump(by_alias=True, exclude={"network"})
     after = new.settings.model_dump(by_alias=True, exclude={"network"})
-    return sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+    changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+    # the parser limits and upload caps are set in the proxy's layers when it starts: not live
+    if old.settings.network.limits != new.settings.network.limits:
+        changed.append("network.limits")
+    return changed

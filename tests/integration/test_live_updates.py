@@ -94,11 +94,15 @@ def test_control_fd_updates_apply_network_and_refuse_everything_else(
             **wider,
             "filesystem": {**wider["filesystem"], "allowWrite": [*wider["filesystem"]["allowWrite"], "/"]},
         }
-        for line in ("{not json", json.dumps(writable), json.dumps(wider)):
+        capped = {**wider, "network": {**wider["network"], "limits": {"maxRunUploadBytes": 10}}}
+        for line in ("{not json", json.dumps(writable), json.dumps(capped), json.dumps(wider)):
             os.write(write_end, line.encode() + b"\n")
-        invalid, refused, applied = _wait_for_update(netjail, 3)
+        invalid, refused, limits, applied = _wait_for_update(netjail, 4)
         assert invalid["result"] == "invalid" and "old rules stay" in invalid["message"]
         assert refused["result"] == "refused" and "filesystem" in refused["message"]
+        assert (
+            limits["result"] == "refused" and "network.limits" in limits["message"]
+        )  # set when the proxy starts
         assert applied["result"] == "applied" and applied["source"] == "control-fd"
         assert _ask(process, url) == "200"
     finally:
