@@ -68,4 +68,4 @@ def test_python_m_check_refuses_a_bad_file(tmp_path: Path) -> None:
 def test_python_m_usage() -> None:
     done = run_tool()
     assert (done.returncode, done.stdout) == (2, "")
-    assert done.stderr == "usage: python -m netjail.settings --schema | --check FILE\n"
+    assert done.stderr == "usage: python -m netjail.settings --schema | --reference | --check FILE\n"
