@@ -166,16 +166,13 @@ def _device(path: str) -> str:
     return f"{os.major(st.st_dev)}:{os.minor(st.st_dev)}"
 
 
-@pytest.mark.parametrize(
-    "case", ["default", "tmp writable", "run writable", "dir in tmp writable", "cwd read-only"]
-)
+@pytest.mark.parametrize("case", ["default", "tmp writable", "dir in tmp writable", "cwd read-only"])
 def test_what_explain_says_of_tmp_and_run_is_what_the_jail_mounts(netjail: Netjail, case: str) -> None:
     extra = netjail.tmp_path / "extra"
     extra.mkdir()
     allow_write = {
         "default": ["."],
         "tmp writable": [".", "/tmp"],
-        "run writable": [".", "/run"],
         "dir in tmp writable": [".", str(extra)],
         "cwd read-only": [],
     }[case]
@@ -199,7 +196,19 @@ def test_what_explain_says_of_tmp_and_run_is_what_the_jail_mounts(netjail: Netja
             assert mounts[path][0] == _device(path), (item, mounts.get(path))
             assert mounts[path][2] == ("rw" if kind.startswith("writable") else "ro"), (item, mounts[path])
     bases = described["filesystem"]["base_directories"]
-    if case in ("tmp writable", "run writable"):  # control: the matrix has both kinds
-        assert bases["/tmp" if case == "tmp writable" else "/run"]["host"]
+    if case == "tmp writable":  # control: the matrix has both kinds
+        assert bases["/tmp"]["host"]
     if case == "dir in tmp writable":
         assert f"{extra} (writable)" in described["filesystem"]["base_directories"]["/tmp"]["bound"]
+
+
+def test_the_hosts_run_is_never_bound_writable(netjail: Netjail) -> None:
+    """netjail's own files inside the jail live in /run/netjail: they must never be written into the host's /run
+    (other runs share it; a user who may not write there would get bwrap's error instead of a fix)."""
+    result = netjail.run(
+        "-s", str(netjail.settings(filesystem={"allowWrite": [".", "/run"]})), "-c", "echo ran"
+    )
+    assert result.returncode == 125 and "allowWrite names /run" in result.stderr, result.explain()
+    assert "ran" not in result.stdout and not Path("/run/netjail/ca-bundle.pem").exists()
+    control = netjail.run("-s", str(netjail.settings(filesystem={"allowWrite": ["."]})), "-c", "echo ran")
+    assert control.stdout.strip() == "ran", control.explain()

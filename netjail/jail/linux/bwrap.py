@@ -125,6 +125,19 @@ def bwrap_args(
     return args
 
 
+def _check_own_files_dir(rules: PathRules) -> None:
+    """The jail's trust bundle and resolver live in JAIL_FILES_DIR. With the host's /run bound writable, bwrap would
+    create them in the host's /run: files other runs share, or a refusal for a user who may not write there."""
+    own = Path(JAIL_FILES_DIR)
+    for path in rules.writable:
+        if path == own or path in own.parents:
+            raise JailError(
+                f"allowWrite names {path}, which holds {own}, where netjail puts the jail's trust bundle and resolver "
+                f"configuration: bound from the host, they would be written into the host's {path}. Fix: name the "
+                f"directories under {path} the command needs instead (for example {path}/user/{os.getuid()})"
+            )
+
+
 def _rewritable(rules: PathRules) -> list[Path]:
     return [w for w in rules.writable if any(h in w.parents for h in rules.hidden if _is_real_dir(h))]
 
@@ -208,6 +221,7 @@ class BwrapJail:
         return jail_environment(base, f"http://127.0.0.1:{PROXY_PORT}", JAIL_BUNDLE, JAIL_CA_CERT)
 
     def launch(self, spec: JailSpec) -> Launched:
+        _check_own_files_dir(spec.rules)
         spec.files_dir.joinpath("resolv.conf").write_text(RESOLV_CONF)
         try:
             program = build_filter(spec.allow_unix_sockets)
