@@ -3,6 +3,7 @@ WebSocket echo and a runner for the real netjail command. The helpers themselves
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,7 @@ import trustme
 
 from tests.support.dns import DnsServer
 from tests.support.netjail import TEST_NAMES, Netjail
-from tests.support.servers import Origin, WebSocketEcho, start_origin, tls_server_context
+from tests.support.servers import Origin, RawEcho, WebSocketEcho, start_origin, tls_server_context
 
 
 @pytest.fixture(scope="session")
@@ -51,5 +52,12 @@ def dns_server() -> DnsServer:
 @pytest.fixture
 def ws_origin() -> WebSocketEcho:
     server = WebSocketEcho()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def raw_echo() -> Iterator[RawEcho]:
+    server = RawEcho()
     yield server
     server.close()

@@ -103,11 +103,12 @@ def url_token_flags(texts: Iterable[str]) -> list[dict[str, str]]:
 
 
 def header_token_flags(headers: Iterable[tuple[str, str]]) -> list[dict[str, str]]:
+    scanned = [(name.lower(), value) for name, value in headers if name.lower() not in AUTH_HEADERS]
+    # One pass over all the values (on every request); only a hit is looked for header by header.
+    if not find_tokens("\n".join(value for _, value in scanned).encode("utf-8", "surrogateescape")):
+        return []
     flags = []
-    for name, value in headers:
-        lname = name.lower()
-        if lname in AUTH_HEADERS:
-            continue
+    for lname, value in scanned:
         for label, digest in find_tokens(value.encode("utf-8", "surrogateescape")).items():
             flags.append(_flag(label, digest, f"the {lname} header"))
     return flags

@@ -4,7 +4,6 @@ tlsTerminate.maxTunnels and literal path entries. Their load-time verdicts: test
 
 from __future__ import annotations
 
-import socket
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -12,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from tests.support.netjail import Netjail
-from tests.support.servers import Origin, serve_connections
+from tests.support.servers import Origin, RawEcho
 
 pytestmark = pytest.mark.nonroot
 
@@ -60,49 +59,21 @@ def test_strip_response_headers_never_reach_the_client(netjail: Netjail) -> None
         server.shutdown()
 
 
-RAW_TCP = r"""
-import socket, sys
-s = socket.create_connection(("127.0.0.1", 3128), timeout=10)
-s.sendall(f"CONNECT allowed.test:{sys.argv[1]} HTTP/1.1\r\nHost: allowed.test:{sys.argv[1]}\r\n\r\n".encode())
-head = b""
-while b"\r\n\r\n" not in head and (chunk := s.recv(4096)):
-    head += chunk
-s.sendall(b"ping\n")
-try:
-    print(head.split(b"\r\n")[0].decode(), s.recv(100).decode().strip() or "closed")
-except OSError:
-    print(head.split(b"\r\n")[0].decode(), "closed")
-"""
-
-
-def test_refuse_opaque_tunnels_refuses_raw_tcp_and_the_control_passes(netjail: Netjail) -> None:
-    received: list[bytes] = []
-
-    def echo(conn: socket.socket) -> None:
-        while data := conn.recv(100):
-            received.append(data)
-            conn.sendall(data)
-
-    listener = socket.create_server(("127.0.0.1", 0))
-    serve_connections(listener, echo)
-    port = listener.getsockname()[1]
-    try:
-        command = f"{sys.executable} -c '{RAW_TCP}' {port}"
-        control = netjail.run(
-            "-s", str(netjail.settings({"allowedDomains": ["allowed.test"]})), "-c", command
-        )
-        assert control.stdout.split()[-1] == "ping", control.explain()
-        assert received == [b"ping\n"]
-        received.clear()
-        cfg = netjail.settings({"allowedDomains": ["allowed.test"], "refuseOpaqueTunnels": True})
-        result = netjail.run("-s", str(cfg), "-c", command)
-        assert "ping" not in result.stdout and received == [], result.explain()
-        tcp = [f for f in result.flows if f["scheme"] == "tcp"]
-        assert [(f["verdict"], f["reason"], f["rule"]) for f in tcp] == [
-            ("deny", "opaque_tunnel", "refuseOpaqueTunnels")
-        ]
-    finally:
-        listener.close()
+def test_refuse_opaque_tunnels_refuses_raw_tcp_and_the_control_passes(
+    netjail: Netjail, raw_echo: RawEcho
+) -> None:
+    command = raw_echo.command()
+    control = netjail.run("-s", str(netjail.settings({"allowedDomains": ["allowed.test"]})), "-c", command)
+    assert control.stdout.split()[-1] == "ping", control.explain()
+    assert raw_echo.received == [b"ping\n"]
+    raw_echo.received.clear()
+    cfg = netjail.settings({"allowedDomains": ["allowed.test"], "refuseOpaqueTunnels": True})
+    result = netjail.run("-s", str(cfg), "-c", command)
+    assert "ping" not in result.stdout and raw_echo.received == [], result.explain()
+    tcp = [f for f in result.flows if f["scheme"] == "tcp"]
+    assert [(f["verdict"], f["reason"], f["rule"]) for f in tcp] == [
+        ("deny", "opaque_tunnel", "refuseOpaqueTunnels")
+    ]
 
 
 TWO_TUNNELS = r"""

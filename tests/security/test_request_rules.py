@@ -13,7 +13,7 @@ import pytest
 
 from tests.support.git_server import start_git_server
 from tests.support.netjail import TEST_NAMES, Netjail
-from tests.support.servers import H2Origin, Origin, tls_server_context
+from tests.support.servers import H2Origin, Origin, RawEcho, tls_server_context
 from tests.unit.policy.test_rules import TABLE, TABLE_RULES
 
 pytestmark = pytest.mark.nonroot
@@ -155,37 +155,22 @@ def test_every_normalisation_row_arrives_exactly_when_allowed(
     assert all(f["rule"] in ("path-guard", "allowed.test: default deny") for f in denied)
 
 
-def test_raw_tcp_to_a_host_with_rules_never_reaches_it_and_the_control_does(netjail: Netjail) -> None:
+def test_raw_tcp_to_a_host_with_rules_never_reaches_it_and_the_control_does(
+    netjail: Netjail, raw_echo: RawEcho
+) -> None:
     """Request rules judge HTTP: a tunnel that carries something else to a ruled host is refused before any
     upstream connection; the same bytes to a host without rules pass."""
-    import socket
-
-    from tests.integration.test_srt_keys_at_run_time import RAW_TCP
-    from tests.support.servers import serve_connections
-
-    received: list[bytes] = []
-
-    def echo(conn: socket.socket) -> None:
-        while data := conn.recv(100):
-            received.append(data)
-            conn.sendall(data)
-
-    listener = socket.create_server(("127.0.0.1", 0))
-    serve_connections(listener, echo)
-    try:
-        command = f"{sys.executable} -c '{RAW_TCP}' {listener.getsockname()[1]}"
-        ruled = netjail.settings({"allowedDomains": ["allowed.test"], "rules": TABLE_RULES})
-        result = netjail.run("-s", str(ruled), "-c", command)
-        assert "ping" not in result.stdout and received == [], result.explain()
-        tcp = [f for f in result.flows if f["scheme"] == "tcp"]
-        assert [(f["reason"], f["rule"]) for f in tcp] == [("opaque_tunnel", "request-rules-need-http")]
-        other = [{**TABLE_RULES[0], "hosts": ["other.test"]}]
-        control = netjail.run(
-            "-s", str(netjail.settings({"allowedDomains": ["allowed.test"], "rules": other})), "-c", command
-        )
-        assert control.stdout.split()[-1] == "ping" and received == [b"ping\n"], control.explain()
-    finally:
-        listener.close()
+    command = raw_echo.command()
+    ruled = netjail.settings({"allowedDomains": ["allowed.test"], "rules": TABLE_RULES})
+    result = netjail.run("-s", str(ruled), "-c", command)
+    assert "ping" not in result.stdout and raw_echo.received == [], result.explain()
+    tcp = [f for f in result.flows if f["scheme"] == "tcp"]
+    assert [(f["reason"], f["rule"]) for f in tcp] == [("opaque_tunnel", "request-rules-need-http")]
+    other = [{**TABLE_RULES[0], "hosts": ["other.test"]}]
+    control = netjail.run(
+        "-s", str(netjail.settings({"allowedDomains": ["allowed.test"], "rules": other})), "-c", command
+    )
+    assert control.stdout.split()[-1] == "ping" and raw_echo.received == [b"ping\n"], control.explain()
 
 
 def _tiny_wheel(path) -> bytes:

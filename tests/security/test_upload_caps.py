@@ -12,7 +12,7 @@ import threading
 import pytest
 
 from tests.support.netjail import Netjail
-from tests.support.servers import serve_connections
+from tests.support.servers import RawEcho, serve_connections
 
 pytestmark = pytest.mark.nonroot
 
@@ -179,31 +179,20 @@ def test_the_run_cap_counts_every_host_together(netjail: Netjail, origin: Counti
     assert [(f["host"], f["rule"]) for f in denied] == [("other.test", "network.limits.maxRunUploadBytes")]
 
 
-def test_raw_tcp_counts_against_the_caps_and_is_cut_at_the_cap(netjail: Netjail) -> None:
-    from tests.integration.test_srt_keys_at_run_time import RAW_TCP
-
-    received: list[bytes] = []
-
-    def echo(conn: socket.socket) -> None:
-        while data := conn.recv(100):
-            received.append(data)
-            conn.sendall(data)
-
-    listener = socket.create_server(("127.0.0.1", 0))
-    serve_connections(listener, echo)
-    try:
-        command = f"{sys.executable} -c '{RAW_TCP}' {listener.getsockname()[1]}"
-        result = netjail.run("-s", str(capped(netjail, maxRequestUploadBytes=3)), "-c", command)
-        assert b"".join(received) == b"pin", (received, result.explain())  # "ping\n" cut at 3 bytes
-        tcp = [f for f in result.flows if f["scheme"] == "tcp"]
-        assert [(f["verdict"], f["rule"], f["bytes_out"]) for f in tcp] == [
-            ("deny", "network.limits.maxRequestUploadBytes", 3)
-        ]
-        received.clear()
-        control = netjail.run("-s", str(capped(netjail, maxRequestUploadBytes=100)), "-c", command)
-        assert b"".join(received) == b"ping\n", control.explain()
-    finally:
-        listener.close()
+def test_raw_tcp_counts_against_the_caps_and_is_cut_at_the_cap(netjail: Netjail, raw_echo: RawEcho) -> None:
+    command = raw_echo.command()
+    result = netjail.run("-s", str(capped(netjail, maxRequestUploadBytes=3)), "-c", command)
+    assert b"".join(raw_echo.received) == b"pin", (
+        raw_echo.received,
+        result.explain(),
+    )  # "ping\n" cut at 3 bytes
+    tcp = [f for f in result.flows if f["scheme"] == "tcp"]
+    assert [(f["verdict"], f["rule"], f["bytes_out"]) for f in tcp] == [
+        ("deny", "network.limits.maxRequestUploadBytes", 3)
+    ]
+    raw_echo.received.clear()
+    control = netjail.run("-s", str(capped(netjail, maxRequestUploadBytes=100)), "-c", command)
+    assert b"".join(raw_echo.received) == b"ping\n", control.explain()
 
 
 WEBSOCKET = """

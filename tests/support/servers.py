@@ -7,6 +7,7 @@ import hashlib
 import json
 import socket
 import ssl
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -200,3 +201,42 @@ class H2Origin:
 
     def close(self) -> None:
         self.sock.close()
+
+
+RAW_TCP_CLIENT = r"""
+import socket, sys
+s = socket.create_connection(("127.0.0.1", 3128), timeout=10)
+s.sendall(f"CONNECT allowed.test:{sys.argv[1]} HTTP/1.1\r\nHost: allowed.test:{sys.argv[1]}\r\n\r\n".encode())
+head = b""
+while b"\r\n\r\n" not in head and (chunk := s.recv(4096)):
+    head += chunk
+s.sendall(b"ping\n")
+try:
+    print(head.split(b"\r\n")[0].decode(), s.recv(100).decode().strip() or "closed")
+except OSError:
+    print(head.split(b"\r\n")[0].decode(), "closed")
+"""
+"""Run inside the jail as `python -c RAW_TCP_CLIENT PORT`: raw TCP (not HTTP) through a CONNECT tunnel to
+allowed.test:PORT; prints the tunnel's status line and the echo of `ping` (or `closed`)."""
+
+
+class RawEcho:
+    """A raw TCP echo origin on 127.0.0.1 that keeps every chunk it received (the origin's own byte count)."""
+
+    def __init__(self) -> None:
+        self.received: list[bytes] = []
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        serve_connections(self.listener, self._echo)
+
+    def _echo(self, conn: socket.socket) -> None:
+        while data := conn.recv(100):
+            self.received.append(data)
+            conn.sendall(data)
+
+    def command(self) -> str:
+        """The shell command that sends `ping` to it from inside the jail."""
+        return f"{sys.executable} -c '{RAW_TCP_CLIENT}' {self.port}"
+
+    def close(self) -> None:
+        self.listener.close()
