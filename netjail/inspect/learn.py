@@ -4,6 +4,9 @@ have allowed exactly what it used, and show the diff against the base settings.
 Learned entries are exact host names; several (WILDCARD_MIN) subdomains of one parent become `*.parent`,
 unless the parent is a shared (multi-tenant) domain where a wildcard would admit anyone's site. Hosts that
 stayed denied during learning (deniedDomains, IP literals, local ranges, fronting) are listed, never learned.
+The filesystem is learned from the writes the jail refused: the allowWrite entries `netjail/inspect/fs_hints.py`
+proposes (writes cannot be let through while learning, so a tool that stops at its first refusal needs a run
+per missing path).
 """
 
 from __future__ import annotations
@@ -17,10 +20,11 @@ import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
+from netjail.inspect.fs_hints import WriteHints, write_hints
 from netjail.net.suffixes import is_shared_parent, registrable_domain
-from netjail.records.schema import DnsRecord, FlowRecord, is_dns, is_flow
+from netjail.records.schema import DnsRecord, FlowRecord, RefusedWrite, is_dns, is_flow
 from netjail.utils.status import ExitStatus
 from netjail.utils.text import safe_text
 
@@ -126,6 +130,24 @@ def learned_settings(
     return data
 
 
+def learned_writes(flows_jsonl: Path) -> WriteHints:
+    """The run's refused writes, with the allowWrite entries that would let them through (inspect/fs_hints.py)."""
+    from netjail.records.read import iter_records
+
+    refused = [r for r in iter_records(flows_jsonl) if r.get("event") == "refused_write"]
+    return write_hints(cast("list[RefusedWrite]", refused))
+
+
+def with_allow_write(data: dict[str, Any], add: list[str]) -> dict[str, Any]:
+    """DATA with filesystem.allowWrite extended by ADD (entries already there kept, in their order)."""
+    if not add:
+        return data
+    fs = data.setdefault("filesystem", {})
+    current = fs.get("allowWrite") if isinstance(fs.get("allowWrite"), list) else []
+    fs["allowWrite"] = list(dict.fromkeys([*current, *add]))
+    return data
+
+
 def dump(data: dict[str, Any]) -> str:
     return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
 
@@ -195,6 +217,8 @@ def run_learn(
     run = RunDir(outcome.run_dir)
     learned = learn_from_records(flow_records(run, events=("flow", "dns")))
     new = learned_settings(base, learned, loaded.expansions, keep_unused=keep_unused)
+    writes = learned_writes(run.flows_jsonl)
+    new = with_allow_write(new, writes.proposals)
     target = output or run.path / "learned-settings.json"
     try:
         target.write_text(dump(new), encoding="utf-8")
@@ -214,6 +238,10 @@ def run_learn(
                     "base_rules_used": learned.base_rules_used,
                     "still_denied": learned.still_denied,
                     "wildcard_withheld_for_shared_parents": learned.shared_parents,
+                    "allow_write_added": writes.proposals,
+                    "writes_not_proposed": [
+                        {"path": h.path, "because": h.because} for h in writes.hints if not h.proposal
+                    ],
                     "settings": new,
                     "diff": patch,
                 },
@@ -240,6 +268,16 @@ def run_learn(
         echo(
             f"  still denied (not learned): {safe_text(d['host'])} {d['count']}x {d['reason']} (rule {safe_text(d['rule'])})"
         )
+    for hint in writes.hints:
+        if hint.proposal:
+            first = " (create it first)" if hint.create_first else ""
+            echo(
+                f"  was refused writes to {safe_text(hint.path)}: allowWrite {safe_text(hint.proposal)}{first}"
+            )
+        else:
+            echo(f"  was refused writes to {safe_text(hint.path)} (not learned: {safe_text(hint.because)})")
+    if writes.proposals:
+        echo("  a tool that stops at its first refused write may need another learn run for the next path")
     if outcome.exit_status != 0:
         echo(
             "  the command failed: what it used until then is learned; check `netjail why` before relying on it"

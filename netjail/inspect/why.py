@@ -9,16 +9,17 @@ import json
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from netjail.detect.flags import BurstCounter, host_flags
 from netjail.inspect.clients import tool_of, what_of
+from netjail.inspect.fs_hints import NOT_OBSERVABLE, WriteHints, write_hints
 from netjail.net.suffixes import registrable_domain
 from netjail.records.derived import bracketed, failed_upstream, http_error, is_failed
 from netjail.records.read import first_run_start
 from netjail.records.rundir import RunDir
 from netjail.records.runs import flow_records, run_info, run_secrets
-from netjail.records.schema import DnsRecord, DroppedRecord, FlowRecord, RunStart
+from netjail.records.schema import DnsRecord, DroppedRecord, FlowRecord, RefusedWrite, RunStart
 
 EXAMPLES = 3
 WHAT_KEPT = 8
@@ -163,10 +164,14 @@ def diagnose(run: RunDir) -> dict[str, Any]:
     last_fetched: dict[str, str] = {}
     totals: Counter[str] = Counter()
     dropped: list[DroppedRecord] = []
+    refused: list[RefusedWrite] = []
     incomplete = 0
-    for record in flow_records(run, run_secrets(run), events=("flow", "dns", "dropped")):
+    for record in flow_records(run, run_secrets(run), events=("flow", "dns", "dropped", "refused_write")):
         if record["event"] == "dropped":
             dropped.append(record)
+            continue
+        if cast(dict, record).get("event") == "refused_write":
+            refused.append(cast(RefusedWrite, record))
             continue
         incomplete += 1 if record.get("incomplete") else 0
         if record["event"] == "dns":
@@ -220,13 +225,18 @@ def diagnose(run: RunDir) -> dict[str, Any]:
     blocked_out = [_blocked_entry(g, file) for g in blocked.values()]
     left_out = _leave_out_flagged(blocked_out, list(blocked.values()))
     to_allow = _name_presets(blocked_out, start)
-    combined = None
+    combined: dict[str, Any] | None = None
     if to_allow:
         combined = {
             "file": file,
             "snippet": {"network": {"allowedDomains": _allowed_after(data, to_allow)}},
             "adds": to_allow,
         }
+    writes = write_hints(refused)
+    if writes.proposals:
+        combined = combined or {"file": file, "snippet": {}, "adds": []}
+        combined["snippet"]["filesystem"] = {"allowWrite": _writable_after(data, writes.proposals)}
+        combined["adds"] += writes.proposals
     return {
         "run": {
             "run_id": info.run_id,
@@ -251,6 +261,39 @@ def diagnose(run: RunDir) -> dict[str, Any]:
         "clients": list(tools.values()),
         "fix": combined,
         "not_proposed": left_out,
+        "refused_writes": _refused_writes_entry(writes),
+    }
+
+
+def _writable_after(data: dict[str, Any] | None, add: list[str]) -> list[str]:
+    fs = (data or {}).get("filesystem")
+    current = fs.get("allowWrite") if isinstance(fs, dict) else None
+    entries = [e for e in current if isinstance(e, str)] if isinstance(current, list) else []
+    return list(dict.fromkeys([*entries, *add]))
+
+
+def _refused_writes_entry(writes: WriteHints) -> dict[str, Any] | None:
+    if not writes:
+        return None
+    return {
+        "total": writes.total,
+        "paths": [
+            {
+                "path": h.path,
+                "count": h.count,
+                "ops": h.ops,
+                "programs": h.programs,
+                "cause": h.cause,
+                "entry": h.entry,
+                "allow_write": h.proposal,
+                "create_first": h.create_first,
+                "because": h.because,
+            }
+            for h in writes.hints
+        ],
+        "more_paths": writes.more_paths,
+        "allow_write": writes.proposals,
+        "not_observed": NOT_OBSERVABLE,
     }
 
 

@@ -31,6 +31,7 @@ def render(d: dict[str, Any], out: Output) -> None:
         f"{safe_text(run['settings_file'])}"
     )
     problems = d["blocked"] or d["failures"] or d["http_errors"] or d.get("dropped")
+    _render_refused_writes(out, d.get("refused_writes"))
     if not problems:
         out.line()
         if run["flows"] == 0:
@@ -136,6 +137,29 @@ def render(d: dict[str, Any], out: Output) -> None:
         names = ", ".join(safe_text(n["host"]) for n in d["not_proposed"][:5])
         more = f" and {len(d['not_proposed']) - 5} more" if len(d["not_proposed"]) > 5 else ""
         out.line(f"  Left out on purpose (the audit flags them as exfiltration): {names}{more}", "yellow")
+
+
+def _render_refused_writes(out: Output, writes: dict[str, Any] | None) -> None:
+    """The filesystem's part: the writes the jail refused, each with its rule and what would allow it."""
+    if not writes:
+        return
+    out.line()
+    paths = len(writes["paths"]) + writes["more_paths"]
+    out.line(
+        f"Writes refused by the jail ({writes['total']} to {paths} path{'s' if paths != 1 else ''}):",
+        "bold red",
+    )
+    for p in writes["paths"][:20]:
+        ops = ", ".join(f"{op} {n}×" for op, n in p["ops"].items())
+        by = f" by {', '.join(safe_text(n) for n in p['programs'])}" if p["programs"] else ""
+        out.styled([("  ✗ ", "red"), (safe_text(p["path"]), "bold"), (f"  {ops}{by}", None)])
+        out.line(f"      means: {safe_text(p['because'])}")
+        if p["allow_write"]:
+            first = " (create it first: allowWrite names what exists)" if p["create_first"] else ""
+            out.line(f"      fix: allowWrite {safe_text(p['allow_write'])}{first}", "green")
+    if len(writes["paths"]) > 20 or writes["more_paths"]:
+        out.line(f"  … and {paths - min(20, len(writes['paths']))} more paths (see --json)", "dim")
+    out.line(f"  ({writes['not_observed']})", "dim")
 
 
 def _render_fix(out: Output, fix: dict[str, Any] | None) -> None:

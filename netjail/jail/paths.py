@@ -92,6 +92,7 @@ def path_rules(
         reallowed=reallowed,
         placeholders=tuple(protection.placeholders),
         missing=tuple(protection.missing),
+        denied_writes=_unique(denied_writes),
     )
 
 

@@ -39,6 +39,9 @@ class PathRules:
     # removed when the run ends
     placeholders: tuple[protected.Placeholder, ...] = ()
     missing: tuple[Path, ...] = ()  # other protected names that do not exist yet: watched, then quarantined
+    denied_writes: tuple[
+        Path, ...
+    ] = ()  # the user's own denyWrite entries among read_only (the rest: protected)
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,7 @@ class JailSpec:
     command_prefix: tuple[str, ...] = ()
     # credentials.files in mode "mask": (the real file, its copy with placeholders), bound over the real one
     masked_files: tuple[tuple[Path, Path], ...] = ()
+    observe_writes: bool = False  # record.refusedWrites: report the writes the jail refuses
 
 
 @dataclass
@@ -76,6 +80,8 @@ class Launched:
     gate: socket.socket | None = None  # the backend's hold on the command until `start`
     proxy_secret: str | None = None  # set when the proxy's listener is reachable from outside the jail
     dropped: list[dict] = field(default_factory=list)  # `dropped` records, known once `cleanup` has run
+    refused: list[dict] = field(default_factory=list)  # `refused_write` records, known once `cleanup` has run
+    observer_note: str | None = None  # why writes are not observed, when they were asked to be
 
     def release(self) -> None:
         """Close what the supervisor still holds of the sandbox (the caller has made sure the process is gone)."""

@@ -20,7 +20,17 @@ if TYPE_CHECKING:
 # The key of `flow.metadata` under which the policy addon leaves its verdict for the recorder (flows.mitm keeps it).
 METADATA_KEY = "netjail"
 
-Event = Literal["run_start", "flow_start", "flow", "dns", "dropped", "quarantine", "run_end"]
+Event = Literal[
+    "run_start",
+    "flow_start",
+    "flow",
+    "dns",
+    "dropped",
+    "quarantine",
+    "policy_update",
+    "refused_write",
+    "run_end",
+]
 AllowOrDeny = Literal["allow", "deny"]
 
 # What the policy decides (netjail/policy/decision.py `Reason`, checked equal by the tests).
@@ -279,8 +289,36 @@ class PolicyUpdate(TypedDict):
     closed_streams: NotRequired[int]  # open raw TCP and WebSocket streams the new rules refused, closed
 
 
+# Why the jail refused a write (netjail/jail/refusals.py): outside every allowWrite entry, under a denyWrite entry, a
+# name netjail protects, inside a denyRead mask, or netjail's own state.
+RefusalCause = Literal["outside_allow_write", "deny_write", "protected", "deny_read", "netjail"]
+
+
+class RefusedWrite(TypedDict):
+    """Writes the jail refused (the path is on a read-only mount inside), seen by the Linux write observer: one
+    record per path when the run ends. `path` and `cause` are null in the one record that counts the paths past
+    the recorded ones."""
+
+    event: Literal["refused_write"]
+    ts: str  # the first attempt
+    path: str | None  # as the command named it, resolved to an absolute path inside the jail
+    cause: RefusalCause | None
+    entry: str | None  # the rule's own path: the denyWrite entry, the protected name, the denyRead entry
+    ops: dict[str, int]  # open, create, mkdir, unlink, rename, … -> attempts
+    count: int
+    programs: list[str]  # the names of the programs that tried (the first few)
+
+
 Record = (
-    RunStart | FlowStart | FlowRecord | DnsRecord | DroppedRecord | QuarantineRecord | PolicyUpdate | RunEnd
+    RunStart
+    | FlowStart
+    | FlowRecord
+    | DnsRecord
+    | DroppedRecord
+    | QuarantineRecord
+    | PolicyUpdate
+    | RefusedWrite
+    | RunEnd
 )
 
 

@@ -46,7 +46,7 @@ from netjail.records.rundir import (
     runs_dir,
     state_dir,
 )
-from netjail.records.schema import CaptureMode, DroppedRecord, EndReason, RunCounts, RunEnd
+from netjail.records.schema import CaptureMode, DroppedRecord, EndReason, RefusedWrite, RunCounts, RunEnd
 from netjail.run.backends import current_jail
 from netjail.run.endofrun import end_of_run, prepare_end_of_run, start_watcher
 from netjail.run.journal import Journal
@@ -287,6 +287,7 @@ def build_spec(
         allow_unix_sockets=settings.network.allow_all_unix_sockets,
         debug=debug,
         masked_files=tuple(masks.files),
+        observe_writes=settings.record.refused_writes,
     )
 
 
@@ -353,6 +354,8 @@ def _supervise(
         if launched.capture_warning:
             warn(launched.capture_warning)
         log.debug("jail.capture", mode=launched.capture_mode)
+        if launched.observer_note:
+            log.debug("jail.write_observer", note=launched.observer_note)
         if launched.capture_mode == "transparent":
             from netjail.jail.linux.capture import NFT_RULES
 
@@ -388,6 +391,8 @@ def _supervise(
             jail.cleanup(launched)  # returns once the jail's PID namespace is empty: nothing writes any more
             for dropped in launched.dropped:  # what the jail's network dropped, counted per destination
                 records.write(cast(DroppedRecord, dropped))
+            for refused in launched.refused:  # the writes the jail refused, per path
+                records.write(cast(RefusedWrite, refused))
         if watcher is not None:
             watcher.stop()
         proxy.stop()

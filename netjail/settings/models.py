@@ -73,7 +73,7 @@ class AuditSettings(SettingsModel):
 
 
 class RecordSettings(SettingsModel):
-    """netjail addition: what the recorder keeps in flows.mitm."""
+    """netjail addition: what the recorder keeps in flows.mitm, and what the supervisor observes."""
 
     body_cap: Annotated[int, Field(ge=0)] = Field(
         default=1_048_576, description="Bytes kept of each request and response body (0 = none)."
@@ -81,6 +81,14 @@ class RecordSettings(SettingsModel):
     redact_headers: list[HeaderName] = Field(
         default=["authorization", "cookie", "proxy-authorization"],
         description="Header names whose values are replaced before a flow is written (case-insensitive).",
+    )
+    refused_writes: bool = Field(
+        default=True,
+        description=(
+            "Observe the writes the jail refuses (Linux: seccomp user notification on write calls), to name them "
+            "after the run and in `netjail why` / `learn`. Each write call then costs a round trip to netjail "
+            "(docs/performance.md); false turns the observer off."
+        ),
     )
 
 

@@ -144,6 +144,7 @@ audit.secretEnv          | environment variables whose values the audit report l
 audit.secretFiles        | files whose contents the audit report looks for in recorded traffic
 record.bodyCap           | bytes kept of each body in flows.mitm (default 1 MiB; 0 = none)
 record.redactHeaders     | headers whose values are replaced before a flow is written
+record.refusedWrites     | observe the writes the jail refuses (Linux: seccomp user notification), named after the run and by why/learn (default true)
 retention.maxAgeDays     | netjail runs --prune removes runs older than this many days
 retention.maxTotalMB     | netjail runs --prune then removes the oldest runs until the rest take at most this many MB
 """

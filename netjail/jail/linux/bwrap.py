@@ -27,6 +27,14 @@ from netjail.jail.environment import jail_environment
 from netjail.jail.linux.capture import DNS_PORT, TRANSPARENT_PORT, CaptureError, install_capture
 from netjail.jail.linux.dropped import read_dropped
 from netjail.jail.linux.seccomp import SeccompUnavailable, build_filter
+from netjail.jail.linux.write_observer import (
+    ObserverProgram,
+    ObserverUnavailable,
+    WriteObserver,
+    build_program,
+    load_listener,
+)
+from netjail.jail.refusals import Refusals, WriteRules
 from netjail.jail.spec import PROXY_PORT, JailError, JailSpec, Launched, PathRules
 from netjail.jail.symlinks import open_no_follow
 from netjail.proxy.ca import SYSTEM_BUNDLE_PATHS, RunCA
@@ -207,6 +215,7 @@ class BwrapJail:
         # bwrap pid -> descriptors of the jail's user and network namespaces (transparent capture): they keep the
         # namespace, and its dropped-packet counters, readable after the command is gone
         self.namespaces: dict[int, list[int]] = {}
+        self.observers: dict[int, WriteObserver] = {}  # bwrap pid -> its write observer
 
     def check(self) -> None:
         if not self.bwrap or not os.access(self.bwrap, os.X_OK):
@@ -231,6 +240,7 @@ class BwrapJail:
         os.write(seccomp_fd, program)
         os.lseek(seccomp_fd, 0, os.SEEK_SET)
         path_fds = _open_bound_paths(spec.rules)
+        observer_program, observer_note = _observer_program(spec)
         parent_end, child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         status_read, status_write = os.pipe()
         args = bwrap_args(spec, self.bwrap, status_fd=status_write, seccomp_fd=seccomp_fd, path_fds=path_fds)
@@ -239,7 +249,7 @@ class BwrapJail:
             parent_end.close()
             os.close(status_read)
             keep = (status_write, seccomp_fd, *(fd for fds in path_fds.values() for fd in fds))
-            _become_bwrap(child_end, keep, args, spec.env, spec.capture, spec.stdio)
+            _become_bwrap(child_end, keep, args, spec.env, spec.capture, spec.stdio, observer_program)
         child_end.close()
         os.close(status_write)
         os.close(seccomp_fd)
@@ -252,9 +262,13 @@ class BwrapJail:
             report = json.loads(message) if message.startswith(b"{") else None
         except (OSError, ValueError) as e:
             message, fds, report = f"no answer from the namespace helper: {e}".encode(), [], None
-        expected = len(report["roles"]) + len(report.get("namespaces", [])) if report is not None else -1
+        observed = report is not None and report.get("observer") == "on"
+        expected = (
+            len(report["roles"]) + len(report.get("namespaces", [])) + observed if report is not None else -1
+        )
+        listener = fds.pop() if observed and len(fds) == expected else None
         namespace_fds = fds[len(report["roles"]) :] if report is not None else []
-        if report is None or len(fds) != expected:
+        if report is None or len(fds) + (listener is not None) != expected:
             for fd in fds:
                 os.close(fd)
             parent_end.close()
@@ -269,6 +283,14 @@ class BwrapJail:
         launched.capture_mode = report["capture"]
         launched.capture_warning = report.get("warning")
         launched.gate = parent_end
+        if listener is not None and observer_program is not None:
+            # a thread, now that the helper is forked: it answers bwrap's own set-up calls too
+            refusals = Refusals(WriteRules.of(spec.rules, spec.private_state))
+            observer = WriteObserver(listener, observer_program, refusals, self.bwrap)
+            observer.start()
+            self.observers[pid] = observer
+        elif spec.observe_writes:
+            launched.observer_note = (report or {}).get("observer") or observer_note
         return launched
 
     def start(self, launched: Launched) -> None:
@@ -307,6 +329,8 @@ class BwrapJail:
         if status.get("pid-namespace"):
             _wait_namespace_empty(int(status["pid-namespace"]))
         self._count_dropped(launched)
+        if (observer := self.observers.pop(launched.pid, None)) is not None:
+            launched.refused = [dict(r) for r in observer.stop().records()]
         launched.release()
 
     def _count_dropped(self, launched: Launched) -> None:
@@ -412,6 +436,7 @@ def _become_bwrap(  # pragma: no cover - runs in the forked child
     env: dict[str, str],
     capture: str,
     stdio: tuple[int, int, int] | None,
+    observer: ObserverProgram | None = None,
 ) -> None:
     """In the forked child: build the network namespace, hand its sockets to netjail, wait for the go, exec bwrap.
     Never returns."""
@@ -433,7 +458,18 @@ def _become_bwrap(  # pragma: no cover - runs in the forked child
         report, sockets = _namespace_sockets(capture)
         namespaces = _namespace_descriptors() if report["capture"] == "transparent" else []
         report["namespaces"] = ["user", "net"][: len(namespaces)]
-        socket.send_fds(channel, [json.dumps(report).encode()], [s.fileno() for s in sockets] + namespaces)
+        listener = []
+        if observer is not None:  # the last thing before bwrap: from here on, write calls are observed
+            try:
+                listener = [load_listener(observer)]
+                report["observer"] = "on"
+            except OSError as e:
+                report["observer"] = f"writes are not observed: {e.strerror or e}"
+        socket.send_fds(
+            channel, [json.dumps(report).encode()], [s.fileno() for s in sockets] + namespaces + listener
+        )
+        for fd in listener:
+            os.close(fd)
         for s in sockets:
             s.close()
         for fd in namespaces:
@@ -451,6 +487,16 @@ def _become_bwrap(  # pragma: no cover - runs in the forked child
             )
         finally:
             os._exit(ExitStatus.NETJAIL_FAILED)
+
+
+def _observer_program(spec: JailSpec) -> tuple[ObserverProgram | None, str | None]:
+    """The write observer's filter, compiled before the fork (record.refusedWrites)."""
+    if not spec.observe_writes:
+        return None, None
+    try:
+        return build_program(), None
+    except ObserverUnavailable as e:
+        return None, f"writes are not observed: {e}"
 
 
 def _namespace_descriptors() -> list[int]:  # pragma: no cover - forked child

@@ -21,6 +21,7 @@ RECORDS = {
     "flow": schema.FlowRecord,
     "dns": schema.DnsRecord,
     "dropped": schema.DroppedRecord,
+    "refused_write": schema.RefusedWrite,
     "quarantine": schema.QuarantineRecord,
     "policy_update": schema.PolicyUpdate,
     "run_end": schema.RunEnd,

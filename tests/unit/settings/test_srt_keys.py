@@ -191,6 +191,7 @@ def test_every_model_field_is_an_srt_key_or_a_netjail_addition() -> None:
         "record",
         "record.bodyCap",
         "record.redactHeaders",
+        "record.refusedWrites",
         "retention",
         "retention.maxAgeDays",
         "retention.maxTotalMB",
