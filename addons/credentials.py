@@ -32,7 +32,7 @@ from mitmproxy.net import encoding
 from netjail.net.domains import normalize_host
 from netjail.policy.credentials import Credential, StreamSwap, replace_all
 from netjail.records.redaction import CREDENTIALS_KEY
-from netjail.records.schema import METADATA_KEY
+from netjail.records.schema import BUFFERED_KEY, METADATA_KEY
 
 log = logging.getLogger("netjail.credentials")
 MAX_SCANNED_BODY = (
@@ -202,6 +202,10 @@ class CredentialInjector:
             )
             return
         self._plan_request_body(flow, state)
+        if state.buffered_request and flow.response is None:
+            flow.metadata[BUFFERED_KEY] = (
+                True  # the upload caps count it whole at `request`, never re-stream it
+            )
         if state.sigv4 is not None and not state.sigv4[0].needs_body and flow.response is None:
             self._resign(flow, state, None)
         self._note(flow, state)

@@ -19,7 +19,7 @@ from typing import Any
 from mitmproxy import ctx, http, tcp
 
 from netjail.addons.limits import configured_limits
-from netjail.records.schema import METADATA_KEY
+from netjail.records.schema import BUFFERED_KEY, METADATA_KEY
 from netjail.settings.limits import NetworkLimits
 
 log = logging.getLogger("netjail.uploads")
@@ -119,6 +119,10 @@ class UploadCaps:
                 flow.request.stream = False  # mitmproxy cannot stream a request it answers itself
                 flow.response = _too_large(verdict)
                 return
+            if flow.metadata.get(BUFFERED_KEY):
+                # the credential injector reads this body whole first: streaming it would send it unscanned
+                flow.metadata["netjail.upload_head"] = head
+                return
             self.count(host, head)
             flow.request.stream = CappedBody(self, flow, host, head, flow.request.stream)
         except Exception:
@@ -130,6 +134,22 @@ class UploadCaps:
         stream = flow.request.stream
         if isinstance(stream, CappedBody) and stream.cut:
             close_upstream(flow)  # before mitmproxy ends the message upstream
+        head = flow.metadata.pop("netjail.upload_head", None)
+        if head is None or flow.response or flow.error:
+            return
+        try:  # a buffered body, whole (and swapped) now, before any of it is sent
+            host = _host_of(flow)
+            size = head + len(flow.request.raw_content or b"")
+            room, name = self.room(host, 0)
+            if room is not None and size > room:
+                verdict = self.verdict(name, host, f"{flow.request.method} {flow.request.path[:200]}")
+                self._mark(flow, verdict)
+                flow.response = _too_large(verdict)
+                return
+            self.count(host, size)
+        except Exception:
+            log.exception("cannot apply the upload caps; refusing the request")
+            flow.response = http.Response.make(413, b"netjail could not count this upload; refused\n")
 
     def websocket_message(self, flow: http.HTTPFlow) -> None:
         if not self.active or flow.websocket is None:

@@ -19,6 +19,9 @@ if TYPE_CHECKING:
 
 # The key of `flow.metadata` under which the policy addon leaves its verdict for the recorder (flows.mitm keeps it).
 METADATA_KEY = "netjail"
+# A request body an addon must see whole at `request` (the credential injector scans or swaps it there): the
+# upload caps then count it there instead of streaming it.
+BUFFERED_KEY = "netjail.buffered"
 
 Event = Literal[
     "run_start",

@@ -263,11 +263,16 @@ except (OSError, http.client.HTTPException) as e:
 """
 
 
+@pytest.mark.parametrize("caps", [False, True], ids=["no caps", "with upload caps"])
 def test_bodies_json_gzip_and_chunked_get_the_real_value_only_at_the_inject_host(
-    netjail: Netjail, echo_https: EchoOrigin
+    netjail: Netjail, echo_https: EchoOrigin, caps: bool
 ) -> None:
+    """With upload caps the bodies are counted too: the caps must not stream a body the injector reads whole."""
     (netjail.work / "bodies.py").write_text(PYTHON_BODIES)
-    settings = masked_settings(netjail, TOKEN_ENTRY)
+    network: dict = {"allowedDomains": ["allowed.test", "other.test"]}
+    if caps:
+        network["limits"] = {"maxRequestUploadBytes": 1_000_000, "maxRunUploadBytes": 10_000_000}
+    settings = netjail.settings(network=network, credentials=TOKEN_ENTRY)
     result = run_with_token(netjail, settings, f"{sys.executable} bodies.py {echo_https.port}")
     assert result.returncode == 0, result.explain()
     by_path = {s.path: s for s in echo_https.seen}
