@@ -133,35 +133,46 @@ def first_planted_link(
 def extra_name(path: Path, key: str, writable_devices: frozenset[int], budget: int = 100_000) -> str | None:
     """A refusal when `path` (a denyRead / denyWrite entry, resolved), or a regular file inside it, has more
     than one name: a mask or read-only bind covers the name it is put on, never the inode, so a hard link a run
-    made elsewhere would still read (denyRead) or write (denyWrite) the same file. For denyWrite only a file on
-    a filesystem of a writable path matters (the other name must be writable to be used). None when clean."""
-    stack, seen = [path], 0
-    while stack:
-        here = stack.pop()
-        try:
-            info = os.lstat(here)
-        except OSError:
-            continue
-        seen += 1
-        if seen > budget:
-            return (
-                f"filesystem.{key}: {path} holds more than {budget} entries, too many to check each for other "
-                "names (hard links). Fix: name the files to deny, not a whole large tree"
-            )
-        if stat.S_ISDIR(info.st_mode):
+    made would still read (denyRead) or write (denyWrite) the same file. A run can only make one on the
+    filesystem of a writable path, so only files there are checked (one stat each). None when clean."""
+    try:
+        top = os.lstat(path)
+    except OSError:
+        return None
+    if top.st_dev not in writable_devices:
+        return None
+    found: tuple[str, int] | None = None
+    if stat.S_ISREG(top.st_mode):
+        found = (str(path), top.st_nlink) if top.st_nlink > 1 else None
+    elif stat.S_ISDIR(top.st_mode):
+        stack, seen = [str(path)], 0
+        while stack and found is None:
             try:
-                with os.scandir(here) as entries:
-                    stack += [Path(e.path) for e in entries]
+                with os.scandir(stack.pop()) as entries:
+                    for entry in entries:
+                        seen += 1
+                        if seen > budget:
+                            return (
+                                f"filesystem.{key}: {path} holds more than {budget} entries, too many to check "
+                                "each for other names (hard links). Fix: name the files to deny, not a whole "
+                                "large tree"
+                            )
+                        if entry.is_dir(follow_symlinks=False):
+                            stack.append(entry.path)
+                        elif entry.is_file(follow_symlinks=False):
+                            info = entry.stat(follow_symlinks=False)
+                            if info.st_nlink > 1 and info.st_dev in writable_devices:
+                                found = (entry.path, info.st_nlink)
+                                break
             except OSError:
-                pass
-        elif stat.S_ISREG(info.st_mode) and info.st_nlink > 1:
-            if key == "denyWrite" and info.st_dev not in writable_devices:
                 continue
-            what = "is read" if key == "denyRead" else "is written"
-            return (
-                f"filesystem.{key}: {here} has {info.st_nlink} names (hard links); the rule covers this name only, "
-                f"and the same file {what} through the others (a run may have made one). Fix: give it a name of "
-                f"its own (cp -p {here} {here}.tmp && mv {here}.tmp {here}), or look for the others with "
-                f"`find / -xdev -samefile {here}`"
-            )
-    return None
+    if found is None:
+        return None
+    name, count = found
+    what = "is read" if key == "denyRead" else "is written"
+    return (
+        f"filesystem.{key}: {name} has {count} names (hard links); the rule covers this name only, and the same "
+        f"file {what} through the others (a run may have made one). Fix: give it a name of its own "
+        f"(cp -p {name} {name}.tmp && mv {name}.tmp {name}), or look for the others with "
+        f"`find / -xdev -samefile {name}`"
+    )
