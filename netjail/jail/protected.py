@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Literal
 
 from netjail.jail import gitconfig
-from netjail.jail.symlinks import planted_link
 
 Scope = Literal["tree", "home", "git"]
 
@@ -239,23 +238,7 @@ PLACEHOLDERS: dict[str, tuple[Literal["file", "dir"], bytes]] = {
 
 
 class ScanRefused(Exception):
-    """The scan passed its budget, or found a protected name it cannot protect: the run must not start with part
-    of a tree protected."""
-
-
-def _linked_name(link: Path, root: Path) -> ScanRefused:
-    """A protected name that is a symlink in a writable root: a read-only bind lands where the link points, and
-    the command may replace the link itself with what it likes (found: `.bashrc -> dotfiles/bashrc`)."""
-    try:
-        target = os.readlink(link)
-    except OSError:
-        target = "?"
-    return ScanRefused(
-        f"{link} is a symlink (-> {target}) inside the writable path {root}: a host tool runs what that name holds, "
-        "and a link cannot be made read-only, so the command could replace it with its own. Fix: replace the link "
-        f'with a copy of what it points to (cp -a --remove-destination "$(readlink -f {link})" {link}), or leave '
-        f"{root} out of filesystem.allowWrite"
-    )
+    """The scan passed its budget: the run must not start with part of a tree protected."""
 
 
 @dataclass(frozen=True)
@@ -393,17 +376,9 @@ class _Scanner:
         self.result = Protection()
         self.git_dirs: set[str] = set()
         self.patterns: dict[str, list[tuple[str, ...]]] = {}
-        self.link_refused: set[str] = (
-            set()
-        )  # first parts of names like .claude/settings.json: a link there too
         for name in tree_names():
             parts = tuple(name.rstrip("/").split("/"))
             self.patterns.setdefault(parts[-1], []).append(parts[:-1])
-            if len(parts) > 1:
-                self.link_refused.add(parts[0])
-
-    def _root_of(self, path: Path) -> Path:
-        return max((r for r in self.roots if r == path or r in path.parents), key=lambda r: len(r.parts))
 
     def _inside_writable(self, path: Path) -> bool:
         return any(r == path or r in path.parents for r in self.roots)
@@ -431,8 +406,6 @@ class _Scanner:
                 if i and tuple(parts[-i:]) != pattern[:i]:
                     continue
                 path = root.joinpath(*pattern[i:]) if i < len(pattern) else root
-                if os.path.islink(path) and path != root:
-                    raise _linked_name(path, root)
                 if os.path.lexists(path):
                     self.result.read_only.append(path)
                 else:
@@ -462,9 +435,7 @@ class _Scanner:
                         self.git_entry(Path(entry.path), entry)
                         continue
                     if name in self.patterns:
-                        self._match(directory, name, entry.path, entry.is_symlink())
-                    if name in self.link_refused and entry.is_symlink():
-                        raise _linked_name(Path(entry.path), self._root_of(Path(directory)))
+                        self._match(directory, name, entry.path)
                     if name == "pyvenv.cfg":
                         is_venv = True
                     elif name == "CACHEDIR.TAG":
@@ -480,12 +451,10 @@ class _Scanner:
                 continue
             stack += [os.path.join(directory, d) for d in subdirs if not (is_venv and d in VENV_SKIP)]
 
-    def _match(self, directory: str, name: str, path: str, is_link: bool) -> None:
+    def _match(self, directory: str, name: str, path: str) -> None:
         parts = directory.split(os.sep)
         for prefix in self.patterns[name]:
             if not prefix or tuple(parts[-len(prefix) :]) == prefix:
-                if is_link:
-                    raise _linked_name(Path(path), self._root_of(Path(directory)))
                 self.result.read_only.append(Path(path))
 
     # -- git directories -----------------------------------------------------------------------------------------
@@ -513,8 +482,6 @@ class _Scanner:
             path = git_dir / name
             if name == "config" and self.allow_git_config:
                 continue  # written, then sanitised after the run; what cannot be sanitised stays read-only
-            if os.path.islink(path):
-                raise _linked_name(path, self._root_of(git_dir))
             if os.path.lexists(path):
                 self.result.read_only.append(path)
             elif name in PLACEHOLDERS:
@@ -566,8 +533,6 @@ class _Scanner:
     # -- absolute paths: home-level names, netjail's installation, git config targets ------------------------------
 
     def absolute(self, path: Path, *, may_be_missing: bool) -> None:
-        if may_be_missing and (link := planted_link("", str(path), path, self.roots)) is not None:
-            raise _linked_name(link.link, link.inside)
         if self._inside_writable(path):
             if os.path.lexists(path):
                 self.result.read_only.append(path)

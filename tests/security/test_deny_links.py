@@ -5,9 +5,6 @@ rule) planting, then a run with the rule trying to read or write the secret. Eac
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-
 import pytest
 
 from tests.support.netjail import Netjail
@@ -89,46 +86,3 @@ def test_a_second_name_a_run_gave_the_file_is_refused(netjail: Netjail, key: str
     if key == "denyRead":
         assert "TOPSECRET" not in control.stdout, control.explain()
     assert secret.read_text() == "TOPSECRET\n"
-
-
-# -- protected names (docs/security.md "Protected names") that are links: the same class, for the mandatory denies
-
-
-@pytest.mark.parametrize(
-    ("name", "target"),
-    [
-        pytest.param(".bashrc", "dotfiles/bashrc", id="shell-rc"),  # GNU stow's layout
-        pytest.param(".claude", "dotfiles/claude", id="parent-of-claude-settings"),
-        pytest.param(".git/hooks", "../dotfiles/hooks", id="git-hooks"),
-    ],
-)
-def test_a_protected_name_that_is_a_link_in_a_writable_path_is_refused(
-    netjail: Netjail, name: str, target: str
-) -> None:
-    subprocess.run(["git", "init", "-q", str(netjail.work)], check=True)
-    dotfiles = netjail.work / "dotfiles"
-    (dotfiles / "claude").mkdir(parents=True)
-    (dotfiles / "hooks").mkdir()
-    (dotfiles / "bashrc").write_text("echo user\n")
-    link = netjail.work / name
-    if link.is_dir() and not link.is_symlink():
-        shutil.rmtree(link)  # git init's sample hooks
-    link.symlink_to(target)
-    cfg = netjail.settings(filesystem={"allowWrite": ["."]})
-    # the attack: the link is not a mount point, so inside it could be replaced by the command's own file
-    attack = netjail.run("-s", str(cfg), "-c", f"rm -f {name}; mkdir -p {name}; echo ran")
-    assert attack.returncode == 125 and "ran" not in attack.stdout, attack.explain()
-    assert str(link) in attack.stderr and "Fix:" in attack.stderr, attack.explain()
-    assert link.is_symlink()
-    # control: the same name as a real file or folder is read-only inside, and the run goes ahead
-    link.unlink()
-    protected = link
-    if not target.endswith("bashrc"):
-        link.mkdir()
-        protected = link / ("settings.json" if name == ".claude" else "pre-commit")
-    protected.write_text("echo user\n")
-    inside = protected.relative_to(netjail.work)
-    control = netjail.run("-s", str(cfg), "-c", f"echo EVIL >> {inside}; echo ok > other; echo ran")
-    assert protected.read_text() == "echo user\n", control.explain()
-    assert control.returncode == 0 and "ran" in control.stdout, control.explain()
-    assert (netjail.work / "other").read_text() == "ok\n"
