@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from netjail.jail import protected
 from netjail.jail.spec import JailError, PathRules
-from netjail.jail.symlinks import first_planted_link
+from netjail.jail.symlinks import extra_name, first_planted_link
 
 if TYPE_CHECKING:
     from netjail.settings import Settings
@@ -66,6 +66,12 @@ def path_rules(
     writable = _unique(_existing([p for e in fs.allow_write for p in _expand(e, cwd)]))
     named = (("allowWrite", fs.allow_write), ("allowRead", fs.allow_read))
     literals = [(k, e, p) for k, entries in named for e in entries for p in _expand(e, cwd, resolve=False)]
+    # a deny whose path runs through a link in a writable root would land where the link points, not on the
+    # path named, and the command could replace the link itself: refused like the allow entries
+    denies = (("denyRead", fs.deny_read), ("denyWrite", fs.deny_write))
+    literals += [
+        (k, e, p) for k, entries in denies for e in entries for p in _expand(e, cwd, deny=True, resolve=False)
+    ]
     if (planted := first_planted_link(literals, writable)) is not None:
         raise JailError(planted.message(settings_file))
     try:  # at any depth: mandatoryDenySearchDepth is accepted and no longer limits anything
@@ -82,6 +88,11 @@ def path_rules(
     ]
     read_only = _unique(denied_writes + mandatory + list(extra_read_only))
     hidden = _unique(_existing([p for e in fs.deny_read for p in _expand(e, cwd, deny=True)]))
+    devices = frozenset(os.stat(w).st_dev for w in writable)
+    for key, paths in (("denyRead", hidden), ("denyWrite", _existing(denied_writes))):
+        for path in paths:
+            if (refusal := extra_name(path, key, devices)) is not None:
+                raise JailError(f"settings {settings_file}: {refusal}" if settings_file else refusal)
     reallowed = _unique(
         [p for p in _existing([p for e in fs.allow_read for p in _expand(e, cwd)]) if _under_any(p, hidden)]
     )

@@ -222,6 +222,7 @@ SKIP_NAMES = frozenset(
 VENV_SKIP = frozenset(
     {"lib", "lib64"}
 )  # inside a directory holding pyvenv.cfg (a virtualenv's site-packages)
+BARE_GIT_PARTS = frozenset({"HEAD", "objects", "refs"})
 CACHE_SKIP = frozenset({"target"})  # Cargo's build directory, when it holds CACHEDIR.TAG
 
 DEFAULT_SCAN_LIMIT = 2_000_000  # entries: about 3 s at the ~670,000 entries/s bench/scan.py measures here
@@ -421,10 +422,15 @@ class _Scanner:
                 continue  # unreadable: the command cannot write there either
             subdirs: list[str] = []
             is_venv = has_cache_tag = False
+            git_parts = (
+                0  # HEAD, objects/ and refs/ seen here: a bare repository (git's own test, from d_type)
+            )
             with iterator:
                 for entry in iterator:
                     self._count(top)
                     name = entry.name
+                    if name in BARE_GIT_PARTS and (name == "HEAD" or entry.is_dir(follow_symlinks=False)):
+                        git_parts += 1
                     if name == ".git":
                         self.git_entry(Path(entry.path), entry)
                         continue
@@ -436,6 +442,11 @@ class _Scanner:
                         has_cache_tag = True
                     elif entry.is_dir(follow_symlinks=False) and name not in SKIP_NAMES:
                         subdirs.append(name)
+            if git_parts == len(
+                BARE_GIT_PARTS
+            ):  # its hooks run on a local push to it, its config on any command
+                self.git_dir(Path(directory), worktree=None)
+                continue
             if has_cache_tag and os.path.basename(directory) in CACHE_SKIP:
                 continue
             stack += [os.path.join(directory, d) for d in subdirs if not (is_venv and d in VENV_SKIP)]

@@ -21,12 +21,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+DENY_KEYS = ("denyRead", "denyWrite")
+
 
 @dataclass(frozen=True)
 class PlantedLink:
     """An entry of the settings that resolves through a link inside a writable root."""
 
-    key: str  # "allowWrite" or "allowRead"
+    key: str  # "allowWrite", "allowRead", "denyRead" or "denyWrite"
     entry: str  # as the settings write it
     link: Path  # the path component that is a symlink
     target: str  # what the link points to (as stored in it)
@@ -35,6 +37,16 @@ class PlantedLink:
 
     def message(self, settings_file: Path | str | None) -> str:
         where = f"settings {settings_file}: " if settings_file else ""
+        if self.key in DENY_KEYS:
+            effect = "hide" if self.key == "denyRead" else "make read-only"
+            return (
+                f"{where}{self.key} entry {self.entry!r} goes through the symlink {self.link} -> {self.target} "
+                f"(it resolves to {self.resolved}); the link is inside the writable path {self.inside}: a run could "
+                f"have made it, to make netjail {effect} another place than the one named, and the command could "
+                "replace the link itself. Fix: if you made the link, replace it with what it points to (or keep "
+                f"it out of every writable path) and name {str(self.resolved)!r} in the settings; otherwise remove "
+                f"it (rm {self.link})"
+            )
         return (
             f"{where}{self.key} entry {self.entry!r} goes through the symlink {self.link} -> {self.target} "
             f"(it resolves to {self.resolved}); the link is inside the writable path {self.inside}, where a run "
@@ -116,3 +128,51 @@ def first_planted_link(
         if (found := planted_link(key, entry, literal, roots)) is not None:
             return found
     return None
+
+
+def extra_name(path: Path, key: str, writable_devices: frozenset[int], budget: int = 100_000) -> str | None:
+    """A refusal when `path` (a denyRead / denyWrite entry, resolved), or a regular file inside it, has more
+    than one name: a mask or read-only bind covers the name it is put on, never the inode, so a hard link a run
+    made would still read (denyRead) or write (denyWrite) the same file. A run can only make one on the
+    filesystem of a writable path, so only files there are checked (one stat each). None when clean."""
+    try:
+        top = os.lstat(path)
+    except OSError:
+        return None
+    if top.st_dev not in writable_devices:
+        return None
+    found: tuple[str, int] | None = None
+    if stat.S_ISREG(top.st_mode):
+        found = (str(path), top.st_nlink) if top.st_nlink > 1 else None
+    elif stat.S_ISDIR(top.st_mode):
+        stack, seen = [str(path)], 0
+        while stack and found is None:
+            try:
+                with os.scandir(stack.pop()) as entries:
+                    for entry in entries:
+                        seen += 1
+                        if seen > budget:
+                            return (
+                                f"filesystem.{key}: {path} holds more than {budget} entries, too many to check "
+                                "each for other names (hard links). Fix: name the files to deny, not a whole "
+                                "large tree"
+                            )
+                        if entry.is_dir(follow_symlinks=False):
+                            stack.append(entry.path)
+                        elif entry.is_file(follow_symlinks=False):
+                            info = entry.stat(follow_symlinks=False)
+                            if info.st_nlink > 1 and info.st_dev in writable_devices:
+                                found = (entry.path, info.st_nlink)
+                                break
+            except OSError:
+                continue
+    if found is None:
+        return None
+    name, count = found
+    what = "is read" if key == "denyRead" else "is written"
+    return (
+        f"filesystem.{key}: {name} has {count} names (hard links); the rule covers this name only, and the same "
+        f"file {what} through the others (a run may have made one). Fix: give it a name of its own "
+        f"(cp -p {name} {name}.tmp && mv {name}.tmp {name}), or look for the others with "
+        f"`find / -xdev -samefile {name}`"
+    )

@@ -88,3 +88,63 @@ def test_open_no_follow_refuses_a_link_anywhere_on_the_way(tmp_path: Path, link_
         (tmp_path / "a" / "b").symlink_to(tmp_path / "real" / "b")
     with pytest.raises(LinkedPath):
         os.close(open_no_follow(tmp_path / "a" / "b"))
+
+
+# -- denyRead / denyWrite entries: refused in path_rules, before any backend (Linux bwrap and macOS seatbelt) ----
+
+
+def _rules(tmp_path: Path, **filesystem):
+    from netjail.jail.paths import path_rules
+    from netjail.settings import Settings
+
+    fs = {"denyRead": [], "allowWrite": ["."], "denyWrite": [], **filesystem}
+    settings = Settings.model_validate(
+        {"network": {"allowedDomains": [], "deniedDomains": []}, "filesystem": fs}
+    )
+    return path_rules(settings, tmp_path, settings_file=tmp_path / "cfg.json")
+
+
+@pytest.mark.parametrize("key", ["denyRead", "denyWrite"])
+@pytest.mark.parametrize(
+    ("layout", "entry"),
+    [
+        pytest.param({"decoy": None, "conf": "decoy"}, "conf/secret", id="parent-is-a-link"),
+        pytest.param({"decoy": None, "secret": "decoy"}, "secret", id="entry-is-a-link"),
+        pytest.param({"secret": "/nonexistent-target"}, "secret", id="entry-is-a-dangling-link"),
+    ],
+)
+def test_a_deny_entry_through_a_link_in_a_writable_root_is_refused(
+    tmp_path: Path, key: str, layout: dict, entry: str
+) -> None:
+    from netjail.jail.spec import JailError
+
+    tree(tmp_path, layout)
+    with pytest.raises(JailError) as refused:
+        _rules(tmp_path, **{key: [entry]})
+    for part in (str(tmp_path / "cfg.json"), key, repr(entry), "Fix:"):
+        assert part in str(refused.value)
+
+
+@pytest.mark.parametrize("key", ["denyRead", "denyWrite"])
+def test_a_deny_entry_through_a_users_link_outside_writable_roots_applies(tmp_path: Path, key: str) -> None:
+    tree(tmp_path, {"w": None, "data": None, "link": "data"})
+    (tmp_path / "data" / "secret").write_text("x")
+    rules = _rules(tmp_path, allowWrite=["w"], **{key: ["link/secret"]})
+    assert tmp_path / "data" / "secret" in (rules.hidden if key == "denyRead" else rules.read_only)
+
+
+@pytest.mark.parametrize("key", ["denyRead", "denyWrite"])
+def test_a_deny_entry_with_a_second_name_is_refused_and_with_one_name_applies(
+    tmp_path: Path, key: str
+) -> None:
+    from netjail.jail.spec import JailError
+
+    (tmp_path / "dir").mkdir()
+    (tmp_path / "dir" / "secret").write_text("x")
+    os.link(tmp_path / "dir" / "secret", tmp_path / "alias")
+    for entry in ("dir/secret", "dir"):  # the file itself, and a file inside a denied directory
+        with pytest.raises(JailError, match="2 names"):
+            _rules(tmp_path, **{key: [entry]})
+    (tmp_path / "alias").unlink()
+    rules = _rules(tmp_path, **{key: ["dir"]})
+    assert tmp_path / "dir" in (rules.hidden if key == "denyRead" else rules.read_only)
