@@ -18,13 +18,12 @@ from __future__ import annotations
 import logging
 import re
 import time
-from pathlib import Path
 from typing import ClassVar, NamedTuple
 
 import wsproto.events
 from h11._readers import ChunkedReader
 from h11._receivebuffer import ReceiveBuffer
-from mitmproxy import ctx, exceptions, http
+from mitmproxy import http
 from mitmproxy.net.http import http1
 from mitmproxy.proxy import commands, events, layer
 from mitmproxy.proxy.layers import http as http_layers
@@ -33,9 +32,9 @@ from mitmproxy.proxy.layers.http import _http1
 from mitmproxy.proxy.layers.http._base import ReceiveHttp
 from mitmproxy.proxy.layers.http._events import ErrorCode, RequestEndOfMessage, RequestHeaders
 
+from netjail.addons.settings_file import add_settings_option, configured_settings
+from netjail.policy.proxy_settings import ParserLimits, ProxySettings
 from netjail.records.schema import METADATA_KEY
-from netjail.settings import SettingsError, load_settings
-from netjail.settings.limits import NetworkLimits
 
 log = logging.getLogger("netjail.limits")
 
@@ -67,7 +66,7 @@ class HeadScan:
     Sizes: the request line without its line end; each header line without its line end; the header block as
     the sum of its header lines with their line ends (not the request line, not the final empty line)."""
 
-    def __init__(self, limits: NetworkLimits):
+    def __init__(self, limits: ParserLimits):
         self.limits = limits
         self.complete = False
         self.in_request_line = True
@@ -152,7 +151,7 @@ class HeadScan:
 _HOST_LINE = re.compile(rb"\nhost:[ \t]*([^\r\n]{0,1024})", re.IGNORECASE)
 
 
-def placeholder_request(head: bytes, exceeded: Exceeded, limits: NetworkLimits) -> http.Request:
+def placeholder_request(head: bytes, exceeded: Exceeded, limits: ParserLimits) -> http.Request:
     """What a refused head is recorded as: its request line (the target cut where the limit stopped reading) and
     its Host header if one was read; nothing else of it is parsed."""
     first = head.find(b"\n", 0, limits.max_request_line_bytes + 2)
@@ -190,7 +189,7 @@ def placeholder_request(head: bytes, exceeded: Exceeded, limits: NetworkLimits) 
     return request
 
 
-def check_request(request: http.Request, limits: NetworkLimits) -> Exceeded | None:
+def check_request(request: http.Request, limits: ParserLimits) -> Exceeded | None:
     """The limits as seen on a parsed request (HTTP/2 and 3, and the URL of HTTP/1): one pass over the fields."""
     if len(request.data.path) > limits.max_url_bytes or len(request.url) > limits.max_url_bytes:
         return _over("maxUrlBytes", 414, "URL", limits.max_url_bytes)
@@ -225,7 +224,7 @@ def refusal_response(exceeded: Exceeded) -> http.Response:
 class BoundedHttp1Server(_http1.Http1Server):
     """mitmproxy's HTTP/1 server layer with its head and chunk-size lines bounded."""
 
-    limits: ClassVar[NetworkLimits] = NetworkLimits()
+    limits: ClassVar[ParserLimits] = ParserLimits()
     head: HeadScan | None = None
     refused = False
 
@@ -284,7 +283,7 @@ class BoundedHttp1Server(_http1.Http1Server):
 class BoundedWebsocketLayer(websocket_layers.WebsocketLayer):
     """mitmproxy's WebSocket layer with the message it assembles bounded (count of fragments, bytes)."""
 
-    limits: ClassVar[NetworkLimits] = NetworkLimits()
+    limits: ClassVar[ParserLimits] = ParserLimits()
 
     def relay_messages(self, event: events.Event) -> layer.CommandGenerator[None]:
         yield from super().relay_messages(event)
@@ -317,31 +316,27 @@ class BoundedWebsocketLayer(websocket_layers.WebsocketLayer):
 # -- the addon ------------------------------------------------------------------------------------------------
 
 
-def configured_limits() -> NetworkLimits:
-    """`network.limits` of the file in the `netjail_settings` option (the defaults without one)."""
-    if not ctx.options.netjail_settings:
-        return NetworkLimits()
-    try:
-        return load_settings(Path(ctx.options.netjail_settings)).settings.network.limits
-    except SettingsError as e:
-        raise exceptions.OptionsError(str(e)) from e
+def configured_limits(given: ProxySettings | None) -> ParserLimits:
+    """`network.limits` of the settings (the defaults without any)."""
+    settings = configured_settings(given)
+    return ParserLimits() if settings is None else settings.limits
 
 
 class NetjailLimits:
-    def __init__(self) -> None:
-        self.limits = NetworkLimits()
+    def __init__(self, settings: ProxySettings | None = None) -> None:
+        self.given = settings
+        self.limits = ParserLimits()
         self.replaced: list[tuple[object, str, object]] = []
 
     def load(self, loader) -> None:
-        if "netjail_settings" not in loader.master.options:
-            loader.add_option("netjail_settings", str, "", "Path of a netjail (or srt) settings file.")
+        add_settings_option(loader)
         self._install(http_layers, "Http1Server", BoundedHttp1Server)
         self._install(websocket_layers, "WebsocketLayer", BoundedWebsocketLayer)
 
     def configure(self, updated: set[str]) -> None:
         if "netjail_settings" not in updated:
             return
-        self.limits = BoundedHttp1Server.limits = BoundedWebsocketLayer.limits = configured_limits()
+        self.limits = BoundedHttp1Server.limits = BoundedWebsocketLayer.limits = configured_limits(self.given)
 
     def done(self) -> None:
         for module, name, original in reversed(self.replaced):

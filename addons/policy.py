@@ -23,20 +23,20 @@ import ipaddress
 import logging
 import socket
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-from mitmproxy import ctx, exceptions, http, tcp, tls
+from mitmproxy import http, tcp, tls
 from mitmproxy.connection import Client
 from mitmproxy.proxy import mode_specs, server_hooks
 
+from netjail.addons.settings_file import add_settings_option, configured_settings
 from netjail.net.addresses import IPAddress, host_interface_addresses
 from netjail.net.domains import Host, normalize_host
 from netjail.net.resolver import server_lookup, system_lookup
 from netjail.policy.decision import Policy, Verdict, deny, failed_closed, fold_header
+from netjail.policy.proxy_settings import ProxySettings
 from netjail.policy.synthetic import SyntheticAddresses
 from netjail.records.schema import METADATA_KEY
-from netjail.settings import SettingsError, load_settings
 
 log = logging.getLogger("netjail.policy.decision")
 
@@ -99,7 +99,10 @@ def _guarded(on_error: Callable[..., None]):
 
 
 class NetjailPolicy:
-    def __init__(self, synthetic: SyntheticAddresses | None = None) -> None:
+    def __init__(
+        self, synthetic: SyntheticAddresses | None = None, settings: ProxySettings | None = None
+    ) -> None:
+        self.given = settings  # validated by netjail's supervisor; a `netjail_settings` file replaces it
         self.policy: Policy | None = None
         # the jail resolver's name <-> synthetic address map (transparent capture); None under stock mitmdump
         self.synthetic = synthetic
@@ -119,31 +122,20 @@ class NetjailPolicy:
         self.closed_ws: set[str] = set()  # WebSocket flows a policy update closed: their messages are dropped
 
     def load(self, loader) -> None:
-        loader.add_option("netjail_settings", str, "", "Path of a netjail (or srt) settings file.")
+        add_settings_option(loader)
 
     def configure(self, updated: set[str]) -> None:
         if "netjail_settings" not in updated:
             return
-        if not ctx.options.netjail_settings:
-            self.policy = None
-            return
-        try:
-            loaded = load_settings(Path(ctx.options.netjail_settings))
-        except SettingsError as e:
-            raise exceptions.OptionsError(str(e)) from e
-        self.policy = Policy(loaded.settings.network, host_interface_addresses())
+        settings = configured_settings(self.given)
+        self.policy = None if settings is None else Policy(settings.network, host_interface_addresses())
 
-    def reload(self, path: str) -> tuple[str, int]:
-        """A policy update (netjail/run/updates.py): the settings at `path`, already validated by the supervisor,
-        replace the network rules. Requests are judged at their next request as always; the streams open now
-        (raw TCP, WebSockets) that the new rules no longer allow are closed. Returns (the file's SHA-256, how many
-        streams were closed). Raises on a file that does not load: the old rules then stay."""
-        import hashlib
-
-        data = Path(path).read_bytes()
-        loaded = load_settings(Path(path))
-        self.policy = Policy(loaded.settings.network, host_interface_addresses())
-        digest = hashlib.sha256(data).hexdigest()
+    def reload(self, digest: str, settings: ProxySettings) -> int:
+        """A policy update (netjail/run/updates.py): settings the supervisor validated (`digest`: its effective
+        file's SHA-256) replace the network rules. Requests are judged at their next request as always; the
+        streams open now (raw TCP, WebSockets) that the new rules no longer allow are closed. Returns how many
+        streams were closed."""
+        self.policy = Policy(settings.network, host_interface_addresses())
         closed = 0
         for flow_id, (flow, host, port) in list(self.open_streams.items()):
             try:
@@ -171,7 +163,7 @@ class NetjailPolicy:
                 self.closed_ws.add(flow_id)
             self.open_streams.pop(flow_id, None)
             flow.kill()
-        return digest, closed
+        return closed
 
     def websocket_start(self, flow: http.HTTPFlow) -> None:
         host = self.tunnels.get(flow.client_conn.id)

@@ -38,7 +38,9 @@ from mitmproxy.io import tnetstring
 from mitmproxy.proxy import mode_specs
 
 from netjail import detect as audit
+from netjail.addons.settings_file import add_settings_option, configured_settings
 from netjail.detect.mitm import annotate, redact_flow
+from netjail.policy.proxy_settings import ProxySettings
 from netjail.records.caps import cap_record, cap_stored_flow, mark_incomplete
 from netjail.records.derived import host_port
 from netjail.records.flow_file import EncodedCertificates
@@ -46,7 +48,6 @@ from netjail.records.log import RecordLog, utc_timestamp
 from netjail.records.redaction import DEFAULT_REDACT, note_credentials, redact_value
 from netjail.records.reserve import LogReserve
 from netjail.records.schema import METADATA_KEY, DnsRecord, ErrorKind, FlowRecord, FlowStart
-from netjail.settings import SettingsError, load_settings
 
 log = logging.getLogger("netjail.recorder")
 
@@ -105,7 +106,8 @@ def classify_error(message: str) -> ErrorKind:
 
 
 class NetjailRecorder:
-    def __init__(self) -> None:
+    def __init__(self, settings: ProxySettings | None = None) -> None:
+        self.given = settings
         self.log: RecordLog | None = None
         self.flow_file: BinaryIO | None = None
         self.writer: FlowStateWriter | None = None
@@ -126,19 +128,15 @@ class NetjailRecorder:
 
     def load(self, loader) -> None:
         loader.add_option("netjail_record_dir", str, "", "Directory for flows.jsonl and flows.mitm.")
-        if "netjail_settings" not in loader.master.options:
-            loader.add_option("netjail_settings", str, "", "Path of a netjail (or srt) settings file.")
+        add_settings_option(loader)
 
     def configure(self, updated: set[str]) -> None:
-        if "netjail_settings" in updated and ctx.options.netjail_settings:
-            try:
-                settings = load_settings(Path(ctx.options.netjail_settings)).settings
-            except SettingsError as e:
-                raise exceptions.OptionsError(str(e)) from e
-            self.body_cap = settings.record.body_cap
-            self.redact = frozenset(h.lower() for h in settings.record.redact_headers)
+        settings = configured_settings(self.given) if "netjail_settings" in updated else None
+        if settings is not None:
+            self.body_cap = settings.body_cap
+            self.redact = settings.redact_headers
             self.secrets, problems = audit.Secrets.load(
-                settings.audit.secret_env, settings.audit.secret_files, os.environ
+                settings.secret_env, settings.secret_files, os.environ
             )
             for problem in problems:
                 log.warning("%s", problem)

@@ -19,8 +19,9 @@ from typing import Any
 from mitmproxy import ctx, http, tcp
 
 from netjail.addons.limits import configured_limits
+from netjail.addons.settings_file import add_settings_option
+from netjail.policy.proxy_settings import ParserLimits, ProxySettings
 from netjail.records.schema import BUFFERED_KEY, METADATA_KEY
-from netjail.settings.limits import NetworkLimits
 
 log = logging.getLogger("netjail.uploads")
 
@@ -39,19 +40,19 @@ def _declared_body(request: http.Request) -> int:
 
 
 class UploadCaps:
-    def __init__(self) -> None:
-        self.limits = NetworkLimits()
+    def __init__(self, settings: ProxySettings | None = None) -> None:
+        self.given = settings
+        self.limits = ParserLimits()
         self.host_sent: dict[str, int] = {}
         self.run_sent = 0
 
     def load(self, loader) -> None:
-        if "netjail_settings" not in loader.master.options:
-            loader.add_option("netjail_settings", str, "", "Path of a netjail (or srt) settings file.")
+        add_settings_option(loader)
 
     def configure(self, updated: set[str]) -> None:
         if "netjail_settings" not in updated:
             return
-        self.limits = configured_limits()
+        self.limits = configured_limits(self.given)
 
     @property
     def active(self) -> bool:

@@ -52,7 +52,7 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
-    policy = Policy(NetworkSettings.model_validate(GITHUB))
+    policy = Policy.of(NetworkSettings.model_validate(GITHUB))
     host = Host("github.com", None)
     for name, case in CASES.items():
         runs = []

@@ -47,7 +47,7 @@ def check(loaded: LoadedSettings, url: str, method: str = "GET") -> dict[str, An
     """The verdict for `method url`, with the steps that led to it (each a verdict of its own)."""
     request = parse_url(url)
     method = method.upper()
-    policy = Policy(loaded.settings.network)
+    policy = Policy.of(loaded.settings.network)
     steps: list[dict[str, str]] = []
     verdict = _judge(policy, request, method, steps)
     notes = []

@@ -109,7 +109,7 @@ def _example_below(parent: str) -> str:
 
 
 def _tunnel_hosts(settings: Settings) -> list[Lint]:
-    policy = Policy(settings.network)
+    policy = Policy.of(settings.network)
     found = []
     for name, what in TUNNEL_HOSTS.items():
         verdict = policy.judge_destination(normalize_host(name), 443)
@@ -193,7 +193,7 @@ def _words(policy: Policy, probe: Probe) -> tuple[bool, str]:
 def diff(before: Settings, after: Settings) -> list[str]:
     """What changes from `before` to `after`, one sentence each: destinations now allowed or denied (every host,
     port and wildcard either file names, judged by both policies), pins, modes and filesystem rules."""
-    old, new = Policy(before.network), Policy(after.network)
+    old, new = Policy.of(before.network), Policy.of(after.network)
     patterns = [
         *before.network.allowed_domains,
         *before.network.denied_domains,

@@ -7,9 +7,9 @@ SNI, the address actually dialed); nothing here touches a socket, so the whole t
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import asdict, dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from netjail.net.addresses import IPAddress, local_range_of
 from netjail.net.domains import (
@@ -20,8 +20,10 @@ from netjail.net.domains import (
     match_destination,
     normalize_host,
 )
-from netjail.policy.rules import compile_rule_sets, judge_request, rule_set_for
-from netjail.settings import NetworkSettings
+from netjail.policy.rules import RuleSet, compile_rule_sets, judge_request, rule_set_for
+
+if TYPE_CHECKING:
+    from netjail.settings import NetworkSettings
 
 Reason = Literal[
     "allowed",
@@ -74,23 +76,65 @@ def failed_closed(error: BaseException) -> Verdict:
     )
 
 
-class Policy:
-    """The compiled network settings."""
+@dataclass(frozen=True, slots=True)
+class NetworkRules:
+    """The network settings as the policy needs them: validated, compiled and frozen, with no pydantic in it, so
+    that the proxy process receives it ready (pickled over its control socket) instead of loading the file."""
 
-    def __init__(self, network: NetworkSettings, host_addresses: Collection[IPAddress] = ()):
-        self.allowed: tuple[Pattern, ...] = tuple(network.allowed_domains)
-        self.denied: tuple[Pattern, ...] = tuple(network.denied_domains)
-        self.denied_reasons = dict(network.denied_domain_reasons)
-        self.excluded_from_tls: tuple[Pattern, ...] = tuple(network.tls_terminate.exclude_domains)
-        self.pinned: dict[str, IPAddress] = {normalize_host(k).name: v for k, v in network.hosts.items()}
-        self.denied_ranges = tuple(network.denied_resolved_addresses)
+    allowed: tuple[Pattern, ...]
+    denied: tuple[Pattern, ...]
+    denied_reasons: Mapping[str, str]
+    excluded_from_tls: tuple[Pattern, ...]
+    pinned: Mapping[str, IPAddress]
+    denied_ranges: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
+    audit_mode: bool
+    resolver: tuple[str, int] | None
+    request_rules: tuple[RuleSet, ...]
+    stripped_response_headers: frozenset[str]
+    refuse_opaque_tunnels: bool
+    max_tunnels: int | None
+
+    @classmethod
+    def of(cls, network: NetworkSettings) -> NetworkRules:
+        return cls(
+            allowed=tuple(network.allowed_domains),
+            denied=tuple(network.denied_domains),
+            denied_reasons=dict(network.denied_domain_reasons),
+            excluded_from_tls=tuple(network.tls_terminate.exclude_domains),
+            pinned={normalize_host(k).name: v for k, v in network.hosts.items()},
+            denied_ranges=tuple(network.denied_resolved_addresses),
+            audit_mode=network.mode == "audit",
+            resolver=network.resolver_address,
+            request_rules=compile_rule_sets(network.rules),
+            stripped_response_headers=frozenset(fold_header(h) for h in network.strip_response_headers),
+            refuse_opaque_tunnels=network.refuse_opaque_tunnels,
+            max_tunnels=network.tls_terminate.max_tunnels,
+        )
+
+
+class Policy:
+    """The compiled network settings, and the questions asked of them."""
+
+    def __init__(self, rules: NetworkRules, host_addresses: Collection[IPAddress] = ()):
+        self.rules = rules
+        self.allowed = rules.allowed
+        self.denied = rules.denied
+        self.denied_reasons = rules.denied_reasons
+        self.excluded_from_tls = rules.excluded_from_tls
+        self.pinned = rules.pinned
+        self.denied_ranges = rules.denied_ranges
         self.host_addresses = frozenset(host_addresses)
-        self.audit_mode = network.mode == "audit"
-        self.resolver: tuple[str, int] | None = network.resolver_address
-        self.request_rules = compile_rule_sets(network.rules)
-        self.stripped_response_headers = frozenset(fold_header(h) for h in network.strip_response_headers)
-        self.refuse_opaque_tunnels = network.refuse_opaque_tunnels
-        self.max_tunnels = network.tls_terminate.max_tunnels
+        self.audit_mode = rules.audit_mode
+        self.resolver = rules.resolver
+        self.request_rules = rules.request_rules
+        self.stripped_response_headers = rules.stripped_response_headers
+        self.refuse_opaque_tunnels = rules.refuse_opaque_tunnels
+        self.max_tunnels = rules.max_tunnels
+
+    @classmethod
+    def of(cls, network: NetworkSettings, host_addresses: Collection[IPAddress] = ()) -> Policy:
+        """The policy of validated settings (the supervisor, `netjail check`, the stock-mitmdump addons)."""
+        return cls(NetworkRules.of(network), host_addresses)
 
     # -- names ------------------------------------------------------------------------------------------------
 

@@ -13,10 +13,12 @@ import re
 import string
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from netjail.net.domains import Host, Pattern
-from netjail.settings.rules import HostRules, RequestRule
+
+if TYPE_CHECKING:  # the proxy receives compiled rule sets and never imports pydantic
+    from netjail.settings.rules import HostRules, RequestRule
 
 _HEX = frozenset("0123456789abcdefABCDEF")
 # Decoded wherever they are percent-encoded: the unreserved characters, and the others a segment may hold raw

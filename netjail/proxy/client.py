@@ -7,12 +7,17 @@ run's critical path.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from netjail.policy.proxy_settings import ProxySettings
 
 STOP_SECONDS = 10.0
 
@@ -49,12 +54,18 @@ class StandbyProxy:
     def pid(self) -> int:
         return self.process.pid
 
-    def configure(self, config: dict, sockets: dict[str, list[socket.socket]]) -> None:
-        """Hand over the run's configuration and the sockets to serve (the caller then closes its copies)."""
+    def configure(
+        self, config: dict, sockets: dict[str, list[socket.socket]], settings: ProxySettings
+    ) -> None:
+        """Hand over the run's configuration, its validated settings and the sockets to serve (the caller then
+        closes its copies). One JSON line: the proxy reads up to its newline."""
         roles = [role for role, socks in sockets.items() for _ in socks]
         fds = [s.fileno() for socks in sockets.values() for s in socks]
+        value = base64.b64encode(settings.dumps()).decode()
+        message = json.dumps(config | {"roles": roles, "proxy_settings": value}).encode() + b"\n"
         try:
-            socket.send_fds(self.control, [json.dumps(config | {"roles": roles}).encode()], fds)
+            sent = socket.send_fds(self.control, [message], fds)
+            self.control.sendall(message[sent:])
         except OSError as e:
             raise ProxyFailed(f"the proxy process is gone ({e})") from e
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import ctypes
 import json
 import logging
@@ -27,6 +28,7 @@ from netjail.utils.status import ProxyExit
 if TYPE_CHECKING:
     from netjail.addons.policy import NetjailPolicy
     from netjail.addons.recorder import NetjailRecorder
+    from netjail.policy.proxy_settings import ProxySettings
 
 PR_SET_PDEATHSIG = 1
 MAX_SOCKETS = 16
@@ -100,7 +102,9 @@ def _mitmproxy_addons(policy: NetjailPolicy, recorder: NetjailRecorder) -> list:
     ]
 
 
-async def serve(config: dict, sockets: dict[str, list[socket.socket]], control: socket.socket) -> int:
+async def serve(
+    config: dict, settings: ProxySettings, sockets: dict[str, list[socket.socket]], control: socket.socket
+) -> int:
     from mitmproxy import options
     from mitmproxy.master import Master
     from mitmproxy.proxy.mode_servers import ServerInstance
@@ -119,8 +123,8 @@ async def serve(config: dict, sockets: dict[str, list[socket.socket]], control: 
     opts = options.Options(mode=[], confdir=config["confdir"])
     master = Master(opts)
     synthetic = SyntheticAddresses()
-    policy = NetjailPolicy(synthetic)
-    recorder = NetjailRecorder()
+    policy = NetjailPolicy(synthetic, settings)
+    recorder = NetjailRecorder(settings)
     credentials = [Credential.from_config(c) for c in config.get("credentials") or []]
     # the injector wraps the recorder's body taps (after it); the restorer puts placeholders back before it records
     injector = CredentialInjector(
@@ -132,17 +136,17 @@ async def serve(config: dict, sockets: dict[str, list[socket.socket]], control: 
     restorer = CredentialRestorer(injector)
     master.addons.add(
         NetjailProxyAuth(),
-        NetjailLimits(),
+        NetjailLimits(settings),
         policy,
         restorer,
         recorder,
         injector,
-        UploadCaps(),
+        UploadCaps(settings),
         *_mitmproxy_addons(policy, recorder),
     )
     # Addon-owned options exist only once their addon is added.
     opts.update(
-        netjail_settings=config["settings"],
+        netjail_settings="",  # no file: the addons take `settings`, validated by the supervisor
         netjail_record_dir=config["record_dir"],
         netjail_proxy_secret_file=config.get("secret_file") or "",
         ssl_verify_upstream_trusted_ca=config["upstream_trust"],
@@ -188,8 +192,11 @@ async def serve(config: dict, sockets: dict[str, list[socket.socket]], control: 
 
 
 async def _serve_updates(control: socket.socket, policy: object) -> None:
-    """Policy updates from the supervisor (netjail/run/updates.py): one JSON line each, `{"reload": PATH}` of
-    settings it validated; answered `reloaded DIGEST CLOSED` or `reload_failed WHY` (the old rules then stay)."""
+    """Policy updates from the supervisor (netjail/run/updates.py): one JSON line each, `{"reload": PATH,
+    "digest": SHA256, "value": BASE64}`, the settings it validated (a pickled ProxySettings); answered
+    `reloaded DIGEST CLOSED` or `reload_failed WHY` (the old rules then stay)."""
+    from netjail.policy.proxy_settings import ProxySettings
+
     loop = asyncio.get_running_loop()
     control.setblocking(False)
     buffer = b""
@@ -198,22 +205,36 @@ async def _serve_updates(control: socket.socket, policy: object) -> None:
         while b"\n" in buffer:
             line, buffer = buffer.split(b"\n", 1)
             try:
-                digest, closed = policy.reload(json.loads(line)["reload"])  # type: ignore[attr-defined]
+                update = json.loads(line)
+                digest = str(update["digest"])
+                value = ProxySettings.loads(base64.b64decode(update["value"]))
+                closed = policy.reload(digest, value)  # type: ignore[attr-defined]
                 reply = f"reloaded {digest} {closed}"
             except Exception as e:  # a message or a traceback stays here: the supervisor says the kind only
                 reply = f"reload_failed {type(e).__name__}"
             await loop.sock_sendall(control, reply.encode() + b"\n")
 
 
-def _receive_configuration(control: socket.socket) -> tuple[dict, dict[str, list[socket.socket]]]:
+def _receive_configuration(
+    control: socket.socket,
+) -> tuple[dict, ProxySettings, dict[str, list[socket.socket]]]:
+    """One JSON line (netjail/proxy/client.py), the sockets attached to its first bytes."""
+    from netjail.policy.proxy_settings import ProxySettings
+
     message, fds, _flags, _addr = socket.recv_fds(control, 1 << 16, MAX_SOCKETS)
     if not message:  # netjail gave up before the run started (bad settings, no jail): nothing to do
         sys.exit(ProxyExit.OK)
+    while not message.endswith(b"\n"):
+        more = control.recv(1 << 16)
+        if not more:
+            raise ConnectionError("the configuration ended before its newline")
+        message += more
     config = json.loads(message)
+    settings = ProxySettings.loads(base64.b64decode(config.pop("proxy_settings")))
     sockets: dict[str, list[socket.socket]] = {}
     for role, fd in zip(config["roles"], fds, strict=True):
         sockets.setdefault(role, []).append(socket.socket(fileno=fd))
-    return config, sockets
+    return config, settings, sockets
 
 
 def _configure_logging(log_file: str, debug: bool) -> None:
@@ -237,9 +258,9 @@ def main(argv: list[str] | None = None) -> int:
     control = socket.socket(fileno=args.control_fd)
     try:
         _preload()
-        config, sockets = _receive_configuration(control)
+        config, settings, sockets = _receive_configuration(control)
         _configure_logging(config["log_file"], config.get("debug", False))
-        return asyncio.run(serve(config, sockets, control))
+        return asyncio.run(serve(config, settings, sockets, control))
     except SystemExit:
         raise
     except Exception as e:

@@ -30,6 +30,7 @@ from netjail.jail.paths import absent_entries, path_rules
 from netjail.jail.protected import create_placeholders, remove_placeholders
 from netjail.jail.scrub import Scrubbed, scrub_environment
 from netjail.jail.spec import Jail, JailError, JailSpec, Launched, PathRules
+from netjail.policy.proxy_settings import ProxySettings
 from netjail.proxy.ca import RunCA, create_run_ca
 from netjail.proxy.client import ProxyFailed, StandbyProxy
 from netjail.records import build
@@ -364,6 +365,7 @@ def _supervise(
         proxy.configure(
             proxy_config(runs, ca, launched.capture_mode, launched.proxy_secret, debug, masks),
             launched.sockets,
+            ProxySettings.of(settings),
         )
         # the proxy holds them now: if it dies, connections are refused
         for sockets in launched.sockets.values():

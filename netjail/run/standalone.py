@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from netjail.policy.proxy_settings import ProxySettings
 from netjail.proxy.ca import create_run_ca
 from netjail.proxy.client import ProxyFailed, StandbyProxy
 from netjail.records import build
@@ -143,7 +144,11 @@ def _serve(
             )
         ca = create_run_ca(runs.proxy_dir, settings.network.tls_terminate.extra_ca_cert_paths)
         secret = secrets.token_urlsafe(24)
-        proxy.configure(proxy_config(runs, ca, "proxy-variables", secret, debug), {"proxy": [listener]})
+        proxy.configure(
+            proxy_config(runs, ca, "proxy-variables", secret, debug),
+            {"proxy": [listener]},
+            ProxySettings.of(settings),
+        )
         listener.close()  # the proxy holds it now
         _wait_ready(proxy)
         on_ready(Listening(host, port, secret, ca.cert_path, ca.jail_bundle, runs.path))

@@ -11,6 +11,7 @@ Each update is a `policy_update` record: its source, the result, and the SHA-256
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -20,6 +21,7 @@ from typing import Any
 
 import structlog
 
+from netjail.policy.proxy_settings import ProxySettings
 from netjail.records.log import RecordLog, utc_timestamp
 from netjail.records.rundir import RunDir
 from netjail.records.schema import PolicyUpdate, UpdateResult, UpdateSource
@@ -105,7 +107,10 @@ class PolicyUpdates:
             "digest": hashlib.sha256(effective.read_bytes()).hexdigest(),
         }
         self.pending.append((update, loaded))
-        self.send_to_proxy(json.dumps({"reload": str(effective)}).encode() + b"\n")
+        # the proxy gets the validated value, not the file: it never imports the settings loader
+        value = base64.b64encode(ProxySettings.of(loaded.settings).dumps()).decode()
+        message = {"reload": str(effective), "digest": update["digest"], "value": value}
+        self.send_to_proxy(json.dumps(message).encode() + b"\n")
 
     def on_proxy_line(self, line: str) -> bool:
         """An answer of the proxy (`reloaded DIGEST CLOSED`, `reload_failed WHY`); False for other lines."""

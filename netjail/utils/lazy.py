@@ -22,3 +22,18 @@ def lazy_exports(
         return getattr(importlib.import_module(f"{package}.{module}"), name)
 
     return sorted(home), __getattr__
+
+
+def import_without(name: str, hidden: str) -> None:
+    """Import `name` while `hidden` looks absent, so that an optional dependency it would load stays out (structlog
+    imports rich, ~120 ms, only to pretty-print tracebacks: the supervisor renders its own messages). `hidden`
+    stays importable for the code that asks for it itself."""
+    import sys
+
+    if name in sys.modules or hidden in sys.modules:
+        return
+    sys.modules[hidden] = None  # type: ignore[assignment]  # makes `import hidden` fail inside `name` only
+    try:
+        importlib.import_module(name)
+    finally:
+        del sys.modules[hidden]

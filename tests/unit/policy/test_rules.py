@@ -35,7 +35,7 @@ TABLE_RULES = [
 
 def policy(rules: list[dict], **network: object) -> Policy:
     data = {"allowedDomains": ["allowed.test", "other.test"], "deniedDomains": [], "rules": rules, **network}
-    return Policy(NetworkSettings.model_validate(data))
+    return Policy.of(NetworkSettings.model_validate(data))
 
 
 ALLOWED = Host("allowed.test", None)
