@@ -5,7 +5,11 @@ from __future__ import annotations
 import logging
 import sys
 
-import structlog
+from netjail.utils.lazy import import_without
+
+import_without("structlog", "rich")  # the first import of structlog in a command's path: logs comes first
+
+import structlog  # noqa: E402
 
 
 def configure(debug: bool) -> None:
