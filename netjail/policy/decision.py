@@ -39,6 +39,7 @@ Reason = Literal[
     "invalid_host",
     "policy_error",
     "would_deny",
+    "asked",
 ]
 
 
