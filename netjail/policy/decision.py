@@ -92,6 +92,8 @@ class Policy:
         self.stripped_response_headers = frozenset(fold_header(h) for h in network.strip_response_headers)
         self.refuse_opaque_tunnels = network.refuse_opaque_tunnels
         self.max_tunnels = network.tls_terminate.max_tunnels
+        self.asks = network.asks  # ask mode: a host no allowedDomains entry covers is put to the user
+        self.ask_timeout = float(network.ask.timeout_seconds)
 
     # -- names ------------------------------------------------------------------------------------------------
 

@@ -77,6 +77,7 @@ def _preload() -> None:
     import mitmproxy.master
     import mitmproxy.proxy.mode_servers  # noqa: F401
 
+    import netjail.addons.ask
     import netjail.addons.credentials
     import netjail.addons.limits
     import netjail.addons.policy
@@ -105,6 +106,7 @@ async def serve(config: dict, sockets: dict[str, list[socket.socket]], control: 
     from mitmproxy.master import Master
     from mitmproxy.proxy.mode_servers import ServerInstance
 
+    from netjail.addons.ask import NetjailAsk
     from netjail.addons.credentials import CredentialInjector, CredentialRestorer
     from netjail.addons.limits import NetjailLimits
     from netjail.addons.policy import NetjailPolicy
@@ -120,6 +122,9 @@ async def serve(config: dict, sockets: dict[str, list[socket.socket]], control: 
     master = Master(opts)
     synthetic = SyntheticAddresses()
     policy = NetjailPolicy(synthetic)
+    loop = asyncio.get_running_loop()
+    # ask mode's questions to the supervisor, on the control socket (once it is non-blocking: after `ready`)
+    ask = NetjailAsk(policy, lambda line: _send_soon(loop, control, line))
     recorder = NetjailRecorder()
     credentials = [Credential.from_config(c) for c in config.get("credentials") or []]
     # the injector wraps the recorder's body taps (after it); the restorer puts placeholders back before it records
@@ -133,6 +138,7 @@ async def serve(config: dict, sockets: dict[str, list[socket.socket]], control: 
     master.addons.add(
         NetjailProxyAuth(),
         NetjailLimits(),
+        ask,  # holds what ask mode puts to the user, before the policy judges it
         policy,
         restorer,
         recorder,
@@ -167,7 +173,6 @@ async def serve(config: dict, sockets: dict[str, list[socket.socket]], control: 
         instance: ServerInstance = ServerInstance.make(mode, proxyserver)
         for sock in sockets.get(role, []):
             servers.append(await asyncio.start_server(instance.handle_stream, sock=sock))
-    loop = asyncio.get_running_loop()
     captured = synthetic if config["capture_mode"] == "transparent" else None
     for sock in sockets.get("dns", []):
         resolver = JailResolverProtocol(lambda: policy.policy, captured, recorder.record_event)
@@ -179,7 +184,7 @@ async def serve(config: dict, sockets: dict[str, list[socket.socket]], control: 
     loop.add_signal_handler(signal.SIGTERM, master.shutdown)
     loop.add_signal_handler(signal.SIGINT, lambda: None)  # the supervisor decides when the proxy stops
     control.sendall(b"ready\n")
-    updates = asyncio.ensure_future(_serve_updates(control, policy))
+    updates = asyncio.ensure_future(_serve_updates(control, policy, ask))
     await run
     updates.cancel()
     for server in servers:
@@ -187,9 +192,19 @@ async def serve(config: dict, sockets: dict[str, list[socket.socket]], control: 
     return ProxyExit.LOG_FAILED if recorder.failed else ProxyExit.OK
 
 
-async def _serve_updates(control: socket.socket, policy: object) -> None:
+_SENDING: set[asyncio.Future] = set()  # kept until sent: the loop holds only weak references to tasks
+
+
+def _send_soon(loop: asyncio.AbstractEventLoop, control: socket.socket, line: bytes) -> None:
+    sending = asyncio.ensure_future(loop.sock_sendall(control, line))
+    _SENDING.add(sending)
+    sending.add_done_callback(_SENDING.discard)
+
+
+async def _serve_updates(control: socket.socket, policy: object, ask: object) -> None:
     """Policy updates from the supervisor (netjail/run/updates.py): one JSON line each, `{"reload": PATH}` of
-    settings it validated; answered `reloaded DIGEST CLOSED` or `reload_failed WHY` (the old rules then stay)."""
+    settings it validated; answered `reloaded DIGEST CLOSED` or `reload_failed WHY` (the old rules then stay).
+    `{"answer": {...}}`: ask mode's answer to a question (addons/ask.py), not replied to."""
     loop = asyncio.get_running_loop()
     control.setblocking(False)
     buffer = b""
@@ -198,7 +213,11 @@ async def _serve_updates(control: socket.socket, policy: object) -> None:
         while b"\n" in buffer:
             line, buffer = buffer.split(b"\n", 1)
             try:
-                digest, closed = policy.reload(json.loads(line)["reload"])  # type: ignore[attr-defined]
+                message = json.loads(line)
+                if "answer" in message:
+                    ask.on_answer(message["answer"])  # type: ignore[attr-defined]
+                    continue
+                digest, closed = policy.reload(message["reload"])  # type: ignore[attr-defined]
                 reply = f"reloaded {digest} {closed}"
             except Exception as e:  # a message or a traceback stays here: the supervisor says the kind only
                 reply = f"reload_failed {type(e).__name__}"

@@ -93,7 +93,7 @@ class NetworkSettings(SettingsModel):
     allowed_domains: list[AllowPattern]
     denied_domains: list[DenyPattern]
     denied_domain_reasons: dict[str, NonEmptyStr] = {}
-    strict_allowlist: bool = True  # asks only with network.ask (and this not written true)
+    strict_allowlist: bool | None = None  # not written: true, unless network.ask asks (which true refuses)
     denied_resolved_addresses: list[IPNet] = []
     allow_unix_sockets: list[str] = []
     allow_all_unix_sockets: bool = False
@@ -210,7 +210,7 @@ class NetworkSettings(SettingsModel):
 
     @model_validator(mode="after")
     def _ask_needs_a_loose_allowlist(self) -> NetworkSettings:
-        if self.ask.enabled and self.strict_allowlist and "strict_allowlist" in self.model_fields_set:
+        if self.ask.enabled and self.strict_allowlist:
             raise Problem(
                 "ask.enabled asks about hosts no allowedDomains entry covers, and strictAllowlist: true says "
                 "never to ask (srt's meaning)",
