@@ -150,6 +150,7 @@ def run_learn(
     debug: bool = False,
     keep_unused: bool = False,
     as_json: bool = False,
+    rules: bool = False,
 ) -> int:
     import click
 
@@ -195,6 +196,10 @@ def run_learn(
     run = RunDir(outcome.run_dir)
     learned = learn_from_records(flow_records(run, events=("flow", "dns")))
     new = learned_settings(base, learned, loaded.expansions, keep_unused=keep_unused)
+    if rules:  # method and path rules too (netjail/inspect/learn_rules.py)
+        from netjail.inspect.learn_rules import with_learned_rules
+
+        new = with_learned_rules(new, flow_records(run, events=("flow",)))
     target = output or run.path / "learned-settings.json"
     try:
         target.write_text(dump(new), encoding="utf-8")
