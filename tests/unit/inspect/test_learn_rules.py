@@ -43,16 +43,16 @@ def test_path_globs(paths: list[str], glob: str) -> None:
 
 def test_rules_per_host_methods_merged_the_rest_denied() -> None:
     records = [
-        _flow("pypi.org", "GET", "/simple/requests/?x=1"),
-        _flow("pypi.org", "GET", "/simple/six/"),
-        _flow("pypi.org", "HEAD", "/simple/six/"),
+        _flow("index.test", "GET", "/simple/requests/?x=1"),
+        _flow("index.test", "GET", "/simple/six/"),
+        _flow("index.test", "HEAD", "/simple/six/"),
         _flow("api.test", "POST", "/v1/messages"),
         _flow("api.test", "GET", "/v1/models", verdict="deny"),  # denied: not what the command may do
         _flow("raw.test", None, None, scheme="tcp"),  # raw TCP: rules would refuse it
         _flow("covered.test", "GET", "/x"),  # the base has rules for it
     ]
     assert propose_rules(records, {"covered.test"}) == [
-        {"hosts": ["pypi.org"], "requests": [{"allow": ["GET"], "path": "/simple/**"},
+        {"hosts": ["index.test"], "requests": [{"allow": ["GET"], "path": "/simple/**"},
                                              {"allow": ["HEAD"], "path": "/simple/six"}], "default": "deny"},
         {"hosts": ["api.test"], "requests": [{"allow": ["POST"], "path": "/v1/messages"}], "default": "deny"},
     ]  # fmt: skip
@@ -62,14 +62,14 @@ def test_the_proposal_loads_and_allows_what_was_used_only(tmp_path: Path) -> Non
     from netjail.inspect.check import check
     from netjail.settings import load_settings
 
-    data = {"network": {"allowedDomains": ["pypi.org"], "deniedDomains": []},
+    data = {"network": {"allowedDomains": ["index.test"], "deniedDomains": []},
             "filesystem": {"denyRead": [], "allowWrite": [], "denyWrite": []}}  # fmt: skip
     learned = with_learned_rules(
-        data, [_flow("pypi.org", "GET", "/simple/a/"), _flow("pypi.org", "GET", "/simple/b/")]
+        data, [_flow("index.test", "GET", "/simple/a/"), _flow("index.test", "GET", "/simple/b/")]
     )
     path = tmp_path / "learned.json"
     path.write_text(json.dumps(learned))
     loaded = load_settings(path)
-    assert check(loaded, "https://pypi.org/simple/c/", "GET")["verdict"] == "allow"
-    assert check(loaded, "https://pypi.org/simple/c/", "POST")["verdict"] == "deny"
-    assert check(loaded, "https://pypi.org/other", "GET")["verdict"] == "deny"
+    assert check(loaded, "https://index.test/simple/c/", "GET")["verdict"] == "allow"
+    assert check(loaded, "https://index.test/simple/c/", "POST")["verdict"] == "deny"
+    assert check(loaded, "https://index.test/other", "GET")["verdict"] == "deny"
