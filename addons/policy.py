@@ -120,6 +120,9 @@ class NetjailPolicy:
         # "next request" to judge them at, so it judges them itself (reload)
         self.open_streams: dict[str, tuple[http.HTTPFlow | tcp.TCPFlow, Host, int]] = {}
         self.closed_ws: set[str] = set()  # WebSocket flows a policy update closed: their messages are dropped
+        # ask mode (addons/ask.py): (client id, host, port) -> the user's answer on a host no allowedDomains entry
+        # covers, or None when there is none
+        self.grants: Callable[[str, Host, int], Verdict | None] | None = None
 
     def load(self, loader) -> None:
         add_settings_option(loader)
@@ -139,7 +142,7 @@ class NetjailPolicy:
         closed = 0
         for flow_id, (flow, host, port) in list(self.open_streams.items()):
             try:
-                verdict = self.policy.judge_destination(host, port)
+                verdict = self._destination(flow.client_conn.id, host, port)
                 if (
                     verdict.allowed
                     and isinstance(flow, tcp.TCPFlow)
@@ -201,12 +204,18 @@ class NetjailPolicy:
             level, "%s %s:%s %s (%s)", verdict.verdict, shown, flow.request.port, verdict.reason, verdict.rule
         )
 
-    def _judge_target(self, host_text: str, port: int) -> tuple[Host | None, Verdict]:
-        policy = self._policy()
-        host = policy.parse(host_text)
+    def _judge_target(self, host_text: str, port: int, client_id: str = "") -> tuple[Host | None, Verdict]:
+        host = self._policy().parse(host_text)
         if isinstance(host, Verdict):
             return None, host
-        return host, policy.judge_destination(host, port)
+        return host, self._destination(client_id, host, port)
+
+    def _destination(self, client_id: str, host: Host, port: int) -> Verdict:
+        """The domain lists' verdict, or, for a host they do not cover, what the user answered in ask mode."""
+        verdict = self._policy().judge_destination(host, port)
+        if verdict.reason == "not_allowed" and self.grants is not None:
+            return self.grants(client_id, host, port) or verdict
+        return verdict
 
     def _on_flow_error(self, flow: http.HTTPFlow, verdict: Verdict) -> None:
         self._deny_flow(flow, verdict)
@@ -242,7 +251,7 @@ class NetjailPolicy:
         if tunnel is None or self.policy is None:
             return None
         host, port = tunnel
-        return self.policy.judge_destination(host, port).as_dict() | {"judged_host": host.name}
+        return self._destination(client.id, host, port).as_dict() | {"judged_host": host.name}
 
     # -- hooks ------------------------------------------------------------------------------------------------
 
@@ -282,7 +291,7 @@ class NetjailPolicy:
     def http_connect(self, flow: http.HTTPFlow) -> None:
         if flow.response:
             return
-        host, verdict = self._judge_target(flow.request.host, flow.request.port)
+        host, verdict = self._judge_target(flow.request.host, flow.request.port, flow.client_conn.id)
         if not verdict.allowed or host is None:
             self._deny_flow(flow, verdict, host)
             return
@@ -301,9 +310,11 @@ class NetjailPolicy:
         tunnel = self.tunnels.get(flow.client_conn.id)
         if tunnel is not None:
             host, port = tunnel
-            verdict = policy.judge_destination(host, port)  # every request carries its own verdict
+            verdict = self._destination(
+                flow.client_conn.id, host, port
+            )  # every request carries its own verdict
         else:
-            parsed, verdict = self._judge_target(flow.request.host, flow.request.port)
+            parsed, verdict = self._judge_target(flow.request.host, flow.request.port, flow.client_conn.id)
             if parsed is None:
                 self._deny_flow(flow, verdict)
                 return
@@ -348,7 +359,7 @@ class NetjailPolicy:
         name, port = self._named(str(data.server.address[0])), int(data.server.address[1])
         tunnel = self.tunnels.get(data.client.id)
         policy = self._policy()
-        host, verdict = self._judge_target(name, port)
+        host, verdict = self._judge_target(name, port, data.client.id)
         if verdict.allowed and host is not None and tunnel is not None and tunnel[0].name != host.name:
             verdict = deny(
                 "host_mismatch", "fronting-guard", f"dial to {host.name} inside a tunnel to {tunnel[0].name}"
@@ -436,7 +447,7 @@ class NetjailPolicy:
                 raise RuntimeError("raw TCP outside any judged tunnel")
             host, port = tunnel
             policy = self._policy()
-            verdict = policy.judge_destination(host, port)
+            verdict = self._destination(flow.client_conn.id, host, port)
             if verdict.allowed and policy.has_request_rules(host, port):
                 verdict = deny(
                     "opaque_tunnel",

@@ -278,6 +278,11 @@ def why(run: str | None, as_json: bool) -> None:
     "--keep-unused", is_flag=True, help="Keep BASE's allowedDomains entries the command did not use."
 )
 @JSON_OPTION
+@click.option(
+    "--rules",
+    is_flag=True,
+    help="Also propose network.rules: per host, the methods used and the narrowest path globs, the rest denied.",
+)
 @click.argument("argv", nargs=-1, type=click.UNPROCESSED)
 def learn(
     settings_path: Path | None,
@@ -286,6 +291,7 @@ def learn(
     debug: bool,
     keep_unused: bool,
     as_json: bool,
+    rules: bool,
     argv: tuple[str, ...],
 ) -> None:
     """Run CMD with network.mode "audit" and write the settings that would have allowed exactly what it used.
@@ -310,7 +316,16 @@ def learn(
             ExitStatus.NETJAIL_FAILED,
         )
     sys.exit(
-        run_learn(settings_path, output, command, argv, debug=debug, keep_unused=keep_unused, as_json=as_json)
+        run_learn(
+            settings_path,
+            output,
+            command,
+            argv,
+            debug=debug,
+            keep_unused=keep_unused,
+            as_json=as_json,
+            rules=rules,
+        )
     )
 
 

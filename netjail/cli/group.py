@@ -74,12 +74,20 @@ def _fail(message: str) -> None:
     help="Read policy updates from this descriptor while the run lasts: one whole settings object per line "
     "(srt's protocol). SIGUSR1 re-reads the settings file.",
 )
+@click.option(
+    "--agent-fd",
+    type=click.IntRange(min=3),
+    metavar="FD",
+    help="Ask mode (network.ask): put questions to the harness on this descriptor, outside the jail (srt's agent "
+    "channel protocol, newline-delimited JSON: docs/policy.md).",
+)
 @click.argument("argv", nargs=-1, type=click.UNPROCESSED)
 def run(
     settings_path: Path | None,
     command: str | None,
     debug: bool,
     control_fd: int | None,
+    agent_fd: int | None,
     argv: tuple[str, ...],
 ) -> None:
     """Run CMD (or PROG ARG…) inside the jail.
@@ -104,6 +112,17 @@ def run(
         except OSError:
             _fail(
                 f"--control-fd {control_fd}: that descriptor is not open. Fix: open it for netjail, e.g. 3< FILE"
+            )
+    if agent_fd is not None:
+        try:
+            os.fstat(agent_fd)
+            os.set_inheritable(
+                agent_fd, False
+            )  # the harness's and netjail's: the jailed program cannot answer
+        except OSError:
+            _fail(
+                f"--agent-fd {agent_fd}: that descriptor is not open. Fix: pass netjail one end of a socketpair "
+                "(e.g. Popen(pass_fds=...))"
             )
     if command is None and not argv:
         _fail("nothing to run. Fix: netjail -c 'CMD'  or  netjail -- PROG ARG…")
@@ -144,6 +163,7 @@ def run(
             warn=lambda message: click.echo(f"netjail: warning: {message}", err=True),
             proxy=proxy,
             control_fd=control_fd,
+            agent_fd=agent_fd,
         )
     except (JailError, ExportConfigError, OSError) as e:
         _fail(str(e))
@@ -177,12 +197,19 @@ for _command in _CHECK_COMMANDS:
     main.add_command(_command)
 
 
+from netjail.cli.ask import COMMANDS as _ASK_COMMANDS  # noqa: E402
 from netjail.cli.config import COMMANDS as _CONFIG_COMMANDS  # noqa: E402
 from netjail.cli.doctor import COMMANDS as _DOCTOR_COMMANDS  # noqa: E402
 from netjail.cli.proxy import COMMANDS as _PROXY_COMMANDS  # noqa: E402
 from netjail.cli.quarantine import COMMANDS as _QUARANTINE_COMMANDS  # noqa: E402
 
-for _command in (*_DOCTOR_COMMANDS, *_CONFIG_COMMANDS, *_PROXY_COMMANDS, *_QUARANTINE_COMMANDS):
+for _command in (
+    *_ASK_COMMANDS,
+    *_DOCTOR_COMMANDS,
+    *_CONFIG_COMMANDS,
+    *_PROXY_COMMANDS,
+    *_QUARANTINE_COMMANDS,
+):
     main.add_command(_command)
 
 

@@ -172,6 +172,7 @@ def run_learn(
     debug: bool = False,
     keep_unused: bool = False,
     as_json: bool = False,
+    rules: bool = False,
 ) -> int:
     import click
 
@@ -219,6 +220,10 @@ def run_learn(
     new = learned_settings(base, learned, loaded.expansions, keep_unused=keep_unused)
     writes = learned_writes(run.flows_jsonl)
     new = with_allow_write(new, writes.proposals)
+    if rules:  # method and path rules too (netjail/inspect/learn_rules.py)
+        from netjail.inspect.learn_rules import with_learned_rules
+
+        new = with_learned_rules(new, flow_records(run, events=("flow",)))
     target = output or run.path / "learned-settings.json"
     try:
         target.write_text(dump(new), encoding="utf-8")

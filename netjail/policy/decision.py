@@ -41,6 +41,7 @@ Reason = Literal[
     "invalid_host",
     "policy_error",
     "would_deny",
+    "asked",
 ]
 
 
@@ -93,6 +94,8 @@ class NetworkRules:
     stripped_response_headers: frozenset[str]
     refuse_opaque_tunnels: bool
     max_tunnels: int | None
+    asks: bool = False  # network.ask: a host no allowedDomains entry covers is put to the user
+    ask_timeout: float = 0.0
 
     @classmethod
     def of(cls, network: NetworkSettings) -> NetworkRules:
@@ -109,6 +112,8 @@ class NetworkRules:
             stripped_response_headers=frozenset(fold_header(h) for h in network.strip_response_headers),
             refuse_opaque_tunnels=network.refuse_opaque_tunnels,
             max_tunnels=network.tls_terminate.max_tunnels,
+            asks=network.asks,
+            ask_timeout=float(network.ask.timeout_seconds),
         )
 
 
@@ -130,6 +135,8 @@ class Policy:
         self.stripped_response_headers = rules.stripped_response_headers
         self.refuse_opaque_tunnels = rules.refuse_opaque_tunnels
         self.max_tunnels = rules.max_tunnels
+        self.asks = rules.asks  # ask mode: a host no allowedDomains entry covers is put to the user
+        self.ask_timeout = rules.ask_timeout
 
     @classmethod
     def of(cls, network: NetworkSettings, host_addresses: Collection[IPAddress] = ()) -> Policy:

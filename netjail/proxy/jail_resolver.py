@@ -1,5 +1,6 @@
 """The resolver inside the jail: denied names get NXDOMAIN and are never resolved anywhere; allowed names get a
-synthetic address the proxy maps back to the name. Nothing here asks an upstream resolver: the real lookup
+synthetic address the proxy maps back to the name. In ask mode (network.ask) a name no allowedDomains entry
+covers gets one too (reason `asked`): the user is asked when the connection comes, with its port. Nothing here asks an upstream resolver: the real lookup
 happens only when a connection to an allowed name is dialed (netjail/net/resolver.py)."""
 
 from __future__ import annotations
@@ -45,6 +46,9 @@ def answer(
             question.name, qtype, parsed.verdict, parsed.rule, parsed.reason, "NXDOMAIN"
         )
     verdict = policy.judge_name(parsed)
+    if not verdict.allowed and verdict.reason == "not_allowed" and policy.asks:
+        # ask mode: the name resolves, so that the connection comes and netjail asks the user then (addons/ask.py)
+        verdict = Verdict("allow", "asked", "ask", f"{parsed.name}: asked when connected to")
     if not verdict.allowed:
         return query.fail(NXDOMAIN).packed, _record(
             parsed.name, qtype, "deny", verdict.rule, verdict.reason, "NXDOMAIN"

@@ -79,6 +79,7 @@ def _preload() -> None:
     import mitmproxy.master
     import mitmproxy.proxy.mode_servers  # noqa: F401
 
+    import netjail.addons.ask
     import netjail.addons.credentials
     import netjail.addons.limits
     import netjail.addons.policy
@@ -109,6 +110,7 @@ async def serve(
     from mitmproxy.master import Master
     from mitmproxy.proxy.mode_servers import ServerInstance
 
+    from netjail.addons.ask import NetjailAsk
     from netjail.addons.credentials import CredentialInjector, CredentialRestorer
     from netjail.addons.limits import NetjailLimits
     from netjail.addons.policy import NetjailPolicy
@@ -124,6 +126,9 @@ async def serve(
     master = Master(opts)
     synthetic = SyntheticAddresses()
     policy = NetjailPolicy(synthetic, settings)
+    loop = asyncio.get_running_loop()
+    # ask mode's questions to the supervisor, on the control socket (once it is non-blocking: after `ready`)
+    ask = NetjailAsk(policy, lambda line: _send_soon(loop, control, line))
     recorder = NetjailRecorder(settings)
     credentials = [Credential.from_config(c) for c in config.get("credentials") or []]
     # the injector wraps the recorder's body taps (after it); the restorer puts placeholders back before it records
@@ -137,6 +142,7 @@ async def serve(
     master.addons.add(
         NetjailProxyAuth(),
         NetjailLimits(settings),
+        ask,  # holds what ask mode puts to the user, before the policy judges it
         policy,
         restorer,
         recorder,
@@ -171,7 +177,6 @@ async def serve(
         instance: ServerInstance = ServerInstance.make(mode, proxyserver)
         for sock in sockets.get(role, []):
             servers.append(await asyncio.start_server(instance.handle_stream, sock=sock))
-    loop = asyncio.get_running_loop()
     captured = synthetic if config["capture_mode"] == "transparent" else None
     for sock in sockets.get("dns", []):
         resolver = JailResolverProtocol(lambda: policy.policy, captured, recorder.record_event)
@@ -183,7 +188,7 @@ async def serve(
     loop.add_signal_handler(signal.SIGTERM, master.shutdown)
     loop.add_signal_handler(signal.SIGINT, lambda: None)  # the supervisor decides when the proxy stops
     control.sendall(b"ready\n")
-    updates = asyncio.ensure_future(_serve_updates(control, policy))
+    updates = asyncio.ensure_future(_serve_updates(control, policy, ask))
     await run
     updates.cancel()
     for server in servers:
@@ -191,10 +196,20 @@ async def serve(
     return ProxyExit.LOG_FAILED if recorder.failed else ProxyExit.OK
 
 
-async def _serve_updates(control: socket.socket, policy: object) -> None:
+_SENDING: set[asyncio.Future] = set()  # kept until sent: the loop holds only weak references to tasks
+
+
+def _send_soon(loop: asyncio.AbstractEventLoop, control: socket.socket, line: bytes) -> None:
+    sending = asyncio.ensure_future(loop.sock_sendall(control, line))
+    _SENDING.add(sending)
+    sending.add_done_callback(_SENDING.discard)
+
+
+async def _serve_updates(control: socket.socket, policy: object, ask: object) -> None:
     """Policy updates from the supervisor (netjail/run/updates.py): one JSON line each, `{"reload": PATH,
     "digest": SHA256, "value": BASE64}`, the settings it validated (a pickled ProxySettings); answered
-    `reloaded DIGEST CLOSED` or `reload_failed WHY` (the old rules then stay)."""
+    `reloaded DIGEST CLOSED` or `reload_failed WHY` (the old rules then stay). `{"answer": {...}}`: ask mode's
+    answer to a question (addons/ask.py), not replied to."""
     from netjail.policy.proxy_settings import ProxySettings
 
     loop = asyncio.get_running_loop()
@@ -206,6 +221,9 @@ async def _serve_updates(control: socket.socket, policy: object) -> None:
             line, buffer = buffer.split(b"\n", 1)
             try:
                 update = json.loads(line)
+                if "answer" in update:
+                    ask.on_answer(update["answer"])  # type: ignore[attr-defined]
+                    continue
                 digest = str(update["digest"])
                 value = ProxySettings.loads(base64.b64decode(update["value"]))
                 closed = policy.reload(digest, value)  # type: ignore[attr-defined]

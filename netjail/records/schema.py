@@ -53,6 +53,7 @@ PolicyReason = Literal[
     "invalid_host",
     "policy_error",
     "would_deny",
+    "asked",
 ]
 # A flow's reason: the policy's, the proxy-secret check (addons/proxyauth.py), the parser limits
 # (`limit_exceeded`), the credential addon's pinning (`credential_pinned`, addons/credentials.py), and what the recorder says went wrong after an allow (addons/recorder.py; `incomplete`:
@@ -276,7 +277,7 @@ class RunEnd(TypedDict):
     cleanup_errors: NotRequired[list[str]]  # what the end of the run could not do cleanly
 
 
-UpdateSource = Literal["sigusr1", "control-fd"]
+UpdateSource = Literal["sigusr1", "control-fd", "ask"]
 UpdateResult = Literal["applied", "refused", "invalid", "failed"]
 
 
@@ -312,6 +313,26 @@ class RefusedWrite(TypedDict):
     programs: list[str]  # the names of the programs that tried (the first few)
 
 
+AskAnswer = Literal["once", "run", "always", "deny"]
+AskDecider = Literal["terminal", "ask-command", "agent-fd", "timeout", "no-channel", "ended"]
+
+
+class AskRecord(TypedDict):
+    """Ask mode (network.ask, netjail/run/ask.py): a request to a host no allowedDomains entry covers, put to the
+    user, and the answer."""
+
+    event: Literal["ask"]
+    ts: str
+    id: str
+    host: str
+    port: int
+    request: str  # what was held: "CONNECT host:port", "GET http://host/path", "connect host:port" (captured)
+    answer: AskAnswer
+    decided_by: AskDecider
+    waited_ms: int
+    entry: NotRequired[str]  # for always: the allowedDomains entry written to the settings file
+
+
 Record = (
     RunStart
     | FlowStart
@@ -321,6 +342,7 @@ Record = (
     | QuarantineRecord
     | PolicyUpdate
     | RefusedWrite
+    | AskRecord
     | RunEnd
 )
 

@@ -48,6 +48,7 @@ from netjail.records.rundir import (
     state_dir,
 )
 from netjail.records.schema import CaptureMode, DroppedRecord, EndReason, RefusedWrite, RunCounts, RunEnd
+from netjail.run.ask import Asking
 from netjail.run.backends import current_jail
 from netjail.run.endofrun import end_of_run, prepare_end_of_run, start_watcher
 from netjail.run.journal import Journal
@@ -114,12 +115,14 @@ def run(
     warn: Callable[[str], None] = lambda message: None,
     proxy: StandbyProxy | None = None,
     control_fd: int | None = None,
+    agent_fd: int | None = None,
 ) -> Outcome:
     """One run. `proxy` is the proxy process the caller started early (else one is started here); the run owns it
-    from here on. `control_fd`: policy updates, one settings object per line (netjail/run/updates.py)."""
+    from here on. `control_fd`: policy updates, one settings object per line (netjail/run/updates.py).
+    `agent_fd`: ask mode's questions to the harness (netjail/run/ask.py)."""
     proxy = proxy or StandbyProxy()
     try:
-        return _run(loaded, argv, debug, display_command, warn, proxy, control_fd)
+        return _run(loaded, argv, debug, display_command, warn, proxy, control_fd, agent_fd)
     finally:
         proxy.kill()  # stopped already on every normal path; this is for the ones that raised
 
@@ -132,6 +135,7 @@ def _run(
     warn: Callable[[str], None],
     proxy: StandbyProxy,
     control_fd: int | None = None,
+    agent_fd: int | None = None,
 ) -> Outcome:
     settings = loaded.settings
     jail = current_jail(settings)
@@ -188,7 +192,19 @@ def _run(
                 f"cannot reserve space for the flow log in {runs.path}: {reserve_error}", "log_failed"
             )
         outcome = _supervise(
-            jail, loaded, runs, journal, argv, cwd, debug, announce, warn, records, proxy, control_fd
+            jail,
+            loaded,
+            runs,
+            journal,
+            argv,
+            cwd,
+            debug,
+            announce,
+            warn,
+            records,
+            proxy,
+            control_fd,
+            agent_fd,
         )
     except (JailError, RunFailed, OSError) as e:
         outcome = Outcome(ExitStatus.NETJAIL_FAILED, getattr(e, "reason", "setup_failed"), message=str(e))
@@ -305,6 +321,7 @@ def _supervise(
     records: RecordLog,
     proxy: StandbyProxy,
     control_fd: int | None = None,
+    agent_fd: int | None = None,
 ) -> Outcome:
     settings: Settings = loaded.settings
     ca = create_run_ca(runs.proxy_dir, settings.network.tls_terminate.extra_ca_cert_paths)
@@ -343,6 +360,7 @@ def _supervise(
         ) from e
     launched: Launched | None = None
     watcher = None
+    asking: Asking | None = None
     relay = TerminalRelay.open() if jail.relays_terminal else None
     if relay is not None:  # interactive: the command gets a terminal of its own (netjail/run/terminal.py)
         spec = dataclasses.replace(spec, stdio=relay.stdio, command_prefix=relay.command_prefix())
@@ -376,7 +394,8 @@ def _supervise(
         if relay is not None:
             relay.started()
         updates = PolicyUpdates(loaded, runs, records, proxy.control.sendall, control_fd)
-        outcome = _wait(jail, launched, proxy, relay, updates)
+        asking = Asking(loaded, runs, records, proxy.control.sendall, updates, relay, agent_fd, warn)
+        outcome = _wait(jail, launched, proxy, relay, updates, asking)
         jail.cleanup(launched)
         if proxy.stop() == ProxyExit.LOG_FAILED and outcome.reason != "log_failed":
             outcome = Outcome(
@@ -397,6 +416,8 @@ def _supervise(
                 records.write(cast(RefusedWrite, refused))
         if watcher is not None:
             watcher.stop()
+        if asking is not None:
+            asking.close()
         proxy.stop()
         if relay is not None:
             relay.close()  # the user's terminal as it was, on every way out
@@ -469,6 +490,7 @@ def _wait(
     proxy: StandbyProxy,
     relay: TerminalRelay | None = None,
     updates: PolicyUpdates | None = None,
+    asking: Asking | None = None,
 ) -> Outcome:
     selector = selectors.DefaultSelector()
     jail_exit, proxy_exit = ExitNotifier(launched.pid), ExitNotifier(proxy.pid)
@@ -486,15 +508,19 @@ def _wait(
         relay.register(selector)
     if updates is not None:
         updates.register(selector)
+    if asking is not None:
+        asking.register(selector)
     received: int | None = None
     forced = False
     deadline: float | None = None
     started = time.monotonic()
     try:
         while True:
-            timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
-            events = selector.select(timeout)
-            if not events and deadline is not None:
+            ends = [t for t in (deadline, asking.next_deadline() if asking else None) if t is not None]
+            events = selector.select(max(0.0, min(ends) - time.monotonic()) if ends else None)
+            if asking is not None:
+                asking.expire()  # held requests past network.ask.timeoutSeconds are denied
+            if not events and deadline is not None and time.monotonic() >= deadline:
                 log.warning("run.grace_expired", seconds=GRACE_SECONDS)
                 os.kill(launched.pid, signal.SIGKILL)  # bwrap's death takes the whole sandbox with it
                 forced = True
@@ -513,6 +539,8 @@ def _wait(
                             relay.signal_session(HANGUP)
                             jail.signal(launched, HANGUP)
                             deadline = deadline or time.monotonic() + GRACE_SECONDS
+                    case ("ask", ask_event):
+                        ask_event(selector, mask)
                     case "proxy_status":
                         data = proxy.control.recv(4096)
                         if not data:
@@ -520,6 +548,8 @@ def _wait(
                         for line in data.decode("ascii", "replace").splitlines():
                             if line == "ready":
                                 log.debug("proxy.ready", after_ms=round((time.monotonic() - started) * 1000))
+                            elif asking is not None and asking.on_proxy_line(line):
+                                continue
                             elif updates is not None:
                                 updates.on_proxy_line(line)
                     case "control":

@@ -56,6 +56,11 @@ class TerminalRelay:
     _paused: bool = False
     _output_open: bool = True
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _prompt: Callable[[str], None] | None = (
+        None  # takes what is typed while a question is shown (netjail/run/ask.py)
+    )
+    _selector: selectors.BaseSelector | None = None
+    _held_output: object = None  # the jail terminal's selector data, while a question holds its output
 
     @classmethod
     def open(cls, stdin: int = 0, stdout: int = 1, stderr: int = 2) -> TerminalRelay | None:
@@ -94,13 +99,14 @@ class TerminalRelay:
         tty.setraw(self.outer_in, termios.TCSADRAIN)
 
     def register(self, selector: selectors.BaseSelector) -> None:
+        self._selector = selector
         selector.register(self.outer_in, selectors.EVENT_READ, ("terminal", self._on_typed))
         selector.register(self.master, selectors.EVENT_READ, ("terminal", self._on_output))
 
     # --- relaying ---
 
     def _on_typed(self, selector: selectors.BaseSelector, events: int) -> None:
-        if self._paused:
+        if self._paused and self._prompt is None:
             return
         try:
             data = os.read(self.outer_in, BLOCK)
@@ -111,6 +117,9 @@ class TerminalRelay:
         if not data:  # the user's terminal is gone: the jail's hangs up too
             selector.unregister(self.outer_in)
             raise Escaped("the terminal closed")
+        if self._prompt is not None:  # the answer to netjail's question: never the command's
+            self._prompt(data.decode(errors="replace"))
+            return
         self._pending += self.filter_typed(data)
         self._flush_typed(selector)
 
@@ -245,6 +254,38 @@ class TerminalRelay:
                     tty.setraw(self.outer_in, termios.TCSADRAIN)
                 self._line_start = True
                 self._paused = False
+
+    def open_prompt(self, question: str, on_typed: Callable[[str], None]) -> None:
+        """Like `ask`, without blocking the supervisor's loop: the command's output is held (left in the jail's
+        terminal), the user's terminal is in its usual modes (the kernel edits the line), and what is typed goes to
+        `on_typed` until `close_prompt`."""
+        self._paused = True
+        self._prompt = on_typed
+        if self._selector is not None and self._held_output is None:
+            with suppress(KeyError):
+                self._held_output = self._selector.get_key(self.master).data
+                self._selector.unregister(self.master)  # not read while held: no busy loop on its output
+        with suppress(OSError):
+            termios.tcsetattr(self.outer_in, termios.TCSADRAIN, self.saved_modes)
+        self.show(question)
+
+    def show(self, text: str) -> None:
+        _write_all(self.outer_out, text.replace("\r\n", "\n").replace("\n", "\r\n").encode())
+
+    def close_prompt(self) -> None:
+        """The command's output and the user's keys are the command's again; full-screen programs redraw."""
+        if self._prompt is None:
+            return
+        self._prompt = None
+        with suppress(OSError):
+            tty.setraw(self.outer_in, termios.TCSADRAIN)
+        if self._selector is not None and self._held_output is not None:
+            events = selectors.EVENT_READ | (selectors.EVENT_WRITE if self._pending else 0)
+            self._selector.register(self.master, events, self._held_output)
+            self._held_output = None
+        self._line_start = True
+        self._paused = False
+        self.signal_foreground(signal.SIGWINCH)  # as after a resize: curses programs repaint the screen
 
     def close(self) -> None:
         """Restore the user's terminal and release the jail's. Safe to call more than once."""

@@ -58,6 +58,10 @@ class PolicyUpdates:
         """SIGUSR1: the settings file again, as it is now."""
         self._apply(self.current.path, "sigusr1")
 
+    def reread(self, source: UpdateSource) -> None:
+        """The settings file again, changed by netjail itself (ask mode's "always": netjail/run/ask.py)."""
+        self._apply(self.current.path, source)
+
     def from_control(self, selector: selectors.BaseSelector) -> None:
         assert self.control_fd is not None
         try:

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, PlainValidator, ValidationInfo, WithJsonSchema, field_validator, model_validator
 
 from netjail.net.domains import PatternError, normalize_host
+from netjail.settings.ask import AskSettings
 from netjail.settings.errors import Problem, split_sentence
 from netjail.settings.fields import (
     AllowPattern,
@@ -92,7 +93,7 @@ class NetworkSettings(SettingsModel):
     allowed_domains: list[AllowPattern]
     denied_domains: list[DenyPattern]
     denied_domain_reasons: dict[str, NonEmptyStr] = {}
-    strict_allowlist: bool = True  # netjail never asks: anything not allowed is denied
+    strict_allowlist: bool | None = None  # not written: true, unless network.ask asks (which true refuses)
     denied_resolved_addresses: list[IPNet] = []
     allow_unix_sockets: list[str] = []
     allow_all_unix_sockets: bool = False
@@ -112,6 +113,7 @@ class NetworkSettings(SettingsModel):
     tls_terminate: TlsTerminate = Field(default_factory=TlsTerminate)
     parent_proxy: ParentProxyConfig | None = None
     # netjail additions
+    ask: AskSettings = Field(default_factory=AskSettings)
     limits: NetworkLimits = Field(default_factory=NetworkLimits)
     rules: list[HostRules] = Field(
         default=[],
@@ -205,6 +207,22 @@ class NetworkSettings(SettingsModel):
             problem.at = ("rules", *problem.at)
             raise
         return self
+
+    @model_validator(mode="after")
+    def _ask_needs_a_loose_allowlist(self) -> NetworkSettings:
+        if self.ask.enabled and self.strict_allowlist:
+            raise Problem(
+                "ask.enabled asks about hosts no allowedDomains entry covers, and strictAllowlist: true says "
+                "never to ask (srt's meaning)",
+                "remove strictAllowlist (or set it false) to be asked, or remove ask to deny such hosts",
+                at=("ask",),
+            )
+        return self
+
+    @property
+    def asks(self) -> bool:
+        """Ask mode: network.ask.enabled, and strictAllowlist not written true."""
+        return self.ask.enabled  # with strictAllowlist written true it was refused above
 
     @field_validator("hosts")
     @classmethod

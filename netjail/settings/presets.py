@@ -64,7 +64,7 @@ def expand_preset(
         known = ", ".join(sorted(PRESETS))
         raise PresetError(name, f"unknown preset {name!r}; known presets are {known}")
     hosts = resolver(environ, cwd or Path.cwd())
-    if not hosts:
+    if not hosts and name != "@netjail":  # the marker allows nothing by design
         raise PresetError(name, f"preset {name} found no host to allow")
     return list(dict.fromkeys(hosts))
 
@@ -289,9 +289,16 @@ def _npm_default_registry(environ: Mapping[str, str], cwd: Path) -> str:
     return registry
 
 
+def _no_hosts(environ: Mapping[str, str], home: Path) -> list[str]:
+    """`@netjail`: the marker of a file that needs netjail (docs/policy.md, "Under srt"). It adds no host; srt
+    refuses any "@" entry of allowedDomains, so the file fails there instead of losing network.rules silently."""
+    return []
+
+
 PRESETS: dict[str, Callable[[Mapping[str, str], Path], list[str]]] = {
     "@pip": _pip_hosts,
     "@npm": _npm_hosts,
+    "@netjail": _no_hosts,
 }
 
 

@@ -24,6 +24,7 @@ RECORDS = {
     "refused_write": schema.RefusedWrite,
     "quarantine": schema.QuarantineRecord,
     "policy_update": schema.PolicyUpdate,
+    "ask": schema.AskRecord,
     "run_end": schema.RunEnd,
 }
 # Every record has these; the doc says so once, above the tables.
@@ -43,6 +44,8 @@ CODES = {
     ("quarantine", "file_type"): schema.FileType,
     ("policy_update", "source"): schema.UpdateSource,
     ("policy_update", "result"): schema.UpdateResult,
+    ("ask", "answer"): schema.AskAnswer,
+    ("ask", "decided_by"): schema.AskDecider,
 }
 # (event, field) -> the nested shape whose keys the field's row names.
 NESTED = {

@@ -20,7 +20,7 @@ REFUSALS: list[tuple[str, dict[str, Any], str, str]] = [
         "unknown preset",
         case("network.allowedDomains", ["example.com", "@foo"]),
         "network.allowedDomains[1]",
-        "unknown preset '@foo'. Fix: known presets are @npm, @pip",
+        "unknown preset '@foo'. Fix: known presets are @netjail, @npm, @pip",
     ),
     (
         "index after preset",

@@ -84,7 +84,9 @@ def test_plain_entries_pass_through() -> None:
 
 
 def test_unknown_preset_lists_the_known_ones() -> None:
-    with pytest.raises(PresetError, match=r"unknown preset '@foo'; known presets are @npm, @pip") as info:
+    with pytest.raises(
+        PresetError, match=r"unknown preset '@foo'; known presets are @netjail, @npm, @pip"
+    ) as info:
         expand_presets(["@foo"])
     assert info.value.preset == "@foo"
 
