@@ -282,6 +282,8 @@ class WriteObserver:
             if self._is_bwrap(pid):
                 return None  # bwrap's own set-up, before the command runs
             self._mounts = _read_mounts(pid)
+            if self._mounts is None:
+                return None  # gone meanwhile: the next caller's table
         if not self._lexically_read_only(path) or path.startswith(SKIPPED_ROOTS):
             return None
         if self._is_bwrap(pid):
@@ -405,14 +407,14 @@ def _still_waiting(listener: int, notification_id: int) -> bool:
         return False
 
 
-def _read_mounts(pid: int) -> dict[str, bool]:
+def _read_mounts(pid: int) -> dict[str, bool] | None:
     """The jail's mount table, from inside: mount point -> read-only. Later lines are mounted over earlier ones."""
     mounts: dict[str, bool] = {}
     try:
         with open(f"/proc/{pid}/mountinfo", "rb") as f:
             lines = f.read().splitlines()
     except OSError:
-        return {"/": True}
+        return None
     for line in lines:
         fields = line.split(b" ")
         if len(fields) > 5:
