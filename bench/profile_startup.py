@@ -57,7 +57,7 @@ PROXY_SETS = {
 }
 OWN_FUNCTIONS = (
     "group.py:.*\\(run\\)", "runner.py:.*\\(run\\)", "load.py:.*\\(load_settings\\)", "ca.py:.*\\(create_run_ca\\)",
-    "paths.py:.*\\(path_rules\\)", "bwrap.py:.*\\(launch\\)", "runner.py:.*\\(_start_proxy\\)", "runner.py:.*\\(_wait\\)",
+    "paths.py:.*\\(path_rules\\)", "bwrap.py:.*\\(launch\\)", "runner.py:.*\\(_start_proxy\\)", "supervise.py:.*\\(wait\\)",
     "runner.py:.*\\(_stop_proxy\\)", "summary.py:.*\\(render\\)", "runner.py:.*\\(count_verdicts\\)",
     "rundir.py:.*\\(create\\)", "environment.py:.*\\(jail_environment\\)", "bwrap.py:.*\\(environment\\)",
 )  # fmt: skip

@@ -80,7 +80,7 @@ def proxy(
     standby = StandbyProxy()  # mitmproxy's import overlaps reading the settings
 
     from netjail.inspect.summary import render
-    from netjail.run.runner import RunFailed
+    from netjail.run.outcome import RunFailed
     from netjail.run.standalone import Listening, serve
     from netjail.settings import SettingsError, find_settings_path, load_settings
 

@@ -63,8 +63,8 @@ def backend(loaded: LoadedSettings, platform: str) -> Jail:
 
 
 def jail_spec(loaded: LoadedSettings, jail: Jail, argv: tuple[str, ...], cwd: Path) -> JailSpec:
-    """The JailSpec a run in `cwd` would build (netjail.run.runner.build_spec), with placeholder run files."""
-    from netjail.run.runner import build_spec
+    """The JailSpec a run in `cwd` would build (netjail.run.spec.build_spec), with placeholder run files."""
+    from netjail.run.spec import build_spec
 
     proxy_dir = live_root() / RUN_ID
     return build_spec(jail, loaded, argv, cwd, placeholder_ca(proxy_dir), proxy_dir, prepare=False)
@@ -72,7 +72,7 @@ def jail_spec(loaded: LoadedSettings, jail: Jail, argv: tuple[str, ...], cwd: Pa
 
 def explain(loaded: LoadedSettings, platform: str, argv: tuple[str, ...]) -> dict[str, Any]:
     """The report: the policy in words (as data), and the backend's own description of the jail."""
-    from netjail.run.runner import credential_variables
+    from netjail.run.spec import credential_variables
 
     settings = loaded.settings
     jail = backend(loaded, platform)

@@ -1,5 +1,5 @@
-"""The supervisor: the backend registry, the runner (set-up, signals, exit status), the journal and end of a run,
-the sweep of killed runs."""
+"""The supervisor: the backend registry, the runner (set-up and order), the spec it asks of the jail and the proxy,
+the wait (signals, exit status), the journal and end of a run, the sweep of killed runs."""
 
 from netjail.utils.lazy import lazy_exports
 
@@ -7,7 +7,9 @@ __all__, __getattr__ = lazy_exports(
     __name__,
     {
         "backends": ("current_jail",),
-        "runner": ("Outcome", "RunFailed", "build_spec", "command_argv", "run"),
+        "outcome": ("Outcome", "RunFailed"),
+        "runner": ("command_argv", "run"),
+        "spec": ("build_spec",),
         "sweep": ("sweep_abandoned",),
     },
 )

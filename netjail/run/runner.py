@@ -10,91 +10,43 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import selectors
 import shutil
-import signal
-import socket
-import sys
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import cast
 
 import structlog
 
-from netjail.jail.credentials import CredentialError, MaskPlan, prepare_credentials
-from netjail.jail.environment import inherited_environment, masked_environment, withheld_names
+from netjail.jail.credentials import CredentialError, prepare_credentials
+from netjail.jail.environment import withheld_names
 from netjail.jail.newrepos import ScanTooLarge
-from netjail.jail.paths import absent_entries, path_rules
+from netjail.jail.paths import absent_entries
 from netjail.jail.protected import create_placeholders, remove_placeholders
-from netjail.jail.scrub import Scrubbed, scrub_environment
-from netjail.jail.spec import Jail, JailError, JailSpec, Launched, PathRules
+from netjail.jail.spec import Jail, JailError, Launched
 from netjail.policy.proxy_settings import ProxySettings
-from netjail.proxy.ca import RunCA, create_run_ca
+from netjail.proxy.ca import create_run_ca
 from netjail.proxy.client import ProxyFailed, StandbyProxy
 from netjail.records import build
 from netjail.records.log import RecordLog
 from netjail.records.otlp import ExportConfig, RecordExport
 from netjail.records.read import count_verdicts
 from netjail.records.reserve import LogReserve
-from netjail.records.rundir import (
-    RunDir,
-    default_state_dir,
-    known_state_dirs,
-    live_root,
-    register_state_dir,
-    runs_dir,
-    state_dir,
-)
-from netjail.records.schema import CaptureMode, DroppedRecord, EndReason, RefusedWrite, RunCounts, RunEnd
+from netjail.records.rundir import RunDir, runs_dir
+from netjail.records.schema import CaptureMode, DroppedRecord, RefusedWrite
 from netjail.run.ask import Asking
 from netjail.run.backends import current_jail
 from netjail.run.endofrun import end_of_run, prepare_end_of_run, start_watcher
 from netjail.run.journal import Journal
+from netjail.run.outcome import Outcome, RunFailed
+from netjail.run.spec import build_spec, credential_variables, inherited_variables, proxy_config
+from netjail.run.supervise import wait
 from netjail.run.sweep import sweep_abandoned
-from netjail.run.terminal import HANGUP, Escaped, TerminalRelay
+from netjail.run.terminal import TerminalRelay
 from netjail.run.updates import PolicyUpdates
 from netjail.settings import LoadedSettings, Settings
 from netjail.utils.status import ExitStatus, ProxyExit
 
 log = structlog.get_logger("netjail")
-
-# SIGINT is forwarded and the run goes on as long as the command does (a program may handle it); SIGTERM and SIGHUP
-# are forwarded, and after GRACE_SECONDS everything left is killed
-FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-GRACE_SECONDS = 5.0
-
-
-class RunFailed(Exception):
-    """netjail itself failed: the message is for the user, the reason goes into run_end."""
-
-    def __init__(self, message: str, reason: EndReason = "setup_failed"):
-        super().__init__(message)
-        self.reason = reason
-
-
-@dataclass
-class Outcome:
-    exit_status: int
-    reason: EndReason
-    message: str = ""
-    signal_received: int | None = None
-    counts: RunCounts | None = None
-    run_dir: Path | None = None
-    cleanup_errors: list[str] = field(default_factory=list)
-
-    def run_end(self, run_id: str) -> RunEnd:
-        """The run's last record."""
-        return build.run_end(
-            run_id,
-            self.exit_status,
-            self.reason,
-            message=self.message,
-            signal=self.signal_received,
-            counts=self.counts,
-            cleanup_errors=self.cleanup_errors,
-        )
 
 
 def command_argv(command: str | None, argv: tuple[str, ...]) -> tuple[str, ...]:
@@ -238,76 +190,6 @@ def reserve_log_space(runs: RunDir) -> tuple[LogReserve | None, OSError | None]:
         return None, e
 
 
-def _private_state(rules: PathRules, prepare: bool) -> tuple[Path, ...]:
-    """netjail's own state and user settings: masked inside. The settings folder is made when it is missing
-    but would be writable inside, so the command cannot plant a settings file for the next run."""
-    config_home = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
-    user_settings = config_home / "netjail"
-    writable = any(w == user_settings or w in user_settings.parents for w in rules.writable)
-    if prepare and writable and not user_settings.exists():
-        user_settings.mkdir(parents=True, mode=0o700, exist_ok=True)
-    # Every state directory netjail knows of is hidden: this run's, the default one (the history, when a custom
-    # one is set; made now when missing, since a mount cannot hide what appears after the jail starts) and the
-    # live root, where every run of this user keeps its CA key and secrets.
-    # Custom state directories earlier runs used are hidden too (not those holding what the run may use).
-    history = default_state_dir()
-    if prepare:
-        history.mkdir(parents=True, mode=0o700, exist_ok=True)
-        register_state_dir()
-    used = (*rules.writable, *rules.reallowed)
-    others = [d for d in known_state_dirs() if d.is_dir() and not any(d == u or d in u.parents for u in used)]
-    return tuple(dict.fromkeys((state_dir(), history, user_settings, live_root(), *others)))
-
-
-def inherited_variables(settings: Settings) -> Scrubbed:
-    """What the command inherits: the default variables and envPassthrough, credentials taken out of the
-    defaults' values (envPassthrough passes whole)."""
-    passthrough = settings.env_passthrough
-    inherited = inherited_environment(os.environ, passthrough, credential_variables(settings))
-    return scrub_environment(inherited, passthrough)
-
-
-def credential_variables(settings: Settings) -> list[str]:
-    """srt's credentials.envVars: withheld even when the default list names them (credentials > envPassthrough >
-    defaults)."""
-    return [v.name for v in settings.credentials.env_vars]
-
-
-def build_spec(
-    jail: Jail,
-    loaded: LoadedSettings,
-    argv: tuple[str, ...],
-    cwd: Path,
-    ca: RunCA,
-    files_dir: Path,
-    *,
-    debug: bool = False,
-    prepare: bool = True,
-    masks: MaskPlan | None = None,
-) -> JailSpec:
-    """What the jail is asked to apply, from the settings: used by a run, and by `netjail explain` (prepare=False:
-    it creates nothing)."""
-    settings = loaded.settings
-    rules = path_rules(settings, cwd, extra_read_only=(loaded.path.resolve(),), settings_file=loaded.path)
-    inherited = inherited_variables(settings)
-    masks = masks or MaskPlan(withheld=[v.name for v in settings.credentials.env_vars])
-    return JailSpec(
-        argv=argv,
-        cwd=cwd,
-        env=jail.environment(masked_environment(inherited.env, masks.env, masks.withheld), ca),
-        rules=rules,
-        ca=ca,
-        allow_pty=settings.allow_pty,
-        private_state=_private_state(rules, prepare),
-        files_dir=files_dir,
-        capture=settings.network.capture,
-        allow_unix_sockets=settings.network.allow_all_unix_sockets,
-        debug=debug,
-        masked_files=tuple(masks.files),
-        observe_writes=settings.record.refused_writes,
-    )
-
-
 def _supervise(
     jail: Jail,
     loaded: LoadedSettings,
@@ -395,7 +277,7 @@ def _supervise(
             relay.started()
         updates = PolicyUpdates(loaded, runs, records, proxy.control.sendall, control_fd)
         asking = Asking(loaded, runs, records, proxy.control.sendall, updates, relay, agent_fd, warn)
-        outcome = _wait(jail, launched, proxy, relay, updates, asking)
+        outcome = wait(jail, launched, proxy, relay, updates, asking)
         jail.cleanup(launched)
         if proxy.stop() == ProxyExit.LOG_FAILED and outcome.reason != "log_failed":
             outcome = Outcome(
@@ -422,195 +304,3 @@ def _supervise(
         if relay is not None:
             relay.close()  # the user's terminal as it was, on every way out
         remove_placeholders(placeholders)  # before the quarantine, which would take them for the command's
-
-
-def proxy_config(
-    runs: RunDir,
-    ca: RunCA,
-    capture_mode: str,
-    proxy_secret: str | None,
-    debug: bool,
-    masks: MaskPlan | None = None,
-) -> dict:
-    """What the proxy process is told (netjail/proxy/process.py). `proxy_secret`: the listener is reachable from
-    outside the jail, so only the run's clients may use it. `masks`: the masked credentials, real values
-    included, which travel over the control socket only, never through a file."""
-    masks = masks or MaskPlan()
-    secret_file = None
-    if proxy_secret is not None:
-        secret_file = runs.proxy_dir / "proxy-secret"
-        fd = os.open(secret_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(proxy_secret)
-    return {
-        "settings": str(runs.settings_json),
-        "record_dir": str(runs.path),
-        "confdir": str(ca.confdir),
-        "upstream_trust": str(ca.host_bundle),
-        "log_file": str(runs.path / "proxy.log"),
-        "capture_mode": capture_mode,
-        "secret_file": str(secret_file) if secret_file else None,
-        "debug": debug,
-        "credentials": [c.as_config() for c in masks.credentials],  # real values: this socket, never a file
-        "allow_plaintext_inject": masks.allow_plaintext_inject,
-        "aws_pairs": masks.aws_pairs,
-        "sigv4": masks.sigv4,
-    }
-
-
-class ExitNotifier:
-    """A descriptor that becomes readable when a child process exits: a pidfd on Linux, a kqueue on macOS."""
-
-    def __init__(self, pid: int):
-        self._kqueue = None
-        if sys.platform != "darwin":
-            self._fd = os.pidfd_open(pid)
-        else:  # pragma: no cover - macOS
-            import select
-
-            self._kqueue = select.kqueue()
-            self._kqueue.control(
-                [select.kevent(pid, select.KQ_FILTER_PROC, select.KQ_EV_ADD, select.KQ_NOTE_EXIT)], 0
-            )
-            self._fd = self._kqueue.fileno()
-
-    def fileno(self) -> int:
-        return self._fd
-
-    def close(self) -> None:
-        if self._kqueue is not None:
-            self._kqueue.close()
-        else:
-            os.close(self._fd)
-
-
-def _wait(
-    jail: Jail,
-    launched: Launched,
-    proxy: StandbyProxy,
-    relay: TerminalRelay | None = None,
-    updates: PolicyUpdates | None = None,
-    asking: Asking | None = None,
-) -> Outcome:
-    selector = selectors.DefaultSelector()
-    jail_exit, proxy_exit = ExitNotifier(launched.pid), ExitNotifier(proxy.pid)
-    wake_read, wake_write = socket.socketpair()
-    wake_read.setblocking(False)
-    wake_write.setblocking(False)
-    handled = (*FORWARDED_SIGNALS, signal.SIGUSR1, *((signal.SIGWINCH,) if relay is not None else ()))
-    previous = {s: signal.signal(s, lambda *_: None) for s in handled}
-    old_wakeup = signal.set_wakeup_fd(wake_write.fileno(), warn_on_full_buffer=False)
-    selector.register(jail_exit.fileno(), selectors.EVENT_READ, "jail")
-    selector.register(proxy_exit.fileno(), selectors.EVENT_READ, "proxy")
-    selector.register(proxy.control, selectors.EVENT_READ, "proxy_status")
-    selector.register(wake_read, selectors.EVENT_READ, "signal")
-    if relay is not None:
-        relay.register(selector)
-    if updates is not None:
-        updates.register(selector)
-    if asking is not None:
-        asking.register(selector)
-    received: int | None = None
-    forced = False
-    deadline: float | None = None
-    started = time.monotonic()
-    try:
-        while True:
-            ends = [t for t in (deadline, asking.next_deadline() if asking else None) if t is not None]
-            events = selector.select(max(0.0, min(ends) - time.monotonic()) if ends else None)
-            if asking is not None:
-                asking.expire()  # held requests past network.ask.timeoutSeconds are denied
-            if not events and deadline is not None and time.monotonic() >= deadline:
-                log.warning("run.grace_expired", seconds=GRACE_SECONDS)
-                os.kill(launched.pid, signal.SIGKILL)  # bwrap's death takes the whole sandbox with it
-                forced = True
-                deadline = None
-                continue
-            for key, mask in events:
-                match key.data:
-                    case ("terminal", relay_event):
-                        try:
-                            relay_event(selector, mask)
-                        except Escaped as e:  # `~.` or the user's terminal closed: hang the command up
-                            assert relay is not None
-                            log.debug("run.escape", how=str(e))
-                            relay.say(f"{e}: the command is hung up, the run ends")
-                            received = HANGUP
-                            relay.signal_session(HANGUP)
-                            jail.signal(launched, HANGUP)
-                            deadline = deadline or time.monotonic() + GRACE_SECONDS
-                    case ("ask", ask_event):
-                        ask_event(selector, mask)
-                    case "proxy_status":
-                        data = proxy.control.recv(4096)
-                        if not data:
-                            selector.unregister(proxy.control)
-                        for line in data.decode("ascii", "replace").splitlines():
-                            if line == "ready":
-                                log.debug("proxy.ready", after_ms=round((time.monotonic() - started) * 1000))
-                            elif asking is not None and asking.on_proxy_line(line):
-                                continue
-                            elif updates is not None:
-                                updates.on_proxy_line(line)
-                    case "control":
-                        assert updates is not None
-                        updates.from_control(selector)
-                    case "signal":
-                        for signum in wake_read.recv(64):
-                            if signum == signal.SIGUSR1:  # netjail's own: re-read the settings file
-                                if updates is not None:
-                                    updates.from_signal()
-                                continue
-                            if signum == signal.SIGWINCH:
-                                if relay is not None:
-                                    relay.resize()
-                                continue
-                            log.debug("run.signal", signal=signal.Signals(signum).name)
-                            jail.signal(launched, signal.Signals(signum))
-                            if signum == signal.SIGINT:
-                                # as a Ctrl-C would: the command decides what it means, no grace period
-                                if relay is not None:
-                                    relay.signal_foreground(signum)
-                                continue
-                            if relay is not None:
-                                relay.signal_session(signum)
-                            received = signum
-                            deadline = deadline or time.monotonic() + GRACE_SECONDS
-                    case "proxy":
-                        code = proxy.process.wait()
-                        reason: EndReason = "log_failed" if code == ProxyExit.LOG_FAILED else "proxy_failed"
-                        message = (
-                            "the flow log could not be written; the sandbox was stopped"
-                            if reason == "log_failed"
-                            else f"the proxy stopped unexpectedly (exit {code}); the sandbox was stopped"
-                        )
-                        jail.cleanup(launched)
-                        return Outcome(
-                            ExitStatus.NETJAIL_FAILED, reason, message=message, signal_received=received
-                        )
-                    case "jail":
-                        _, wait_status = os.waitpid(launched.pid, 0)
-                        launched.reaped = True
-                        if relay is not None:
-                            relay.drain()
-                        status = jail.child_exit_status(launched, wait_status)
-                        if status is None:
-                            return Outcome(
-                                ExitStatus.NETJAIL_FAILED,
-                                "setup_failed",
-                                message="the jail could not be set up (bwrap failed)",
-                            )
-                        if received is not None:
-                            # killed after the grace period: report the signal netjail itself was sent
-                            status = 128 + received if forced else status
-                            return Outcome(status, "interrupted", signal_received=received)
-                        return Outcome(status, "signaled" if status > 128 else "exited")
-    finally:
-        signal.set_wakeup_fd(old_wakeup)
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-        selector.close()
-        jail_exit.close()
-        proxy_exit.close()
-        wake_read.close()
-        wake_write.close()

@@ -26,7 +26,10 @@ from netjail.records.log import RecordLog
 from netjail.records.read import count_verdicts
 from netjail.records.rundir import RunDir
 from netjail.records.schema import EndReason
-from netjail.run.runner import ExitNotifier, Outcome, RunFailed, proxy_config, reserve_log_space
+from netjail.run.outcome import Outcome, RunFailed
+from netjail.run.runner import reserve_log_space
+from netjail.run.spec import proxy_config
+from netjail.run.supervise import ExitNotifier
 from netjail.settings import LoadedSettings
 from netjail.utils.status import ExitStatus, ProxyExit
 

@@ -187,8 +187,9 @@ def test_the_code_writes_only_the_schemas_reasons() -> None:
     assert {"upstream_error", "client_tls_failed", "client_aborted", "proxy_auth"} <= set(written)
 
 
-def test_the_runner_writes_only_the_schemas_end_reasons() -> None:
-    tree = ast.parse((REPO / "netjail" / "run" / "runner.py").read_text(encoding="utf-8"))
+@pytest.mark.parametrize("module", ["runner", "supervise", "standalone"])
+def test_the_supervisor_writes_only_the_schemas_end_reasons(module: str) -> None:
+    tree = ast.parse((REPO / "netjail" / "run" / f"{module}.py").read_text(encoding="utf-8"))
     reasons = _reason_constants(tree)
     for node in ast.walk(tree):  # Outcome(status, "reason", …) and RunFailed(message, reason="…")
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "Outcome":
