@@ -103,6 +103,7 @@ def path_rules(
         reallowed=reallowed,
         placeholders=tuple(protection.placeholders),
         missing=tuple(protection.missing),
+        links=tuple(protection.links),
         denied_writes=_unique(denied_writes),
     )
 

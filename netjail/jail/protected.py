@@ -285,6 +285,8 @@ class Protection:
     read_only: list[Path] = field(default_factory=list)
     placeholders: list[Placeholder] = field(default_factory=list)
     missing: list[Path] = field(default_factory=list)
+    # symlinks inside a writable root on the way to a protected path, with what they hold (os.readlink)
+    links: list[tuple[Path, str]] = field(default_factory=list)
     entries: int = 0  # directory entries the scan read
 
 
@@ -358,9 +360,47 @@ def scan(
     for path in installation_paths() if installation is None else installation:
         scanner.absolute(Path(path), may_be_missing=False)
     result = scanner.result
+    _through_links(result, roots)
     result.read_only = list(dict.fromkeys(result.read_only))
     result.missing = [p for p in dict.fromkeys(result.missing) if p not in set(result.read_only)]
+    result.links = list(dict.fromkeys(result.links))
     return result
+
+
+def _through_links(result: Protection, roots: list[Path]) -> None:
+    """A protected path reached through a symlink inside a writable root (`.vscode -> ../shared/vscode`, a
+    dotfiles `.envrc`): a link cannot be a mount point (the bind would land wherever it points, or nowhere), and
+    the command could replace it. So its target is protected in its place — read-only where it exists, watched where
+    it does not — and the link itself is kept in `links`: restored by the end of the run if the run replaced it."""
+    read_only: list[Path] = []
+    missing: list[Path] = []
+    for path, kept in [*((p, read_only) for p in result.read_only), *((p, missing) for p in result.missing)]:
+        link = _first_link(path, roots)
+        if link is None:
+            kept.append(path)
+            continue
+        try:
+            result.links.append((link, os.readlink(link)))
+        except OSError:
+            pass  # gone since the walk: the end of the run treats the name like any missing one
+        real = Path(os.path.realpath(path))
+        if os.path.lexists(real):
+            read_only.append(real)
+        elif any(r == real or r in real.parents for r in roots):
+            missing.append(real)  # a dangling link into the tree: what it would name is watched
+    result.read_only, result.missing = read_only, missing
+
+
+def _first_link(path: Path, roots: list[Path]) -> Path | None:
+    """The first symlink between the deepest writable root holding `path` and `path` itself, if any."""
+    holding = [r for r in roots if r == path or r in path.parents]
+    if not holding:
+        return None
+    root = max(holding, key=lambda r: len(r.parts))
+    for part in (*(a for a in reversed(path.parents) if root in a.parents), path):
+        if part != root and os.path.islink(part):
+            return part
+    return None
 
 
 def _limit_from_environment() -> int:

@@ -306,3 +306,32 @@ def restore_entry(kept: Path, path: Path) -> None:
         _remove_path(kept)
     finally:
         os.close(parent)
+
+
+def restore_link(path: Path, target: str, destination: Path, note: Note) -> dict[str, Any] | None:
+    """Put back the symlink `path` -> `target` the run removed or replaced, what took its place quarantined first;
+    None when the link is as it was. Never raises OSError: the outcome (and any error) is in the returned record."""
+    try:
+        if os.readlink(path) == target:
+            return None
+    except FileNotFoundError:
+        pass
+    except OSError as e:
+        if e.errno != errno.EINVAL:  # EINVAL: something that is not a link took its place
+            return {"path": str(path), "moved_to": None, "action": "failed", "error": _describe(e)}
+    record: dict[str, Any] = {"path": str(path), "moved_to": None, "restored_link": target}
+    if os.path.lexists(path):
+        taken = quarantine_entry(path, destination, note)
+        if taken["action"] not in ("moved", "deleted", "gone"):
+            return {**taken, "restored_link": target}
+        record.update({k: v for k, v in taken.items() if k != "action"})
+    note({"op": "restore_link", "path": str(path), "target": target})
+    try:
+        parent = open_parent(path)
+        try:
+            os.symlink(target, path.name, dir_fd=parent)
+        finally:
+            os.close(parent)
+    except OSError as e:
+        return {**record, "action": "failed", "error": _describe(e)}
+    return {**record, "action": "restored"}

@@ -39,6 +39,9 @@ class PathRules:
     # removed when the run ends
     placeholders: tuple[protected.Placeholder, ...] = ()
     missing: tuple[Path, ...] = ()  # other protected names that do not exist yet: watched, then quarantined
+    # symlinks in a writable root on the way to a protected path (its target is in read_only or missing), with
+    # what each holds: restored if the run replaces them
+    links: tuple[tuple[Path, str], ...] = ()
     denied_writes: tuple[
         Path, ...
     ] = ()  # the user's own denyWrite entries among read_only (the rest: protected)

@@ -29,7 +29,7 @@ from typing import Any
 import structlog
 
 from netjail.jail.newrepos import SKIPPED_DIRECTORIES, GitDirs, sanitise_git_dir
-from netjail.jail.quarantine import Note, quarantine_entry
+from netjail.jail.quarantine import Note, quarantine_entry, restore_link
 
 log = structlog.get_logger("netjail")
 
@@ -107,6 +107,7 @@ class Watcher:
         *,
         protected: list[Path],
         writable: tuple[Path, ...],
+        links: dict[Path, str] | None = None,
         baseline: GitDirs,
         since: float,
         quarantine_for: Callable[[Path], Path],
@@ -115,13 +116,14 @@ class Watcher:
         errors: list[str] | None = None,
     ) -> None:
         self._protected = set(protected)
+        self._links = dict(links or {})  # symlink -> what it holds: put back as soon as the run replaces it
         self._writable = writable
         self._baseline = baseline
         self._since = since
         self._quarantine_for = quarantine_for
         self._note = note
         self._report = report
-        self._chains: set[Path] = {a for p in protected for a in _chain(p, writable)}
+        self._chains: set[Path] = {a for p in (*protected, *self._links) for a in _chain(p, writable)}
         self._repo_candidates: set[Path] = set(writable) | {
             Path(d).parent for d in baseline.directories if Path(d).name == ".git"
         }
@@ -194,7 +196,9 @@ class Watcher:
 
     def _check(self, path: Path, *, is_dir: bool, created: bool) -> None:
         directory = path.parent
-        if path in self._protected:
+        if path in self._links:
+            self._restore_link(path)
+        elif path in self._protected:
             self._take(path)
         elif path in self._chains and is_dir and created:
             if self._watch(path):  # then what it may already hold
@@ -268,7 +272,17 @@ class Watcher:
         if record["action"] in ("failed", "deleted", "mode_cleared"):
             self.errors.append(f"{path}: {record['action']} ({record.get('error')})")
 
+    def _restore_link(self, path: Path) -> None:
+        record = restore_link(path, self._links[path], self._quarantine_for(path), self._note)
+        if record is None:
+            return
+        self._report({**record, "during_run": True})
+        if record["action"] == "failed":
+            self.errors.append(f"{path}: link not restored ({record.get('error')})")
+
     def _recheck_everything(self) -> None:
+        for path in list(self._links):
+            self._restore_link(path)
         for path in list(self._protected):
             if os.path.lexists(path):
                 self._take(path)

@@ -84,7 +84,7 @@ FlagKind = Literal[
 EndReason = Literal[
     "exited", "signaled", "interrupted", "proxy_failed", "proxy_killed", "log_failed", "setup_failed"
 ]
-QuarantineAction = Literal["moved", "sanitised", "deleted", "mode_cleared", "failed"]
+QuarantineAction = Literal["moved", "sanitised", "deleted", "mode_cleared", "restored", "failed"]
 FileType = Literal["file", "directory", "symlink", "fifo", "socket", "char-device", "block-device", "other"]
 SettingsOrigin = Literal["flag", "env", "user", "bundled"]
 CaptureMode = Literal["proxy-variables", "transparent"]
@@ -246,6 +246,7 @@ class Quarantined(TypedDict):
     dropped: NotRequired[list[str]]  # for sanitised
     sha256: NotRequired[dict[str, str]]  # for deleted
     error: NotRequired[str]
+    restored_link: NotRequired[str]  # the symlink the run replaced, put back (what it holds, os.readlink)
 
 
 class QuarantineRecord(Quarantined):

@@ -40,6 +40,7 @@ def prepare_end_of_run(jail: Jail, spec: JailSpec, journal: Journal, allow_git_c
         dict.fromkeys([*missing_protected_paths(spec.rules, allow_git_config), *spec.rules.missing])
     )
     journal.protect(protected)
+    journal.keep_links(spec.rules.links)
     if getattr(jail, "creates_mount_points", False):
         for path in missing_read_only(spec.rules):
             create_stub(path, journal.write)
@@ -56,6 +57,7 @@ def start_watcher(
     try:
         watcher = Watcher(
             protected=protected,
+            links=dict(spec.rules.links),
             writable=spec.rules.writable,
             baseline=GitDirs.from_json(begin["git_dirs"]),
             since=float(begin["since"]),
@@ -90,13 +92,20 @@ def end_of_run(journal: Journal, records: RecordLog, warn: Callable[[str], None]
 
 def report_quarantine(record: dict, records: RecordLog, warn: Callable[[str], None]) -> None:
     action = record.get("action", "moved")
-    if action == "sanitised":
+    if action == "restored":
+        what = (
+            f"replaced {record['path']} (a symlink on the way to a protected path); netjail restored the link"
+            + (f" and moved what was there to {record['moved_to']}" if record.get("moved_to") else "")
+        )
+    elif action == "sanitised":
         what = f"removed {', '.join(record.get('dropped', []))} from {record['path']} (a repository the run created)"
     elif action == "moved":
         what = f"created {record['path']} (a protected name); moved to {record['moved_to']}"
     else:
         what = f"created {record['path']} (a protected name); {action}: {record.get('error', '')}"
-    warn(f"the command {what}" if action != "sanitised" else f"netjail {what}")
+    warn(
+        f"the command {what}" if action != "sanitised" else f"netjail {what}"
+    )  # restored: the command's doing
     try:
         records.write(build.quarantine(cast(Quarantined, record)))
     except OSError:

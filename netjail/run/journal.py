@@ -2,10 +2,11 @@
 
 `journal.jsonl` in the run directory holds one JSON object per line, each written (and fsync'd) before the
 operation it names: the run's writable roots and the repositories that existed at its start (`begin`), every
-protected name that did not exist (`protect`), every stub netjail creates (`stub`, then `stub_made` with its
+protected name that did not exist (`protect`), every symlink on the way to a protected path (`link`, with what
+it holds), every stub netjail creates (`stub`, then `stub_made` with its
 inode), every quarantine move (`move`) and config rewrite (`sanitise`) with what it did. The end of the run is a
 replay of the journal — remove the stubs, quarantine what appeared under a protected name, sanitise the
-repositories the run created — computed from the current state of the tree each time, so replaying twice does
+repositories the run created, put back a replaced link — computed from the current state of the tree each time, so replaying twice does
 nothing the second time. Only a replay without errors appends `complete`; otherwise the journal stays for the next
 run's sweep, which replays it again (netjail.run.sweep). The live run holds an exclusive lock on the file, so a
 sweep never replays a run that is still going.
@@ -32,7 +33,7 @@ from netjail.jail.newrepos import (
     sanitise_user_config,
 )
 from netjail.jail.persistence import quarantine_destination, remove_stub
-from netjail.jail.quarantine import quarantine_entry
+from netjail.jail.quarantine import quarantine_entry, restore_link
 
 JOURNAL_FILE = "journal.jsonl"
 COMPLETED_JOURNAL_FILE = "journal-complete.jsonl"  # renamed once replayed without errors: sweeps skip it
@@ -93,6 +94,10 @@ class Journal:
         for path in paths:
             self.write({"op": "protect", "path": str(path)})
 
+    def keep_links(self, links: Iterable[tuple[Path, str]]) -> None:
+        for path, target in links:
+            self.write({"op": "link", "path": str(path), "target": target})
+
 
 def read_entries(path: Path) -> list[dict[str, Any]]:
     try:
@@ -148,6 +153,12 @@ def replay(
         path = Path(entry["path"])
         if os.path.lexists(path):
             _record(quarantine_entry(path, destination(path), journal.note), result)
+    # 2b. Links on the way to a protected path: whatever took a link's place is quarantined, the link restored.
+    for entry in entries:
+        if entry.get("op") == "link":
+            path = Path(entry["path"])
+            if (record := restore_link(path, entry["target"], destination(path), journal.note)) is not None:
+                _record(record, result)
     # 3. Repositories the run created.
     if begin is not None:
         writable = tuple(Path(p) for p in begin.get("writable", ()))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -278,3 +279,30 @@ def test_placeholders_are_created_once_and_removed_only_when_unchanged(tmp_path:
     (tmp_path / "commondir").write_text("changed\n")
     file.remove()
     assert (tmp_path / "commondir").read_text() == "changed\n"
+
+
+def test_a_protected_name_that_is_a_link_protects_its_target_and_keeps_the_link(tmp_path: Path) -> None:
+    shared, proj = tmp_path / "shared", tmp_path / "proj"
+    (shared / "vscode").mkdir(parents=True)
+    proj.mkdir()
+    os.symlink("../shared/vscode", proj / ".vscode")
+    os.symlink(str(tmp_path / "nowhere" / "envrc"), proj / ".envrc")  # dangling, into the tree
+    found = protected.scan([tmp_path], installation=[])
+    assert shared / "vscode" in found.read_only and proj / ".vscode" not in found.read_only
+    assert tmp_path / "nowhere" / "envrc" in found.missing and proj / ".envrc" not in found.read_only
+    assert set(found.links) == {
+        (proj / ".vscode", "../shared/vscode"),
+        (proj / ".envrc", str(tmp_path / "nowhere" / "envrc")),
+    }
+
+
+def test_a_link_pointing_out_of_the_writable_roots_is_kept_and_its_target_left_to_the_base(
+    tmp_path: Path,
+) -> None:
+    outside, proj = tmp_path / "outside", tmp_path / "proj"
+    (outside / "claude").mkdir(parents=True)
+    proj.mkdir()
+    os.symlink(str(outside / "claude"), proj / ".claude")
+    found = protected.scan([proj], installation=[])
+    assert (proj / ".claude", str(outside / "claude")) in found.links
+    assert all(proj / ".claude" not in (p, *p.parents) for p in (*found.read_only, *found.missing))

@@ -101,3 +101,30 @@ def test_a_name_swapped_for_a_symlink_moves_the_link_not_its_target(tmp_path: Pa
     assert record["action"] == "moved" and record["file_type"] == "symlink"
     assert (outside / "precious").read_text() == "mine\n"
     assert (run / "q" / ".vscode").is_symlink()
+
+
+def test_replay_puts_back_a_link_the_run_replaced_or_removed(tmp_path: Path) -> None:
+    tree, run = _run_dir(tmp_path)
+    (tree / "shared").mkdir()
+    for name in ("replaced", "removed", "kept"):
+        os.symlink("shared", tree / name)
+    journal = Journal(run)
+    journal.begin([tree], find_git_dirs([tree]))
+    journal.keep_links([(tree / n, "shared") for n in ("replaced", "removed", "kept")])
+    (tree / "replaced").unlink()
+    (tree / "replaced").mkdir()
+    (tree / "replaced" / "tasks.json").write_text("evil\n")
+    (tree / "removed").unlink()
+
+    first = replay(journal)
+    assert first.errors == []
+    assert {r["path"]: r["action"] for r in first.records} == {
+        str(tree / "replaced"): "restored",
+        str(tree / "removed"): "restored",
+    }
+    for name in ("replaced", "removed", "kept"):
+        assert os.readlink(tree / name) == "shared"
+    moved = next(r for r in first.records if r["path"] == str(tree / "replaced"))["moved_to"]
+    assert Path(moved, "tasks.json").read_text() == "evil\n"
+    assert replay(journal).records == []
+    journal.close()
