@@ -1,4 +1,6 @@
 """netjail's credential addons: the proxy half of srt's `credentials` in `mode: "mask"`.
+(Over 500 lines: two hook objects sharing one per-flow state and its refusals; what can be pure already is —
+the swap and the placeholders in netjail/policy/credentials.py, SigV4 signing in netjail/policy/sigv4.py.)
 
 The command holds placeholders (netjail/jail/credentials.py); on a request to one of a credential's inject hosts —
 over a TLS connection netjail terminated, or plain HTTP only with `allowPlaintextInject` — the placeholder is

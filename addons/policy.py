@@ -1,4 +1,5 @@
 """netjail's policy addon: allow or deny every flow by the settings' domain rules.
+(Over 500 lines: one guarded hook for each point below, all feeding the one pure decision in netjail/policy.)
 
 Usable on its own:  mitmdump -s addons/policy.py --set netjail_settings=settings.json
 

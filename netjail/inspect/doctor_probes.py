@@ -262,7 +262,7 @@ def _in_namespace() -> dict[str, str | None]:  # pragma: no cover - runs in the 
     except OSError as e:
         return {"userns": f"cannot create a user + network namespace ({e.strerror or e})", "netfilter": None}
     try:
-        # as the jail's helper does (netjail/jail/linux/bwrap.py): routes need loopback up
+        # as the jail's helper does (netjail/jail/linux/helper.py): routes need loopback up
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
             request = struct.pack("16sH14x", b"lo", 0)
             flags = struct.unpack("16sH14x", fcntl.ioctl(s, SIOCGIFFLAGS, request))[1]

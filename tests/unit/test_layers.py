@@ -181,3 +181,15 @@ def test_a_planted_upward_import_is_caught(module: str, source: str, expected: s
 )
 def test_downward_and_sideways_imports_are_allowed(module: str, source: str) -> None:
     assert violations({module: source}) == []
+
+
+LONG_MODULE = 520  # "no module over ~500 lines" (docs/design.md), with some slack for a growing table
+
+
+def test_a_module_over_500_lines_says_why_at_its_top() -> None:
+    unexplained = []
+    for path in [*(REPO / "netjail").rglob("*.py"), *(REPO / "addons").glob("*.py")]:
+        lines = path.read_text(encoding="utf-8").splitlines()
+        if len(lines) > LONG_MODULE and not any("Over 500 lines" in line for line in lines[:6]):
+            unexplained.append(f"{path.relative_to(REPO)}: {len(lines)} lines")
+    assert unexplained == [], "split it by concern, or say at its top why it is one idea"

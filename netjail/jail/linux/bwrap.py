@@ -12,34 +12,31 @@ of netjail's listens outside the jail, so no other local process or user can use
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import shutil
 import signal
 import socket
-import struct
-import time
 from collections.abc import Mapping
 from pathlib import Path
 
 from netjail.jail.environment import jail_environment
-from netjail.jail.linux.capture import DNS_PORT, TRANSPARENT_PORT, CaptureError, install_capture
+from netjail.jail.linux.capture import CaptureError
 from netjail.jail.linux.dropped import read_dropped
+from netjail.jail.linux.helper import become_bwrap
+from netjail.jail.linux.processes import child_pid, kill, read_status, reap, wait_namespace_empty
 from netjail.jail.linux.seccomp import SeccompUnavailable, build_filter
 from netjail.jail.linux.write_observer import (
     ObserverProgram,
     ObserverUnavailable,
     WriteObserver,
     build_program,
-    load_listener,
 )
 from netjail.jail.refusals import Refusals, WriteRules
 from netjail.jail.spec import PROXY_PORT, JailError, JailSpec, Launched, PathRules
 from netjail.jail.symlinks import open_no_follow
 from netjail.proxy.ca import SYSTEM_BUNDLE_PATHS, RunCA
 from netjail.records.log import utc_timestamp
-from netjail.utils.status import ExitStatus
 
 JAIL_FILES_DIR = "/run/netjail"  # inside the jail: a tmpfs holding the trust bundle and the CA certificate
 JAIL_BUNDLE = f"{JAIL_FILES_DIR}/ca-bundle.pem"
@@ -47,10 +44,6 @@ JAIL_CA_CERT = f"{JAIL_FILES_DIR}/ca.pem"
 RESOLV_CONF = (
     "# netjail: the jail's own resolver (denied names get NXDOMAIN)\nnameserver 127.0.0.1\noptions edns0\n"
 )
-
-SIOCGIFFLAGS = 0x8913
-SIOCSIFFLAGS = 0x8914
-IFF_UP = 0x1
 
 
 def bwrap_args(
@@ -249,7 +242,7 @@ class BwrapJail:
             parent_end.close()
             os.close(status_read)
             keep = (status_write, seccomp_fd, *(fd for fds in path_fds.values() for fd in fds))
-            _become_bwrap(child_end, keep, args, spec.env, spec.capture, spec.stdio, observer_program)
+            become_bwrap(child_end, keep, args, spec.env, spec.capture, spec.stdio, observer_program)
         child_end.close()
         os.close(status_write)
         os.close(seccomp_fd)
@@ -301,7 +294,7 @@ class BwrapJail:
             launched.gate = None
 
     def child_exit_status(self, launched: Launched, wait_status: int) -> int | None:
-        status = _read_status(launched.status_fd)
+        status = read_status(launched.status_fd)
         if "exit-code" in status:
             return int(status["exit-code"])
         if "child-pid" in status and os.WIFSIGNALED(wait_status):
@@ -311,7 +304,7 @@ class BwrapJail:
     def signal(self, launched: Launched, signum: signal.Signals) -> None:
         # bwrap does not forward signals. The command runs in bwrap's new session, whose process group id is
         # the pid of bwrap's init; init ignores signals from outside its namespace, the command does not.
-        group = _child_pid(launched.status_fd)
+        group = child_pid(launched.status_fd)
         target = -group if group else launched.pid
         try:
             os.kill(target, signum)
@@ -319,15 +312,15 @@ class BwrapJail:
             pass
 
     def cleanup(self, launched: Launched) -> None:
-        status = _read_status(launched.status_fd)
+        status = read_status(launched.status_fd)
         if not launched.reaped:
             if status.get("child-pid"):
                 # the jail's init first: the kernel empties its PID namespace before bwrap can report its end
-                _kill(int(status["child-pid"]))
-            _reap(launched.pid)  # killing bwrap takes the whole sandbox down (--die-with-parent)
+                kill(int(status["child-pid"]))
+            reap(launched.pid)  # killing bwrap takes the whole sandbox down (--die-with-parent)
             launched.reaped = True
         if status.get("pid-namespace"):
-            _wait_namespace_empty(int(status["pid-namespace"]))
+            wait_namespace_empty(int(status["pid-namespace"]))
         self._count_dropped(launched)
         if (observer := self.observers.pop(launched.pid, None)) is not None:
             launched.refused = [dict(r) for r in observer.stop().records()]
@@ -347,148 +340,6 @@ class BwrapJail:
                 os.close(fd)
 
 
-_status_cache: dict[int, dict] = {}
-
-
-def _read_status(fd: int) -> dict:
-    """bwrap writes one JSON object per line: `{"child-pid": N, …}` when the command starts, `{"exit-code": N}`
-    when it ends. Reads what is there without blocking and merges it."""
-    merged = _status_cache.setdefault(fd, {})
-    if fd < 0:
-        return merged
-    os.set_blocking(fd, False)
-    chunks = []
-    while True:
-        try:
-            chunk = os.read(fd, 65536)
-        except BlockingIOError:
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-    for line in b"".join(chunks).splitlines():
-        try:
-            merged.update(json.loads(line))
-        except ValueError:
-            continue
-    return merged
-
-
-def _child_pid(fd: int) -> int | None:
-    value = _read_status(fd).get("child-pid")
-    return int(value) if value else None
-
-
-def _kill(pid: int) -> None:
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-
-
-def _namespace_members(namespace: int) -> list[int]:
-    """The live processes of the jail's PID namespace. A zombie runs nothing and writes nothing: it is reaped
-    when it is netjail's own child, and never waited for (its parent reaps it; waiting would last until then)."""
-    members = []
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            try:
-                if os.stat(f"/proc/{name}/ns/pid").st_ino != namespace:
-                    continue
-                with open(f"/proc/{name}/stat", "rb") as f:
-                    state = f.read().rpartition(b")")[2].split()[0]
-            except (OSError, IndexError):
-                continue
-            if state == b"Z":
-                try:
-                    os.waitpid(int(name), os.WNOHANG)
-                except ChildProcessError:
-                    pass
-                continue
-            members.append(int(name))
-    return members
-
-
-def _wait_namespace_empty(namespace: int, timeout: float = 10.0) -> None:
-    """Until no process is left in the jail's PID namespace. bwrap's outer process can be gone (SIGKILLed by
-    the grace period) while its init, killed through --die-with-parent, is still taking the others down."""
-    deadline = time.monotonic() + timeout
-    while members := _namespace_members(namespace):
-        for pid in members:
-            _kill(pid)
-        if time.monotonic() > deadline:
-            return  # SIGKILLed and still there (uninterruptible sleep): nothing more can be done from here
-        time.sleep(0.01)
-
-
-def _reap(pid: int) -> None:
-    try:
-        os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
-    except (ProcessLookupError, ChildProcessError):
-        pass
-
-
-def _become_bwrap(  # pragma: no cover - runs in the forked child
-    channel: socket.socket,
-    bwrap_fds: tuple[int, ...],
-    args: list[str],
-    env: dict[str, str],
-    capture: str,
-    stdio: tuple[int, int, int] | None,
-    observer: ObserverProgram | None = None,
-) -> None:
-    """In the forked child: build the network namespace, hand its sockets to netjail, wait for the go, exec bwrap.
-    Never returns."""
-    try:
-        for signum in (signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGHUP):
-            signal.signal(signum, signal.SIG_DFL)
-        # out of netjail's process group: a key pressed on the user's terminal signals netjail, never bwrap (whose
-        # death would take the command with it); netjail forwards what is meant for the command
-        os.setpgid(0, 0)
-        for target, source in enumerate(stdio or ()):
-            if source != target:
-                os.dup2(source, target)
-        uid, gid = os.getuid(), os.getgid()
-        os.unshare(os.CLONE_NEWUSER | os.CLONE_NEWNET)
-        Path("/proc/self/setgroups").write_text("deny")
-        Path("/proc/self/uid_map").write_text(f"{uid} {uid} 1")
-        Path("/proc/self/gid_map").write_text(f"{gid} {gid} 1")
-        _loopback_up()
-        report, sockets = _namespace_sockets(capture)
-        namespaces = _namespace_descriptors() if report["capture"] == "transparent" else []
-        report["namespaces"] = ["user", "net"][: len(namespaces)]
-        listener = []
-        if observer is not None:  # the last thing before bwrap: from here on, write calls are observed
-            try:
-                listener = [load_listener(observer)]
-                report["observer"] = "on"
-            except OSError as e:
-                report["observer"] = f"writes are not observed: {e.strerror or e}"
-        socket.send_fds(
-            channel, [json.dumps(report).encode()], [s.fileno() for s in sockets] + namespaces + listener
-        )
-        for fd in listener:
-            os.close(fd)
-        for s in sockets:
-            s.close()
-        for fd in namespaces:
-            os.close(fd)
-        if channel.recv(2) != b"go":
-            os._exit(ExitStatus.NETJAIL_FAILED)  # netjail gave up before the command was allowed to start
-        channel.close()
-        _only_inherit(bwrap_fds)
-        signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # Python ignores it; the command must not inherit that
-        os.execve(args[0], args, env)
-    except BaseException as e:
-        try:
-            channel.sendall(
-                str(e).encode() if isinstance(e, CaptureError) else f"{type(e).__name__}: {e}".encode()
-            )
-        finally:
-            os._exit(ExitStatus.NETJAIL_FAILED)
-
-
 def _observer_program(spec: JailSpec) -> tuple[ObserverProgram | None, str | None]:
     """The write observer's filter, compiled before the fork (record.refusedWrites)."""
     if not spec.observe_writes:
@@ -497,80 +348,3 @@ def _observer_program(spec: JailSpec) -> tuple[ObserverProgram | None, str | Non
         return build_program(), None
     except ObserverUnavailable as e:
         return None, f"writes are not observed: {e}"
-
-
-def _namespace_descriptors() -> list[int]:  # pragma: no cover - forked child
-    """This process's user and network namespaces, for netjail to read the drop counters after the run."""
-    return [os.open(f"/proc/self/ns/{kind}", os.O_RDONLY | os.O_CLOEXEC) for kind in ("user", "net")]
-
-
-def _only_inherit(keep: tuple[int, ...]) -> None:  # pragma: no cover - forked child
-    """Descriptors netjail itself inherited must not reach the command: only 0-2 and bwrap's own survive exec."""
-    for name in os.listdir("/proc/self/fd"):
-        fd = int(name)
-        if fd > 2:
-            try:
-                os.set_inheritable(fd, fd in keep)
-            except OSError:
-                pass  # the descriptor listdir itself used, now closed
-
-
-def _namespace_sockets(capture: str) -> tuple[dict, list[socket.socket]]:  # pragma: no cover - forked child
-    """The proxy's listeners, the transparent listeners and the resolver's sockets, all inside the namespace."""
-    roles: list[str] = []
-    sockets: list[socket.socket] = []
-
-    def add(role: str, family: socket.AddressFamily, kind: socket.SocketKind, host: str, port: int) -> bool:
-        try:
-            sock = _bind(family, kind, host, port)
-        except OSError:
-            if family == socket.AF_INET6:
-                return False  # IPv6 disabled on this host: IPv4 alone is enough
-            raise
-        roles.append(role)
-        sockets.append(sock)
-        return True
-
-    add("proxy", socket.AF_INET, socket.SOCK_STREAM, "127.0.0.1", PROXY_PORT)
-    ipv6 = add("proxy", socket.AF_INET6, socket.SOCK_STREAM, "::1", PROXY_PORT)
-    add("dns", socket.AF_INET, socket.SOCK_DGRAM, "127.0.0.1", DNS_PORT)
-    if ipv6:
-        add("dns", socket.AF_INET6, socket.SOCK_DGRAM, "::1", DNS_PORT)
-    report: dict = {"capture": "proxy-variables", "warning": None, "roles": roles}
-    if capture == "proxy-variables":
-        return report, sockets
-    try:
-        install_capture(ipv6)
-    except CaptureError as e:
-        if capture == "transparent":
-            raise CaptureError(
-                f'network.capture is "transparent" but capture is not available: {e}. Fix: install nftables and '
-                'iproute2 (and allow user namespaces netfilter), or set network.capture to "auto"'
-            ) from e
-        report["warning"] = (
-            f"transparent capture is not available ({e}); only programs that honour HTTP_PROXY reach the network. "
-            'Set network.capture to "transparent" to make this an error, or "proxy-variables" to silence it.'
-        )
-        return report, sockets
-    add("transparent", socket.AF_INET, socket.SOCK_STREAM, "127.0.0.1", TRANSPARENT_PORT)
-    if ipv6:
-        add("transparent", socket.AF_INET6, socket.SOCK_STREAM, "::1", TRANSPARENT_PORT)
-    report["capture"] = "transparent"
-    return report, sockets
-
-
-def _loopback_up() -> None:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        request = struct.pack("16sH14x", b"lo", 0)
-        flags = struct.unpack("16sH14x", fcntl.ioctl(s, SIOCGIFFLAGS, request))[1]
-        fcntl.ioctl(s, SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", flags | IFF_UP))
-
-
-def _bind(family: socket.AddressFamily, kind: socket.SocketKind, host: str, port: int) -> socket.socket:
-    s = socket.socket(family, kind)
-    if family == socket.AF_INET6:
-        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-    s.bind((host, port))
-    if kind == socket.SOCK_STREAM:
-        s.listen(1024)
-    return s
