@@ -4,6 +4,11 @@
   it, so npm inside uses its default registry, which the preset did not allow.
 - An `allowWrite` inside a `denyRead` region with no `allowRead` for it: netjail makes it readable and
   writable (it is bound), srt would leave it hidden; say which is meant.
+- A credential file in `mode: "mask"` that `denyRead` also names: the command sees it masked (the masked copy is
+  bound over the hidden file), not hidden; say which is meant.
+
+These read `denyRead` as the file wrote it: credential files are merged into it later, by design, so a masked file
+is not its own contradiction.
 """
 
 from __future__ import annotations
@@ -36,14 +41,24 @@ def contradictions(
     environ: Mapping[str, str] = os.environ,
     *,
     cwd: Path | None = None,
+    written_deny_read: list[str] | None = None,
 ) -> list[str]:
+    """`written_deny_read`: filesystem.denyRead as the file holds it (the model's has the credential files)."""
     cwd = cwd or Path.cwd()
     home = Path(environ.get("HOME") or Path.home())
     fs = settings.filesystem
-    deny_read, allow_read = [str(e) for e in fs.deny_read], [str(e) for e in fs.allow_read]
+    deny_read = [str(e) for e in (fs.deny_read if written_deny_read is None else written_deny_read)]
+    allow_read = [str(e) for e in fs.allow_read]
+    masked = {
+        _absolute(f.path, home, cwd): index
+        for index, f in enumerate(settings.credentials.files)
+        if f.mode == "mask"
+    }
     warnings: list[str] = []
     for preset in presets:
         for source in preset_sources(preset, environ, cwd=cwd):
+            if source.absolute() in masked:
+                continue  # the tool reads it, with placeholders: what the warning below asks for
             hidden = _covering(source.absolute(), deny_read, home, cwd)
             if hidden is not None and _covering(source.absolute(), allow_read, home, cwd) is None:
                 warnings.append(
@@ -60,5 +75,12 @@ def contradictions(
                 f"filesystem.allowWrite[{index}]: {entry!r} lies inside filesystem.denyRead {hidden!r}: netjail "
                 "makes it readable and writable (srt would keep it hidden). Fix: add it to filesystem.allowRead "
                 "to say so"
+            )
+    for index, entry in enumerate(deny_read):
+        if (file := masked.get(_absolute(entry, home, cwd))) is not None:
+            warnings.append(
+                f"filesystem.denyRead[{index}]: {entry!r} hides the file credentials.files[{file}] masks: the "
+                "command sees it with placeholders in place of the secret, not hidden. Fix: remove it from "
+                'denyRead to say the mask is meant, or use mode "deny" for the credential to keep it hidden'
             )
     return warnings

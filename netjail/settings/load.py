@@ -265,6 +265,6 @@ def load_settings(
     warnings = (
         *collect_warnings(settings),
         *settings.network.pin_warnings(),
-        *contradictions(settings, expansions, environ),
+        *contradictions(settings, expansions, environ, written_deny_read=data["filesystem"].get("denyRead")),
     )
     return LoadedSettings(settings, path, origin, warnings, expansions)

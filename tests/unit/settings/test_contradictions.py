@@ -43,3 +43,35 @@ def test_allow_write_inside_deny_read_says_which_is_meant(tmp_path: Path, monkey
         environ,
     )
     assert said.warnings == ()
+
+
+def test_a_masked_credential_file_also_in_deny_read_says_which_is_meant(tmp_path: Path, monkeypatch) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / ".npmrc").write_text(
+        "//registry.corp.test/:_authToken=npm_0123456789abcdefghijklmnopqrstuvwxyz\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    environ = {"HOME": str(home), "PATH": "/usr/bin:/bin"}
+
+    def load(deny_read: list[str]):
+        path = tmp_path / "settings.json"
+        path.write_text(
+            json.dumps(
+                {
+                    "network": {"allowedDomains": ["@npm"], "deniedDomains": []},
+                    "filesystem": {"denyRead": deny_read, "allowWrite": [], "denyWrite": []},
+                    "credentials": {"files": [{"path": "~/.npmrc", "mode": "mask"}]},
+                }
+            )
+        )
+        return load_settings(path, environ=environ)
+
+    both = load(["~/.npmrc"])
+    (warning,) = both.warnings
+    assert warning.startswith("filesystem.denyRead[0]: '~/.npmrc' hides the file credentials.files[0] masks")
+    assert "Fix:" in warning
+    # the control: masked alone is what the preset's warning asks for, though the file is merged into denyRead
+    masked = load([])
+    assert masked.warnings == ()
+    assert "~/.npmrc" in [str(e) for e in masked.settings.filesystem.deny_read]
