@@ -63,3 +63,16 @@ def test_an_inject_host_inside_exclude_domains_is_refused_before_anything_runs(n
         "-c", f"touch {marker}",
     )  # fmt: skip
     assert control.returncode == 0 and marker.exists(), control.explain()
+
+
+def test_a_masked_file_in_a_hidden_directory_shows_alone_and_is_no_contradiction(netjail: Netjail) -> None:
+    hidden = netjail.tmp_path / "config"
+    hidden.mkdir()
+    (hidden / "other-secret").write_text("kept hidden\n")
+    rc = hidden / "npmrc"
+    rc.write_text(f"//registry.corp.test/:_authToken={TOKEN}\n")
+    cfg = netjail.settings(filesystem={"denyRead": [str(hidden)]}, credentials=masked(rc))
+    result = netjail.run("-s", str(cfg), "-c", f"ls {hidden}; cat {rc}; cat {hidden}/other-secret")
+    assert result.returncode == 1, result.explain()  # the other file is not there to read
+    assert result.stdout.startswith("npmrc\n//registry.corp.test/:_authToken=") and TOKEN not in result.stdout
+    assert "kept hidden" not in result.stdout and "credentials.files" not in result.stderr
