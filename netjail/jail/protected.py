@@ -507,6 +507,15 @@ class _Scanner:
         if is_dir:
             self.git_dir(dot_git, worktree=dot_git.parent)
             return
+        if os.path.islink(dot_git) and os.path.isdir(dot_git):
+            # a link to the git directory (a separate-git-dir or dotfiles layout): that directory is protected
+            # as any (git keeps working in it), the link kept in place
+            try:
+                self.result.links.append((dot_git, os.readlink(dot_git)))
+            except OSError:
+                pass
+            self.git_dir(dot_git, worktree=dot_git.parent)
+            return
         self.result.read_only.append(dot_git)
         target = _pointer(dot_git, "gitdir:")
         if target is not None:

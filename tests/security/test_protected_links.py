@@ -135,3 +135,47 @@ def test_a_hook_planted_through_linked_hooks_or_a_replaced_link_never_fires_on_t
     assert (repo / "control.txt").read_text() == "kept\n"
     assert git("commit", "-qm", "host", cwd=repo).returncode == 0  # the host's git works, and runs nothing
     assert not (markers / "hook").exists()
+
+
+def repository_behind_a_link(netjail: Netjail) -> Path:
+    """`proj/.git` a symlink to the git directory (a separate-git-dir or dotfiles layout)."""
+    proj = netjail.work / "proj"
+    (netjail.work / "gitdirs").mkdir()
+    git(
+        "init",
+        "-q",
+        f"--separate-git-dir={netjail.work / 'gitdirs' / 'proj.git'}",
+        str(proj),
+        cwd=netjail.work,
+    )
+    (proj / ".git").unlink()
+    os.symlink("../gitdirs/proj.git", proj / ".git")
+    return proj
+
+
+def test_baseline_a_repository_behind_a_link_runs_what_is_planted_in_it(netjail: Netjail) -> None:
+    proj, markers = repository_behind_a_link(netjail), netjail.tmp_path / "markers"
+    markers.mkdir()
+    subprocess.run(["bash", "-c", plant_hook(markers)], cwd=proj, check=True)
+    git("commit", "-q", "--allow-empty", "-m", "host", cwd=proj)
+    assert (markers / "hook").exists()
+
+
+def test_a_repository_behind_a_link_works_inside_and_runs_nothing_on_the_host(netjail: Netjail) -> None:
+    proj, markers = repository_behind_a_link(netjail), netjail.tmp_path / "markers"
+    markers.mkdir()
+    script = (
+        "cd proj; git -c user.name=j -c user.email=j@j commit -q --allow-empty -m inside; echo commit=$?; "
+        f"{plant_hook(markers)}; echo hook=$?; git config core.fsmonitor 'touch {markers}/fsmonitor'; "
+        f"echo config=$?; rm .git && mkdir -p .git/hooks && {plant_hook(markers)}; echo replaced"
+    )
+    result = netjail.run("-s", str(netjail.settings()), "-c", script)
+    assert result.returncode == 0, result.explain()
+    assert "commit=0" in result.stdout  # the control: git works in it
+    assert "hook=1" in result.stdout and "config=0" not in result.stdout
+    assert os.readlink(proj / ".git") == "../gitdirs/proj.git"
+    log = git("log", "--format=%s", cwd=proj)
+    assert log.stdout.split() == ["inside"]
+    git("status", cwd=proj)
+    git("commit", "-q", "--allow-empty", "-m", "host", cwd=proj)
+    assert list(markers.iterdir()) == []

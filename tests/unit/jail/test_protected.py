@@ -306,3 +306,16 @@ def test_a_link_pointing_out_of_the_writable_roots_is_kept_and_its_target_left_t
     found = protected.scan([proj], installation=[])
     assert (proj / ".claude", str(outside / "claude")) in found.links
     assert all(proj / ".claude" not in (p, *p.parents) for p in (*found.read_only, *found.missing))
+
+
+def test_a_dot_git_link_to_a_git_directory_protects_that_directory_and_keeps_the_link(tmp_path: Path) -> None:
+    git_dir, proj = tmp_path / "gitdirs" / "proj.git", tmp_path / "proj"
+    (git_dir / "hooks").mkdir(parents=True)
+    (git_dir / "config").write_text("[core]\n")
+    (git_dir / "HEAD").write_text("ref: refs/heads/main\n")
+    proj.mkdir()
+    os.symlink("../gitdirs/proj.git", proj / ".git")
+    found = protected.scan([tmp_path], installation=[])
+    assert {git_dir / "hooks", git_dir / "config"} <= set(found.read_only)
+    assert proj / ".git" not in found.read_only and git_dir not in found.read_only  # git still writes in it
+    assert (proj / ".git", "../gitdirs/proj.git") in found.links
