@@ -59,6 +59,12 @@ from netjail.utils.status import ExitStatus
     help="Only requests that sent at least SIZE bytes (5000, 10k, 1.5MB).",
 )
 @click.option("--flagged", is_flag=True, help="Only flows the audit detectors flagged.")
+@click.option(
+    "--credentials",
+    "with_credentials",
+    is_flag=True,
+    help="Only flows that carried a masked credential (injected, or its placeholder left in place).",
+)
 @click.option("--limit", type=click.IntRange(min=1), help="Stop after this many matching flows.")
 @click.option(
     "--show",
@@ -83,6 +89,7 @@ def flows(
     methods: tuple[str, ...],
     min_bytes_out: int | None,
     flagged: bool,
+    with_credentials: bool,
     limit: int | None,
     show_id: str | None,
     body_bytes: int,
@@ -98,6 +105,7 @@ def flows(
       netjail flows --method DNS             # the lookups alone
       netjail flows --failed --host '*.example.org'
       netjail flows --min-bytes-out 1MB --method POST --method PUT
+      netjail flows --credentials            # where masked credentials were injected, or refused
       netjail flows 20261128T0746 --json | jq -r .url
       netjail flows --show 3f2a9c                # one flow: headers and the start of each body
     """
@@ -118,6 +126,7 @@ def flows(
         methods=frozenset(m.upper() for m in methods),
         min_bytes_out=min_bytes_out,
         flagged=flagged,
+        credentials=with_credentials,
     )
     # a `dropped` record carries the fields of a flow the table shows (verdict, host, port, bytes_out); a `dns`
     # record is a row of its own kind (method DNS, the name as host)

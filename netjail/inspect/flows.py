@@ -42,6 +42,7 @@ class FlowFilter:
     min_bytes_out: int | None = None
     flagged: bool = False
     reasons: frozenset[str] = field(default_factory=frozenset)
+    credentials: bool = False  # only flows that carried a masked credential's placeholder
 
     def __call__(self, record: FlowRecord) -> bool:
         if self.verdicts and record.get("verdict") not in self.verdicts:
@@ -54,6 +55,8 @@ class FlowFilter:
         if self.min_bytes_out is not None and int(record.get("bytes_out") or 0) < self.min_bytes_out:
             return False
         if self.flagged and not record.get("flags"):
+            return False
+        if self.credentials and not record.get("credentials"):
             return False
         if self.reasons and record.get("reason") not in self.reasons:
             return False
@@ -115,7 +118,27 @@ def _reason(record: FlowRecord) -> str:
     kinds = list(dict.fromkeys(str(f.get("kind")) for f in record.get("flags") or [] if isinstance(f, dict)))
     if kinds:
         reason += " !" + ",".join(kinds)
-    return reason
+    return reason + credentials_note(record)
+
+
+def credentials_note(record: Mapping[str, object]) -> str:
+    """What happened to masked credentials on this flow, by name: ` [injected API_TOKEN; placeholder NPM_TOKEN]`."""
+    carried = record.get("credentials")
+    if not isinstance(carried, dict):
+        return ""
+
+    def names(key: str) -> list[str]:
+        entries = carried.get(key) or []
+        return list(dict.fromkeys(str(e.get("credential")) for e in entries if isinstance(e, dict)))
+
+    parts = [
+        f"{label} {','.join(found)}"
+        for label, found in (("injected", names("injected")), ("placeholder", names("placeholder_left")))
+        if found
+    ]
+    if carried.get("sigv4"):
+        parts.append(f"sigv4 {carried['sigv4']}")
+    return f" [{'; '.join(parts)}]" if parts else ""
 
 
 def _size(value: int | None, human: bool) -> str:

@@ -216,6 +216,29 @@ def test_a_placeholder_sent_toward_another_allowed_host_is_refused(
     assert_nowhere(netjail, result, REAL_TOKEN)
 
 
+def test_netjail_flows_shows_where_each_credential_was_injected_or_refused(
+    netjail: Netjail, echo_https: EchoOrigin
+) -> None:
+    settings = masked_settings(netjail, TOKEN_ENTRY)
+    result = run_with_token(
+        netjail,
+        settings,
+        f'{CURL} -o /dev/null -H "X-Api-Key: $API_TOKEN" https://other.test:{echo_https.port}/a;'
+        f' {CURL} -o /dev/null -H "X-Api-Key: $API_TOKEN" https://allowed.test:{echo_https.port}/b;'
+        f" {CURL} -o /dev/null https://allowed.test:{echo_https.port}/plain",
+    )
+    assert result.returncode == 0, result.explain()
+    listed = netjail.command("flows", "--credentials", str(result.run_dir))
+    assert listed.returncode == 0, listed.stderr
+    rows = {line.split()[4]: line for line in listed.stdout.splitlines() if line.strip()}
+    assert "/plain" not in rows  # the control: a flow with no credential is not listed
+    assert "credential_misdirected [placeholder credentials.envVars[0]" in rows["/a"]
+    assert "allowed [injected credentials.envVars[0]" in rows["/b"]
+    assert REAL_TOKEN not in listed.stdout
+    every = netjail.command("flows", str(result.run_dir))
+    assert "/plain" in every.stdout and "[injected" in every.stdout
+
+
 def test_plain_http_gets_no_real_value_unless_allow_plaintext_inject(
     netjail: Netjail, echo_http: EchoOrigin
 ) -> None:
