@@ -47,7 +47,7 @@ _UNSAFE_IN_HEADER = re.compile(r"[\r\n\0]")
 
 
 @dataclass
-class _FlowState:
+class FlowState:
     injectable: list[Credential]
     others: list[Credential]
     headers: http.Headers | None = None  # the request's own headers and path, put back before it is recorded
@@ -94,7 +94,7 @@ def _refuse(flow: http.HTTPFlow, status: int, why: str) -> None:
     )
 
 
-def _body_form(credential: Credential, content_type: str) -> bytes:
+def body_form(credential: Credential, content_type: str) -> bytes:
     """The real value as it must appear in a body of this type (JSON-escaped, form-encoded, or as it is)."""
     if "json" in content_type:
         return json.dumps(credential.real)[1:-1].encode("utf-8", "surrogateescape")
@@ -119,7 +119,7 @@ class CredentialInjector:
     ) -> None:
         self.credentials = credentials
         self.allow_plaintext = allow_plaintext
-        self.flows: dict[str, _FlowState] = {}
+        self.flows: dict[str, FlowState] = {}
         by_name = {c.name: c for c in credentials}
         # placeholder access key id -> (key id, secret, session token) credentials
         self.pairs: dict[str, tuple[Credential, Credential, Credential | None]] = {}
@@ -129,7 +129,7 @@ class CredentialInjector:
             self.pairs[key.placeholder] = (key, secret, token)
         self.sigv4 = sigv4 or {}
 
-    def _state(self, flow: http.HTTPFlow) -> _FlowState | None:
+    def state_for(self, flow: http.HTTPFlow) -> FlowState | None:
         meta = flow.metadata.get(METADATA_KEY) or {}
         judged = meta.get("judged_host")
         injectable: list[Credential] = []
@@ -139,7 +139,7 @@ class CredentialInjector:
                 host = normalize_host(judged)
                 injectable = [c for c in self.credentials if c.injectable_at(host)]
         others = [c for c in self.credentials if c not in injectable]
-        return _FlowState(injectable, others)
+        return FlowState(injectable, others)
 
     def requestheaders(self, flow: http.HTTPFlow) -> None:
         if not self.credentials or flow.response or flow.error or flow.request.method == "CONNECT":
@@ -161,7 +161,7 @@ class CredentialInjector:
         _refuse(flow, 502, "credential injection failed; the request was not sent")
 
     def _requestheaders(self, flow: http.HTTPFlow) -> None:
-        state = self._state(flow)
+        state = self.state_for(flow)
         assert state is not None
         request = flow.request
         state.headers, state.path = request.headers.copy(), request.path
@@ -210,9 +210,9 @@ class CredentialInjector:
             )
         if state.sigv4 is not None and not state.sigv4[0].needs_body and flow.response is None:
             self._resign(flow, state, None)
-        self._note(flow, state)
+        self.note(flow, state)
 
-    def _misdirected(self, flow: http.HTTPFlow, state: _FlowState) -> dict[str, list[str]]:
+    def _misdirected(self, flow: http.HTTPFlow, state: FlowState) -> dict[str, list[str]]:
         """The credentials whose placeholder the request's headers or URL carry toward a host that is not one of
         their inject hosts (an attempt to move the credential): the request is refused. A placeholder toward an
         inject host over plain HTTP without allowPlaintextInject only stays a placeholder."""
@@ -226,7 +226,7 @@ class CredentialInjector:
         }
 
     @staticmethod
-    def _unpinned_header(state: _FlowState, request: http.Request) -> tuple[str, str] | None:
+    def _unpinned_header(state: FlowState, request: http.Request) -> tuple[str, str] | None:
         """A pinned header (settings pinHeaders) whose value holds none of the placeholders of the credentials that
         pin it at this host, and those credentials' names; None when every pinned header is the run's."""
         for header in {h for c in state.injectable for h in c.pin_headers}:
@@ -247,7 +247,7 @@ class CredentialInjector:
 
     # -- AWS Signature V4 ------------------------------------------------------------------------------------
 
-    def _plan_sigv4(self, flow: http.HTTPFlow, state: _FlowState) -> bool:
+    def _plan_sigv4(self, flow: http.HTTPFlow, state: FlowState) -> bool:
         """Find a signature by a masked AWS pair; False when the request was refused (settings credentials.sigv4)."""
         from netjail.policy.sigv4 import classify
 
@@ -282,7 +282,7 @@ class CredentialInjector:
             state.buffered_request = True  # the signature covers the body's hash: re-signed once it is whole
         return True
 
-    def _resign(self, flow: http.HTTPFlow, state: _FlowState, body: bytes | None) -> None:
+    def _resign(self, flow: http.HTTPFlow, state: FlowState, body: bytes | None) -> None:
         import hashlib
 
         from netjail.policy.sigv4 import payload_is_literal_hash, resign
@@ -307,14 +307,14 @@ class CredentialInjector:
             request.headers[name] = value
         state.resigned = True
 
-    def _swap_headers(self, state: _FlowState, request: http.Request) -> None:
+    def _swap_headers(self, state: FlowState, request: http.Request) -> None:
         for name in list(request.headers.keys()):
             values = request.headers.get_all(name)
             new = [self._swap_header(state, name.lower(), v) for v in values]
             if new != values:
                 request.headers.set_all(name, new)
 
-    def _swap_header(self, state: _FlowState, name: str, value: str) -> str:
+    def _swap_header(self, state: FlowState, name: str, value: str) -> str:
         where = f"header {name}"
         for c in state.others:
             if c.placeholder in value:
@@ -338,13 +338,13 @@ class CredentialInjector:
                 swapped = f"{scheme} {base64.b64encode(inner.encode('utf-8', 'surrogateescape')).decode()}"
         return swapped
 
-    def _count(self, state: _FlowState, counts: dict[str, int], where: str) -> None:
+    def _count(self, state: FlowState, counts: dict[str, int], where: str) -> None:
         for placeholder, times in counts.items():
             for c in state.injectable:
                 if placeholder in (c.placeholder, urllib.parse.quote(c.placeholder, safe="")):
                     state.count(c, where, times)
 
-    def _swap_url(self, state: _FlowState, request: http.Request) -> None:
+    def _swap_url(self, state: FlowState, request: http.Request) -> None:
         path = request.path
         for c in state.others:
             if any(form in path for form in _url_forms(c.placeholder)):
@@ -359,7 +359,7 @@ class CredentialInjector:
             self._count(state, counts, "query" if "?" in path else "path")
             request.path = swapped
 
-    def _plan_request_body(self, flow: http.HTTPFlow, state: _FlowState) -> None:
+    def _plan_request_body(self, flow: http.HTTPFlow, state: FlowState) -> None:
         request = flow.request
         tap = request.stream if callable(request.stream) else None
         state.tap_request = tap
@@ -376,7 +376,7 @@ class CredentialInjector:
             what = ", ".join(codings)
             _refuse(flow, 415, f"a body encoded as {what!r} cannot be scanned for credential placeholders")
             return
-        pairs = [(c.placeholder.encode(), _body_form(c, content_type)) for c in state.injectable]
+        pairs = [(c.placeholder.encode(), body_form(c, content_type)) for c in state.injectable]
         same_length = all(len(a) == len(b) for a, b in pairs)
         if framed or any(
             n.lower() in DIGEST_HEADERS or n.lower().startswith("x-amz-checksum-") for n in request.headers
@@ -406,7 +406,7 @@ class CredentialInjector:
         request.stream = self._chain(tap, state.out)
 
     def _plan_watched_body(
-        self, flow: http.HTTPFlow, state: _FlowState, tap: Callable[[bytes], Any] | None
+        self, flow: http.HTTPFlow, state: FlowState, tap: Callable[[bytes], Any] | None
     ) -> None:
         """A body toward a host where no credential is injected. With a Content-Length up to MAX_SCANNED_BODY it
         is buffered and scanned before anything is sent (a placeholder inside: a recorded 403, nothing reaches the
@@ -445,7 +445,7 @@ class CredentialInjector:
         request.stream = stream
 
     @staticmethod
-    def _misdirect_body(flow: http.HTTPFlow, state: _FlowState, found: list[Credential]) -> None:
+    def _misdirect_body(flow: http.HTTPFlow, state: FlowState, found: list[Credential]) -> None:
         for c in found:
             state.seen_elsewhere(c, "body")
         flow.metadata[METADATA_KEY] = flow.metadata.get(METADATA_KEY, {}) | {
@@ -456,7 +456,7 @@ class CredentialInjector:
             "host it is not injected at: a credential only goes to its inject hosts (credentials.injectHosts)",
         }
 
-    def _scan_watched_body(self, flow: http.HTTPFlow, state: _FlowState, raw: bytes) -> None:
+    def _scan_watched_body(self, flow: http.HTTPFlow, state: FlowState, raw: bytes) -> None:
         """A buffered body toward a non-inject host, decoded when it is compressed: a placeholder refuses it."""
         coding = flow.request.headers.get("content-encoding", "").strip().lower()
         content = raw
@@ -499,7 +499,7 @@ class CredentialInjector:
         except Exception as e:
             self._fail(flow, e)
 
-    def _swap_buffered_request(self, flow: http.HTTPFlow, state: _FlowState) -> None:
+    def _swap_buffered_request(self, flow: http.HTTPFlow, state: FlowState) -> None:
         request = flow.request
         raw = request.raw_content or b""
         state.raw_body = raw
@@ -521,9 +521,9 @@ class CredentialInjector:
             self._swap_buffered_body(flow, state, raw)
         if flow.response is None and state.sigv4 is not None:
             self._resign(flow, state, request.raw_content or b"")
-        self._note(flow, state)
+        self.note(flow, state)
 
-    def _swap_buffered_body(self, flow: http.HTTPFlow, state: _FlowState, raw: bytes) -> None:
+    def _swap_buffered_body(self, flow: http.HTTPFlow, state: FlowState, raw: bytes) -> None:
         request = flow.request
         coding = request.headers.get("content-encoding", "").strip().lower()
         coding = "" if coding == "identity" else coding
@@ -536,18 +536,18 @@ class CredentialInjector:
             return
         assert isinstance(content, bytes)
         content_type = request.headers.get("content-type", "").lower()
-        swap = StreamSwap([(c.placeholder.encode(), _body_form(c, content_type)) for c in state.injectable])
+        swap = StreamSwap([(c.placeholder.encode(), body_form(c, content_type)) for c in state.injectable])
         swapped = swap(content) + swap(b"")
         self._count_body(state, swap)
         if swap.counts:
             request.set_content(swapped)  # re-encoded as declared; Content-Length follows
 
     @staticmethod
-    def _note(flow: http.HTTPFlow, state: _FlowState) -> None:
+    def note(flow: http.HTTPFlow, state: FlowState) -> None:
         if notes := _notes(state):
             flow.metadata[CREDENTIALS_KEY] = notes
 
-    def _count_body(self, state: _FlowState, swap: StreamSwap) -> None:
+    def _count_body(self, state: FlowState, swap: StreamSwap) -> None:
         for c in state.injectable:
             times = swap.counts.get(c.placeholder.encode(), 0)
             if times:
@@ -623,10 +623,10 @@ class CredentialRestorer:
             log.error("restoring a request's placeholders failed (%s)", type(e).__name__)
             if flow.response is not None:  # fail closed: the command gets no body that may hold a real value
                 flow.response = http.Response.make(502, b"netjail: credential scrub failed\n")
-        self.injector._note(flow, state)
+        self.injector.note(flow, state)
 
     @staticmethod
-    def _swap_back_buffered(response: http.Response, state: _FlowState) -> None:
+    def _swap_back_buffered(response: http.Response, state: FlowState) -> None:
         raw = response.raw_content or b""
         coding = response.headers.get("content-encoding", "").strip().lower()
         content = response.get_content(strict=False) or b""
@@ -643,7 +643,7 @@ class CredentialRestorer:
             state.tap_response(response.raw_content or b"")
 
 
-def _notes(state: _FlowState) -> dict[str, Any]:
+def _notes(state: FlowState) -> dict[str, Any]:
     notes: dict[str, Any] = {}
     if state.injected:
         notes["injected"] = [{"credential": name} | v for name, v in state.injected.items()]

@@ -111,6 +111,7 @@ async def serve(
     from mitmproxy.proxy.mode_servers import ServerInstance
 
     from netjail.addons.ask import NetjailAsk
+    from netjail.addons.credential_messages import CredentialMessages
     from netjail.addons.credentials import CredentialInjector, CredentialRestorer
     from netjail.addons.limits import NetjailLimits
     from netjail.addons.policy import NetjailPolicy
@@ -139,12 +140,14 @@ async def serve(
         sigv4=config.get("sigv4") or {},
     )
     restorer = CredentialRestorer(injector)
+    messages = CredentialMessages(injector)  # WebSocket messages: swapped, and back before they are recorded
     master.addons.add(
         NetjailProxyAuth(),
         NetjailLimits(settings),
         ask,  # holds what ask mode puts to the user, before the policy judges it
         policy,
         restorer,
+        messages,
         recorder,
         injector,
         UploadCaps(settings),

@@ -158,6 +158,10 @@ def assert_nowhere(netjail: Netjail, result: Result, value: str) -> None:
                     texts.append((f"flows.mitm {part} body", message.get_content(strict=False) or b""))
             if hasattr(flow, "request"):
                 texts.append(("flows.mitm url", flow.request.url.encode()))
+            for message in (
+                getattr(flow, "websocket", None).messages if getattr(flow, "websocket", None) else []
+            ):
+                texts.append(("flows.mitm websocket message", message.content))
     har = netjail.command("export", "--har", "-", str(result.run_dir))
     assert har.returncode == 0, har.stderr
     texts.append(("HAR export", har.stdout.encode()))
@@ -252,6 +256,58 @@ def test_plain_http_gets_no_real_value_unless_allow_plaintext_inject(
     assert echo_http.seen[-1].headers["authorization"] == f"Bearer {REAL_TOKEN}"  # the control: opted in
     assert_nowhere(netjail, result, REAL_TOKEN)
     assert_nowhere(netjail, control, REAL_TOKEN)
+
+
+WEBSOCKET_CLIENT = r"""
+import json, os, socket, sys
+from wsproto import ConnectionType, WSConnection
+from wsproto.events import AcceptConnection, CloseConnection, Message, Request
+host, port = sys.argv[1], int(sys.argv[2])
+s = socket.create_connection(("127.0.0.1", 3128), timeout=5)
+s.sendall(f"CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode())
+assert s.recv(4096).startswith(b"HTTP/1.1 200")
+ws = WSConnection(ConnectionType.CLIENT)
+s.sendall(ws.send(Request(host=f"{host}:{port}", target="/chat")))
+def events():
+    try:
+        data = s.recv(65536)
+    except OSError:
+        data = b""
+    if not data:
+        return None
+    ws.receive_data(data)
+    return list(ws.events())
+assert any(isinstance(e, AcceptConnection) for e in events())
+s.sendall(ws.send(Message(data=json.dumps({"type": "auth", "key": os.environ["API_TOKEN"]}))))
+got = events()
+echoed = [e.data for e in got or [] if isinstance(e, Message)]
+print("echo " + (echoed[0] if echoed else "none"))
+"""
+
+
+def test_a_websocket_message_gets_the_real_value_at_the_inject_host_only(netjail: Netjail, ws_origin) -> None:
+    script = netjail.work / "ws_client.py"
+    script.write_text(WEBSOCKET_CLIENT)
+    settings = masked_settings(netjail, {**TOKEN_ENTRY, "allowPlaintextInject": True})
+    result = run_with_token(
+        netjail,
+        settings,
+        f'printf "%s" "$API_TOKEN" > seen-token; {sys.executable} {script} allowed.test {ws_origin.port};'
+        f" {sys.executable} {script} other.test {ws_origin.port}",
+    )
+    assert result.returncode == 0, result.explain()
+    placeholder = (netjail.work / "seen-token").read_text()
+    # the inject host got the real value; its echo came back to the command as the placeholder
+    assert ws_origin.received == [json.dumps({"type": "auth", "key": REAL_TOKEN})]
+    lines = result.stdout.splitlines()
+    assert lines[0] == "echo " + json.dumps({"type": "auth", "key": placeholder})
+    assert lines[1] == "echo none"  # toward other.test: the message never left (the origin got one message)
+    by_host = {f["host"]: f for f in result.flows if f.get("websocket")}
+    assert by_host["allowed.test"]["credentials"]["injected"][0]["where"] == ["websocket message"]
+    moved = by_host["other.test"]
+    assert (moved["verdict"], moved["reason"]) == ("deny", "credential_misdirected")
+    assert moved["credentials"]["placeholder_left"][0]["where"] == ["websocket message"]
+    assert_nowhere(netjail, result, REAL_TOKEN)
 
 
 PYTHON_BODIES = r"""

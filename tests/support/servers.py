@@ -101,15 +101,16 @@ def serve_connections(server: socket.socket, handle: Callable[[socket.socket], N
 
 
 class WebSocketEcho:
-    """A WebSocket echo origin (plain ws://) on 127.0.0.1, built on wsproto."""
+    """A WebSocket echo origin (plain ws://) on 127.0.0.1, built on wsproto; `received` holds every message's data
+    as it arrived."""
 
     def __init__(self) -> None:
         self.sock = socket.create_server(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
+        self.received: list[str | bytes] = []
         serve_connections(self.sock, self._serve)
 
-    @staticmethod
-    def _serve(conn: socket.socket) -> None:
+    def _serve(self, conn: socket.socket) -> None:
         from wsproto import ConnectionType, WSConnection
         from wsproto.events import AcceptConnection, CloseConnection, Message, Request
 
@@ -120,6 +121,7 @@ class WebSocketEcho:
                 if isinstance(event, Request):
                     conn.sendall(ws.send(AcceptConnection()))
                 elif isinstance(event, Message):
+                    self.received.append(event.data)
                     conn.sendall(ws.send(Message(data=event.data)))
                 elif isinstance(event, CloseConnection):
                     conn.sendall(ws.send(event.response()))
