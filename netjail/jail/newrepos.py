@@ -46,18 +46,6 @@ class GitDirs:
         return cls(frozenset(data.get("directories", ())), frozenset(data.get("files", ())))
 
 
-def is_git_dir(path: Path) -> bool:
-    """What git itself checks before it takes a directory as a repository: HEAD, objects/ and refs/."""
-    try:
-        return (
-            stat.S_ISDIR(os.lstat(path / "objects").st_mode)
-            and stat.S_ISDIR(os.lstat(path / "refs").st_mode)
-            and os.path.lexists(path / "HEAD")
-        )
-    except OSError:
-        return False
-
-
 def find_git_dirs(roots: Iterable[Path], budget: int = SCAN_BUDGET) -> GitDirs:
     """Every repository under `roots`, however deep (never following a symlink). This is the one function to
     swap for the whole-tree scan of `netjail.jail.protected` once it exists."""
@@ -72,16 +60,20 @@ def find_git_dirs(roots: Iterable[Path], budget: int = SCAN_BUDGET) -> GitDirs:
             if visited > budget:
                 raise ScanTooLarge(f"more than {budget} directories under {', '.join(map(str, roots))}")
             try:
-                entries = list(os.scandir(here))
+                entries = [(e, _is_dir(e)) for e in os.scandir(here)]
             except OSError:
                 continue
-            if is_git_dir(here):
+            # git's own test for a repository (HEAD, objects/ and refs/), read from the listing: no stat per directory
+            parts = {
+                e.name
+                for e, is_dir in entries
+                if e.name == "HEAD" or (is_dir and e.name in ("objects", "refs"))
+            }
+            if len(parts) == 3:
                 directories.add(str(here))
                 continue  # a bare repository (or a .git folder reached as a root): not a work tree
-            for entry in entries:
-                try:
-                    is_dir = entry.is_dir(follow_symlinks=False)
-                except OSError:
+            for entry, is_dir in entries:
+                if is_dir is None:
                     continue
                 if entry.name == ".git":
                     if is_dir:
@@ -92,6 +84,13 @@ def find_git_dirs(roots: Iterable[Path], budget: int = SCAN_BUDGET) -> GitDirs:
                 elif is_dir and entry.name not in SKIPPED_DIRECTORIES:
                     stack.append(Path(entry.path))
     return GitDirs(frozenset(directories), frozenset(files))
+
+
+def _is_dir(entry: os.DirEntry) -> bool | None:
+    try:
+        return entry.is_dir(follow_symlinks=False)
+    except OSError:
+        return None  # gone meanwhile
 
 
 def _nested_git_dirs(git_dir: Path) -> list[Path]:
