@@ -18,6 +18,7 @@ import pytest
 from tests.integration.test_ask import Agent, _records
 from tests.support.netjail import Netjail, netjail_executable
 from tests.support.servers import Origin
+from tests.support.terminal import TerminalSession
 
 pytestmark = pytest.mark.nonroot
 
@@ -190,6 +191,20 @@ def test_without_the_opt_in_there_is_no_variable_and_no_descriptor(netjail: Netj
     with_channel = netjail.run("-s", str(_channel_settings(netjail)), "--", sys.executable, "-c", DESCRIPTORS)
     assert with_channel.returncode == 0, with_channel.explain()
     seen = json.loads(with_channel.stdout)
+    assert seen["fds"] == {seen["variable"]: True}
+
+
+def test_on_a_relay_terminal_the_command_has_its_channel_too(netjail: Netjail) -> None:
+    """An interactive run starts the command after `setsid --ctty` on the relay's terminal: the descriptor passes."""
+    session = TerminalSession(netjail, "-s", str(_channel_settings(netjail)), "--", sys.executable, "-c",
+                              DESCRIPTORS.replace("print(json.dumps(", "print('seen', json.dumps("))  # fmt: skip
+    try:
+        session.expect("seen {")
+        assert session.wait() == 0, session.output
+    finally:
+        session.close()
+    line = session.output[session.output.index("seen {") + len("seen ") :].splitlines()[0]
+    seen = json.loads(line)
     assert seen["fds"] == {seen["variable"]: True}
 
 
