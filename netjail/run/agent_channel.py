@@ -25,8 +25,8 @@ class JailChannel:
     the wrapped command its fd 3. netjail keeps the other end and speaks the agent-channel protocol over it.
 
     Both ends are created close-on-exec. The jail's end is passed to the jail alone (JailSpec.pass_fds: on Linux
-    the namespace helper keeps it open for bwrap, which leaves it open for the command and holds it itself until the
-    jail ends, so netjail never sees it close before then; made inheritable for the
+    the namespace helper keeps it open for bwrap, which leaves it open for the command and keeps no copy of its own,
+    so netjail sees it close when the command closes it; made inheritable for the
     launch so that macOS's posix_spawn of sandbox-exec passes it too, untested) and netjail closes its copy once the
     jail is launched. No other process netjail starts (the proxy, git, nft) gets it. Inside, as under srt, the
     command holds it without close-on-exec: what the command starts inherits it unless the command marks it

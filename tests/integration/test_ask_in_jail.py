@@ -261,6 +261,29 @@ def _cmdline(pid: int) -> str:
     return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
 
 
+def test_a_channel_the_command_closed_is_asked_nothing_more(netjail: Netjail, http_origin: Origin) -> None:
+    """No other process keeps the jail's end: once the command closes it, a question has nowhere to go and is denied
+    at once (no-channel), not after the timeout."""
+    code = (
+        "import os, socket, time, urllib.request, urllib.error\n"
+        "channel = socket.socket(fileno=int(os.environ['SANDBOX_AGENT_CHANNEL_FD']))\n"
+        'channel.sendall(b\'{"type":"hello","protocol_version":1}\\n\')\n'
+        "time.sleep(0.5)\n"
+        "channel.close()\n"
+        "time.sleep(0.5)\n"
+        "try: print(urllib.request.urlopen('http://other.test:%d/closed' % "
+        + str(http_origin.port)
+        + ", timeout=60).status)\n"
+        "except urllib.error.HTTPError as e: print(e.code)\n"
+    )
+    result = netjail.run("-s", str(_channel_settings(netjail)), "--", sys.executable, "-c", code)
+    assert result.stdout.strip() == "403", result.explain()
+    assert [(a["answer"], a["decided_by"]) for a in result.records if a["event"] == "ask"] == [
+        ("deny", "no-channel")
+    ]
+    assert "/closed" not in _paths(http_origin)
+
+
 def test_the_channel_without_ask_mode_is_refused(netjail: Netjail) -> None:
     cfg = netjail.settings({"ask": {"agentChannel": True}})
     result = netjail.run("-s", str(cfg), "-c", "true")
