@@ -44,8 +44,9 @@ def send(message):
 
 out("hello", lines.readline().decode().strip())
 send({"type": "hello", "protocol_version": 1})
-time.sleep(0.5)  # netjail reads the hello before the first question: until then it asks nothing (srt's rule)
+time.sleep(1)  # netjail reads the hello before the first question: until then it asks nothing (srt's rule)
 answers = [json.loads(a) for a in sys.argv[2:]]
+asked, resolved = [], []
 
 
 def agent():
@@ -53,7 +54,10 @@ def agent():
         out("message", line.decode().strip())
         message = json.loads(line)
         if message["type"] == "permission_request":
+            asked.append(message["id"])
             send({"type": "permission_response", "id": message["id"], **answers.pop(0)})
+        elif message["type"] == "resolved":
+            resolved.append(message["id"])
 
 
 threading.Thread(target=agent, daemon=True).start()
@@ -62,7 +66,9 @@ for url in sys.argv[1].split(","):
         out("status", urllib.request.urlopen(url, timeout=60).status)
     except urllib.error.HTTPError as e:
         out("status", e.code)
-time.sleep(0.3)  # the last "resolved" line
+deadline = time.monotonic() + 30
+while len(resolved) < len(asked) and time.monotonic() < deadline:  # the last "resolved" line
+    time.sleep(0.05)
 """
 
 
