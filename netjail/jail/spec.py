@@ -67,6 +67,9 @@ class JailSpec:
     # credentials.files in mode "mask": (the real file, its copy with placeholders), bound over the real one
     masked_files: tuple[tuple[Path, Path], ...] = ()
     observe_writes: bool = False  # record.refusedWrites: report the writes the jail refuses
+    # descriptors the command inherits at their own numbers (network.ask.agentChannel, netjail/run/ask.py); every
+    # other descriptor of netjail's is closed before the command runs
+    pass_fds: tuple[int, ...] = ()
 
 
 @dataclass

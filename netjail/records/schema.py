@@ -315,7 +315,7 @@ class RefusedWrite(TypedDict):
 
 
 AskAnswer = Literal["once", "run", "always", "deny"]
-AskDecider = Literal["terminal", "ask-command", "agent-fd", "timeout", "no-channel", "ended"]
+AskDecider = Literal["terminal", "ask-command", "agent-fd", "jailed-agent", "timeout", "no-channel", "ended"]
 
 
 class AskRecord(TypedDict):

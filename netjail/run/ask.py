@@ -5,8 +5,11 @@ Channels, all outside the jail:
 - the run's relay terminal (netjail/run/terminal.py): the command's output is held, the question shown, the line
   typed is the answer (never the command's input), then the command's output resumes and it is told to redraw;
 - `netjail ask RUN` from another terminal: a Unix socket in the run's live directory, which every jail masks;
-- `--agent-fd N`: a descriptor the harness outside the jail holds.
-The two descriptor channels speak one line protocol, srt's agent channel (`src/sandbox/agent-channel.ts`),
+- `--agent-fd N`: a descriptor the harness outside the jail holds;
+and one inside, when network.ask.agentChannel opts in (srt's `--agent-channel`): the command inherits one end of
+a socketpair, its number in SANDBOX_AGENT_CHANNEL_FD (netjail/run/agent_channel.py). Its answers are the jailed
+program's own (decided_by "jailed-agent"); "always" is never offered to it, and denied when it sends it.
+The descriptor channels speak one line protocol, srt's agent channel (`src/sandbox/agent-channel.ts`),
 version 1, newline-delimited JSON, extended with a scope and a notice of the outcome (docs/policy.md#ask-mode):
 
   netjail → peer  {"type":"hello","protocol_version":1}
@@ -44,6 +47,7 @@ import structlog
 from netjail.records.log import RecordLog, utc_timestamp
 from netjail.records.rundir import RunDir
 from netjail.records.schema import AskAnswer, AskDecider, AskRecord
+from netjail.run.agent_channel import JailChannel
 from netjail.run.terminal import TerminalRelay
 from netjail.run.updates import PolicyUpdates
 from netjail.settings import LoadedSettings
@@ -74,16 +78,17 @@ class Question:
 
 @dataclass
 class Peer:
-    """One end of the line protocol: the harness's --agent-fd, or one `netjail ask` connection."""
+    """One end of the line protocol: the harness's --agent-fd, one `netjail ask` connection, or the command's
+    channel (network.ask.agentChannel)."""
 
     fd: int
-    kind: AskDecider  # "agent-fd" or "ask-command"
+    kind: AskDecider  # "agent-fd", "ask-command" or "jailed-agent"
     sock: socket.socket | None = None
     ready: bool = False
     buffer: bytearray = field(default_factory=bytearray)
 
     def send(self, message: dict[str, Any]) -> bool:
-        data = json.dumps(message).encode() + b"\n"
+        data = json.dumps(message, separators=(",", ":")).encode() + b"\n"  # as srt's JSON.stringify
         try:
             view = memoryview(data)
             while view:
@@ -118,6 +123,7 @@ class Asking:
         relay: TerminalRelay | None,
         agent_fd: int | None,
         notice: Callable[[str], None],
+        jailed: JailChannel | None = None,
     ):
         self.loaded, self.runs, self.records = loaded, runs, records
         self.send_to_proxy, self.updates, self.relay, self.notice = send_to_proxy, updates, relay, notice
@@ -131,6 +137,9 @@ class Asking:
         if agent_fd is not None:
             os.set_blocking(agent_fd, False)
             self.peers[agent_fd] = Peer(agent_fd, "agent-fd")
+        if jailed is not None:
+            jailed.ours.setblocking(False)  # a command that does not read cannot hold netjail up
+            self.peers[jailed.ours.fileno()] = Peer(jailed.ours.fileno(), "jailed-agent", sock=jailed.ours)
 
     @property
     def enabled(self) -> bool:
@@ -195,7 +204,7 @@ class Asking:
             return True
         for peer in self.peers.values():
             if peer.ready:
-                peer.send(self._request(question))
+                peer.send(self._request(question, peer))
         self._show_next()
         return True
 
@@ -215,10 +224,12 @@ class Asking:
         path = self.updates.current.path
         return self.loaded.origin != "bundled" and os.access(path, os.W_OK)
 
-    def _options(self) -> list[str]:
-        return [a for a in ANSWERS if a != "always" or self.always_offered]
+    def _options(self, peer: Peer | None = None) -> list[str]:
+        """The answers offered; never "always" to the jailed program, which cannot widen the settings file."""
+        jailed = peer is not None and peer.kind == "jailed-agent"
+        return [a for a in ANSWERS if a != "always" or (self.always_offered and not jailed)]
 
-    def _request(self, question: Question) -> dict[str, Any]:
+    def _request(self, question: Question, peer: Peer) -> dict[str, Any]:
         return {
             "type": "permission_request",
             "id": question.id,
@@ -226,7 +237,7 @@ class Asking:
             "operation": "connect",
             "description": f"{question.request}: {question.host} is not in network.allowedDomains",
             "request": question.request,
-            "options": self._options(),
+            "options": self._options(peer),
             "timeout_seconds": max(0, round(question.deadline - time.monotonic())),
         }
 
@@ -268,8 +279,8 @@ class Asking:
         if diff:
             resolved["diff"] = diff
         for peer in list(self.peers.values()):
-            if peer.ready:
-                peer.send(resolved)
+            if peer.ready:  # the settings file's diff is for the user, not for the jailed program
+                peer.send({k: v for k, v in resolved.items() if k != "diff" or peer.kind != "jailed-agent"})
         if self.shown is question and self.relay is not None:
             self.shown = None
             self.relay.show(f"{answer} ({by})\n" + (diff if by == "terminal" else ""))
@@ -371,7 +382,7 @@ class Asking:
             if message.get("protocol_version") == PROTOCOL_VERSION and not peer.ready:
                 peer.ready = True
                 for waiting in sorted(self.pending.values(), key=lambda q: q.asked_at):
-                    peer.send(self._request(waiting))
+                    peer.send(self._request(waiting, peer))
             return
         if message.get("type") != "permission_response" or not peer.ready:
             return
@@ -382,7 +393,13 @@ class Asking:
         if message.get("behavior") == "allow":  # anything else is a deny, as in srt
             scope = message.get("scope", "once")
             answer = scope if scope in ("once", "run", "always") else "once"
-            if answer == "always" and not self.always_offered:
+            if answer == "always" and peer.kind == "jailed-agent":
+                answer = "deny"  # not offered to it: the jailed program cannot write the settings file
+                self.notice(
+                    f"the jailed program answered always for {question.entry} on its agent channel: refused, "
+                    "denied (only once and run are offered to it)"
+                )
+            elif answer == "always" and not self.always_offered:
                 answer = "run"
         self._decide(question, answer, peer.kind)
 

@@ -33,6 +33,7 @@ from netjail.records.read import count_verdicts
 from netjail.records.reserve import LogReserve
 from netjail.records.rundir import RunDir, runs_dir
 from netjail.records.schema import CaptureMode, DroppedRecord, RefusedWrite
+from netjail.run.agent_channel import JailChannel
 from netjail.run.ask import Asking
 from netjail.run.backends import current_jail
 from netjail.run.endofrun import end_of_run, prepare_end_of_run, start_watcher
@@ -249,8 +250,11 @@ def _supervise(
         warn = relay.notices(warn)
     # under a relay, the command runs after this prefix (not in the jail.args above, which a run without one shows)
     log.debug("jail.terminal", relayed=relay is not None, command_prefix=list(spec.command_prefix))
+    channel = JailChannel.open(settings)  # network.ask.agentChannel: the command's own (run/agent_channel.py)
     try:
-        launched = jail.launch(spec)
+        launched = jail.launch(channel.give(spec) if channel is not None else spec)
+        if channel is not None:
+            channel.launched()
         watcher = start_watcher(journal, spec, protected, warn, records)
         if launched.capture_warning:
             warn(launched.capture_warning)
@@ -276,7 +280,7 @@ def _supervise(
         if relay is not None:
             relay.started()
         updates = PolicyUpdates(loaded, runs, records, proxy.control.sendall, control_fd)
-        asking = Asking(loaded, runs, records, proxy.control.sendall, updates, relay, agent_fd, warn)
+        asking = Asking(loaded, runs, records, proxy.control.sendall, updates, relay, agent_fd, warn, channel)
         outcome = wait(jail, launched, proxy, relay, updates, asking)
         jail.cleanup(launched)
         if proxy.stop() == ProxyExit.LOG_FAILED and outcome.reason != "log_failed":
@@ -300,6 +304,8 @@ def _supervise(
             watcher.stop()
         if asking is not None:
             asking.close()
+        elif channel is not None:
+            channel.close()
         proxy.stop()
         if relay is not None:
             relay.close()  # the user's terminal as it was, on every way out

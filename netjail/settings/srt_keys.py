@@ -137,7 +137,7 @@ network.resolver         | upstream DNS server of netjail itself: "IP", "IP:port
 network.mode             | "enforce" (default) or "audit": record what would be denied but let it through (learn mode)
 network.capture          | "auto" (default), "transparent" or "proxy-variables": how traffic that ignores proxy variables is handled
 credentials.envVars[].pinHeaders, credentials.files[].pinHeaders | headers that must carry the placeholder on requests to an inject host (default authorization, x-api-key, api-key, private-token, x-auth-token; [] = off): the command cannot bring its own key
-network.ask              | ask mode: a request to a host no allowedDomains entry covers is held and put to the user (terminal, netjail ask RUN, --agent-fd): once, this run, always, deny; timeoutSeconds (default 60) answers deny (docs/policy.md)
+network.ask              | ask mode: a request to a host no allowedDomains entry covers is held and put to the user (terminal, netjail ask RUN, --agent-fd): once, this run, always, deny; timeoutSeconds (default 60) answers deny; agentChannel: also to the command itself on SANDBOX_AGENT_CHANNEL_FD, as srt --agent-channel, never always (docs/policy.md)
 network.limits           | sizes past which a request is refused before it is parsed (431, 414, 400), and upload caps per request, host and run (413 or the stream is cut); docs/security.md
 network.rules            | request rules: per host pattern, allow/deny entries on method and path (first match wins, then the default); they only narrow allowedDomains (docs/policy.md)
 envPassthrough           | host environment variables passed into the jail; no other variable is

@@ -242,6 +242,7 @@ class BwrapJail:
             parent_end.close()
             os.close(status_read)
             keep = (status_write, seccomp_fd, *(fd for fds in path_fds.values() for fd in fds))
+            keep += spec.pass_fds  # network.ask.agentChannel: the command's end of its agent channel
             become_bwrap(child_end, keep, args, spec.env, spec.capture, spec.stdio, observer_program)
         child_end.close()
         os.close(status_write)

@@ -204,6 +204,7 @@ def test_every_model_field_is_an_srt_key_or_a_netjail_addition() -> None:
         "network.ask",
         "network.ask.enabled",
         "network.ask.timeoutSeconds",
+        "network.ask.agentChannel",
         "network.limits",
         "network.limits.maxRequestLineBytes",
         "network.limits.maxUrlBytes",
