@@ -376,14 +376,16 @@ class SeatbeltJail:
         """The sandbox's denials of this run (tagged with its log tag, netjail/jail/macos/violations.py): the
         refused writes for the records (record.refusedWrites), every denial as a debug event under -d. A stream
         that cannot start leaves the run as it is, with a note."""
-        refusals = None
-        if spec.observe_writes:
-            temp = [
-                t for t in self.host_temp_dirs() if not any(is_under(t, str(w)) for w in spec.rules.writable)
-            ]
-            refusals = Refusals(write_rules(spec, tuple(temp)))
-        violations = ViolationLog(self.log_tag, refusals, debug=spec.debug, command=self.log_command)
-        note = violations.start()
+        try:
+            refusals = None
+            if spec.observe_writes:
+                writable = [str(w) for w in spec.rules.writable]
+                temp = [t for t in self.host_temp_dirs() if not any(is_under(t, w) for w in writable)]
+                refusals = Refusals(write_rules(spec, tuple(temp)))
+            violations = ViolationLog(self.log_tag, refusals, debug=spec.debug, command=self.log_command)
+            note = violations.start()
+        except Exception as e:  # the command is spawned: whatever happens here, the run goes on without it
+            note = f"writes are not observed: {e}"
         if note is None:
             self._violations = violations
         elif spec.observe_writes:

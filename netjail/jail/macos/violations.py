@@ -45,7 +45,7 @@ from netjail.utils.text import safe_text
 log = structlog.get_logger("netjail")
 
 LOG_COMMAND = "/usr/bin/log"
-READY_SECONDS = 2.0  # the longest the command is held for the stream to start listening
+READY_SECONDS = 1.0  # the longest the command is held for the stream to start listening
 QUIET_SECONDS = 0.25  # after the command: the stream has delivered once this long passes without a line…
 DRAIN_SECONDS = 1.0  # …or this long in all
 MAX_LINE_BYTES = 64 * 1024  # one ndjson record; a longer line is dropped

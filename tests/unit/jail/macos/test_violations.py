@@ -322,6 +322,15 @@ def test_a_missing_log_command_does_not_stop_the_run(fake: Path, work: Path) -> 
     assert launched.refused == []
 
 
+def test_a_stream_that_cannot_be_set_up_does_not_stop_the_run(fake: Path, fake_log: Path, work: Path) -> None:
+    jail = SeatbeltJail(S, sandbox_exec=str(fake), log_command=str(fake_log), log_tag='a"b')  # not a tag
+    spec = dataclasses.replace(make_spec(jail, work, ("/bin/sh", "-c", "exit 7"), S), observe_writes=True)
+    launched, status = run(jail, spec)
+    assert status == 7
+    assert (launched.observer_note or "").startswith("writes are not observed: a log tag is")
+    assert not (fake_log.parent / "argv").exists()
+
+
 def test_no_stream_when_writes_are_not_observed(fake: Path, fake_log: Path, work: Path) -> None:
     jail = SeatbeltJail(S, sandbox_exec=str(fake), log_command=str(fake_log))
     launched, status = run(jail, make_spec(jail, work, ("/bin/sh", "-c", "exit 0"), S))  # refusedWrites false
