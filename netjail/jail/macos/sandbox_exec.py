@@ -27,23 +27,26 @@ import secrets
 import shutil
 import signal
 import socket
-import subprocess
 import sys
 import tempfile
-import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import structlog
+
 from netjail.jail.environment import jail_environment
-from netjail.jail.macos.policy import HOST_TEMP_DIRS, seatbelt_policy, user_temp_dir
+from netjail.jail.macos.policy import HOST_TEMP_DIRS, is_under, seatbelt_policy, user_temp_dir
 from netjail.jail.macos.sbpl import SbplError
 from netjail.jail.macos.seatbelt import profile
+from netjail.jail.macos.violations import LOG_COMMAND, ViolationLog, write_rules
+from netjail.jail.refusals import Refusals
 from netjail.jail.spec import JailError, JailSpec, Launched
 
 if TYPE_CHECKING:
     from netjail.proxy.ca import RunCA
     from netjail.settings import Settings
 
+log = structlog.get_logger("netjail")
 SANDBOX_EXEC = "/usr/bin/sandbox-exec"
 PROXY_USER = "netjail"
 STATUS_FD = 3
@@ -81,11 +84,14 @@ class SeatbeltJail:
         secret: str | None = None,
         run_dir: Path | None = None,
         log_tag: str | None = None,
+        log_command: str | None = None,
     ) -> None:
         """`proxy_port`, `secret`, `run_dir` and `log_tag` are chosen per run when not given (`netjail explain`
-        gives placeholders, so that nothing is bound or created)."""
+        gives placeholders, so that nothing is bound or created). `log_command` reads the sandbox's violation
+        log (/usr/bin/log; tests give a stand-in)."""
         self.settings = settings
         self.sandbox_exec = sandbox_exec or SANDBOX_EXEC
+        self.log_command = log_command or LOG_COMMAND
         self.secret = secret or secrets.token_urlsafe(32)
         token = secrets.token_hex(8)
         self.run_dir = run_dir or default_run_parent() / f"netjail-{token}"
@@ -96,7 +102,7 @@ class SeatbeltJail:
         self._new_session = True
         self._status: dict[int, bytes] = {}
         self._cleaned: set[int] = set()
-        self._log_stream: subprocess.Popen | None = None
+        self._violations: ViolationLog | None = None  # the sandbox's violation log, while the run lasts
 
     # -- paths and the proxy's entrance ---------------------------------------------------------------------------
 
@@ -249,11 +255,18 @@ class SeatbeltJail:
             gate=parent_gate,
             proxy_secret=self.secret,
         )
-        if spec.debug:
-            self._start_log_stream()
+        if spec.observe_writes or spec.debug:
+            self._start_violation_log(spec, launched)
         return launched
 
     def start(self, launched: Launched) -> None:
+        if self._violations is not None and (note := self._violations.wait_ready()) is not None:
+            observing = self._violations.refusals is not None
+            self._violations.stop(drain=False)
+            self._violations = None
+            if observing:
+                launched.observer_note = note
+            log.debug("jail.write_observer", note=note)
         if launched.gate is not None:
             launched.gate.sendall(b"go\n")
             launched.gate.close()
@@ -301,6 +314,12 @@ class SeatbeltJail:
             except (ProcessLookupError, ChildProcessError):
                 pass
             launched.reaped = True
+        if self._violations is not None:
+            # the command is gone: what the log still delivers is its own; nothing to wait for if it never ran
+            violations, self._violations = self._violations, None
+            refusals = violations.stop(drain=self._started(launched.status_fd))
+            if refusals is not None:
+                launched.refused = [dict(r) for r in refusals.records()]
         launched.release()
         self._discard()
 
@@ -344,53 +363,35 @@ class SeatbeltJail:
         for listener in self._listeners:
             listener.close()
         self._listeners = []
-        if self._log_stream is not None:
-            self._log_stream.terminate()
-            try:
-                self._log_stream.wait(2)
-            except subprocess.TimeoutExpired:
-                self._log_stream.kill()
-                self._log_stream.wait()
-            self._log_stream = None
+        if self._violations is not None:
+            self._violations.stop(drain=False)
+            self._violations = None
         if self._created:
             if self.trust_dir.exists():
                 os.chmod(self.trust_dir, 0o700)
             shutil.rmtree(self.run_dir, ignore_errors=True)
             self._created = False
 
-    def _start_log_stream(self) -> None:
-        """Under -d: the unified log's sandbox denials for this run (tagged with its log tag), as debug events.
-        Best effort: `log stream` needs a moment to start, and the kernel rate-limits these messages."""
-        import structlog
-
-        log = structlog.get_logger("netjail")
+    def _start_violation_log(self, spec: JailSpec, launched: Launched) -> None:
+        """The sandbox's denials of this run (tagged with its log tag, netjail/jail/macos/violations.py): the
+        refused writes for the records (record.refusedWrites), every denial as a debug event under -d. A stream
+        that cannot start leaves the run as it is, with a note."""
         try:
-            self._log_stream = subprocess.Popen(
-                [
-                    "/usr/bin/log",
-                    "stream",
-                    "--style",
-                    "compact",
-                    "--predicate",
-                    f'eventMessage CONTAINS "{self.log_tag}"',
-                ],
-                stdout=subprocess.PIPE,
-                stderr=subprocess.DEVNULL,
-                stdin=subprocess.DEVNULL,
-                text=True,
-                start_new_session=True,
-            )
-        except OSError as e:
-            log.debug("sandbox.log_unavailable", error=str(e))
-            return
-        stream = self._log_stream.stdout
-
-        def pump() -> None:
-            for line in stream:  # type: ignore[union-attr]
-                if "deny" in line:
-                    log.debug("sandbox.denied", line=line.strip())
-
-        threading.Thread(target=pump, daemon=True, name="netjail-sandbox-log").start()
+            refusals = None
+            if spec.observe_writes:
+                writable = [str(w) for w in spec.rules.writable]
+                temp = [t for t in self.host_temp_dirs() if not any(is_under(t, w) for w in writable)]
+                refusals = Refusals(write_rules(spec, tuple(temp)))
+            violations = ViolationLog(self.log_tag, refusals, debug=spec.debug, command=self.log_command)
+            note = violations.start()
+        except Exception as e:  # the command is spawned: whatever happens here, the run goes on without it
+            note = f"writes are not observed: {e}"
+        if note is None:
+            self._violations = violations
+        elif spec.observe_writes:
+            launched.observer_note = note
+        else:
+            log.debug("sandbox.log_unavailable", error=note)
 
 
 def _bind_loopback_pair(attempts: int = 20) -> list[socket.socket]:

@@ -14,6 +14,8 @@ How the profile is read (the rules a reviewer needs):
   (denyWrite, the mandatory denies, its state) come after every allow and always win.
 - A path filter compares the kernel's resolved path: `/tmp` is `/private/tmp` on macOS. Every path here is
   resolved; a name that is not ASCII is emitted in both Unicode normal forms (NFC and NFD).
+- Every deny rule, and `(deny default)`, ends with `(with message "<the run's log tag>")`: the sandbox's reports
+  in the unified log carry it, which is how netjail/jail/macos/violations.py finds this run's refused writes.
 - No rule ever uses a setting's spelling as a pattern: globs were expanded by `path_rules`, so a name holding
   `[`, `*` or `\\` is a literal here (srt once turned such a name into a regex and lost the deny).
 """
