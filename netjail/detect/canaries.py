@@ -55,7 +55,7 @@ SHAPES: dict[str, tuple[str, Any]] = {
     "aws_secret_access_key": ("AWS secret access key", lambda: _random(_AWS_SECRET, 40)),
     "github": ("GitHub token", lambda: _checksummed("ghp_")),
     "npm": ("npm token", lambda: _checksummed("npm_")),
-    # a PyPI API token is a macaroon: its base64 starts with the location, pypi.org
+    # a PyPI API token is a macaroon: its base64 starts with the location, the index's own host name
     "pypi": ("PyPI token", lambda: "pypi-AgEIcHlwaS5vcmc" + _random(_BASE64URL, 160)),
     "anthropic": ("Anthropic API key", lambda: "sk-ant-api03-" + _random(_BASE64URL, 93) + "AA"),
     "openai": ("OpenAI API key", lambda: "sk-proj-" + _random(_BASE64URL, 156)),
