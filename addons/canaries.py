@@ -10,9 +10,9 @@ the streaming is the credential addon's (`StreamSwap` holds back a needle split 
 carries one is cut before its bytes leave: addons/credentials.py), with the same limits (MAX_SCANNED_BODY, the
 decodable encodings).
 
-Three objects, for mitmproxy's hook order: `CanaryGuard` comes right after the policy (it sees the request as the
-command sent it, before any placeholder is swapped; it judges CONNECT targets, request heads and the server name
-dialed upstream); `CanaryBodyWatch` comes after the credential injector (it wraps the body stream last, so it
+Three objects, for mitmproxy's hook order: `CanaryGuard` comes before ask mode and the policy (it sees the request
+as the command sent it, before any placeholder is swapped, and refuses it before the user is asked anything; it
+judges CONNECT targets, request heads and the server name dialed upstream); `CanaryBodyWatch` comes after the credential injector (it wraps the body stream last, so it
 watches the bytes that really go upstream); `CanaryDns` wraps the jail resolver. Every hook fails closed: an error
 refuses what it was judging.
 """
@@ -125,7 +125,8 @@ def _failed(flow: http.HTTPFlow, error: Exception) -> None:
 
 
 class CanaryGuard:
-    """Request heads, CONNECT targets and the server names dialed: added right after the policy."""
+    """Request heads, CONNECT targets and the server names dialed: added before ask mode and the policy (which
+    leave a request that has its answer alone)."""
 
     def __init__(self, wire: Tripwire) -> None:
         self.wire = wire

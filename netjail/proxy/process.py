@@ -150,9 +150,9 @@ async def serve(
     master.addons.add(
         NetjailProxyAuth(),
         NetjailLimits(settings),
+        CanaryGuard(wire),  # the request as the command sent it: refused before anything is asked or judged
         ask,  # holds what ask mode puts to the user, before the policy judges it
         policy,
-        CanaryGuard(wire),  # the request as the command sent it
         restorer,
         messages,
         recorder,

