@@ -199,15 +199,15 @@ def wait(
                         if relay is not None:
                             relay.drain()
                         status = jail.child_exit_status(launched, wait_status)
+                        tripped = tripped or _pending_canary(proxy)  # said as the command ended
+                        if tripped is not None:  # (killed by netjail: bwrap's own status says little)
+                            return Outcome(ExitStatus.CANARY_TRIPPED, "canary_tripped", message=tripped)
                         if status is None:
                             return Outcome(
                                 ExitStatus.NETJAIL_FAILED,
                                 "setup_failed",
                                 message="the jail could not be set up (bwrap failed)",
                             )
-                        tripped = tripped or _pending_canary(proxy)  # said as the command ended
-                        if tripped is not None:
-                            return Outcome(ExitStatus.CANARY_TRIPPED, "canary_tripped", message=tripped)
                         if received is not None:
                             # killed after the grace period: report the signal netjail itself was sent
                             status = 128 + received if forced else status

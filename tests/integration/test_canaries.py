@@ -130,6 +130,10 @@ def _assert_tripped(
     assert [c["canary"] for c in report["canaries"]] == [canary]
     text = netjail.command("audit").stdout
     assert phrase in text, text
+    assert netjail.command("audit", "--check").returncode == 3
+    html = netjail.tmp_path / "audit.html"
+    assert netjail.command("audit", "--html", str(html)).returncode == 0
+    assert canary in html.read_text() and sent not in html.read_text()
     assert f"netjail: canary {canary}" in result.stderr
     _assert_never_echoed(netjail, result, sent)
     return record
