@@ -270,3 +270,22 @@ def test_without_the_setting_nothing_is_planted(netjail: Netjail) -> None:
     result = netjail.run("-s", str(cfg), "-c", f"env > env.txt; test ! -e {DECOY_FILE}")
     assert result.returncode == 0, result.explain()
     assert "LEGACY_GH_TOKEN" not in (netjail.work / "env.txt").read_text()
+
+
+def test_the_shape_detectors_skip_this_runs_placeholders(netjail: Netjail, origin) -> None:
+    """A masked GitHub token's placeholder (plain HTTP: left as it is) is reported as a placeholder, not as "a GitHub
+    token is in the x-token header"; a token nobody declared, beside it, still is (the control)."""
+    undeclared = "ghp_" + "Zz9" * 12
+    env = {**netjail.env, "GH_PAT": "ghp_" + "Real1" * 7 + "R"}
+    cfg = netjail.settings(
+        {"allowedDomains": ["allowed.test"]},
+        credentials={"envVars": [{"name": "GH_PAT", "mode": "mask", "injectHosts": ["allowed.test"]}]},
+    )
+    url = f"http://allowed.test:{origin.server_port}"
+    script = f'curl -sS -o /dev/null -H "X-Token: $GH_PAT" {url}/p; curl -sS -o /dev/null -H "X-Token: {undeclared}" {url}/u'
+    result = netjail.run("-s", str(cfg), "-c", script, env=env)
+    assert result.returncode == 0, result.explain()
+    by_path = {f["path"]: f for f in result.flows}
+    assert by_path["/p"]["credentials"]["placeholder_left"][0]["where"] == ["header x-token"]
+    assert [f for f in by_path["/p"]["flags"] if f["kind"] == "credential"] == []
+    assert [f["kind"] for f in by_path["/u"]["flags"]] == ["credential"]
