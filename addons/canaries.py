@@ -1,6 +1,6 @@
 """netjail's canary addons (settings `audit.canaries`, docs/credentials.md "Canaries"): a canary credential seen in a
-request — a header (Basic auth's base64 included), the host name, the path or query, the body — or in a name the
-jail's resolver is asked is denied, recorded by its name (`canaries` in the record, flag `canary`) and reported to
+request — a header (Basic auth's base64 included), the host name, the path or query, the body, a WebSocket message
+the command sends — or in a name the jail's resolver is asked is denied, recorded by its name (`canaries` in the record, flag `canary`) and reported to
 the supervisor, which stops the run (exit 122, `run_end` reason `canary_tripped`).
 
 The forms looked for are the canary as it is, URL-encoded, hex, base64 and base32 (at every alignment, so inside
@@ -168,6 +168,39 @@ class CanaryGuard:
             if text and (found := matcher.in_text(text)):
                 _deny(flow, self.wire, found, where)
                 return
+
+    def websocket_message(self, flow: http.HTTPFlow) -> None:
+        """A message the command sends on an open WebSocket (no request hook sees it): a canary in it (raw, in any
+        form, or in its JSON) drops it, empty, and closes the WebSocket."""
+        if not self.wire.matcher or flow.websocket is None or not flow.websocket.messages:
+            return
+        message = flow.websocket.messages[-1]
+        if message.dropped or not message.from_client:
+            return
+        try:
+            content = message.content
+            found = self.wire.matcher.in_bytes(content)
+            if not found and message.is_text and content.lstrip()[:1] in (b"{", b"["):
+                found = self.wire.matcher.in_json(content)
+        except Exception as e:
+            log.error("the canary check of a WebSocket message failed (%s); it was dropped", type(e).__name__)
+            found = None
+        if found == []:
+            return
+        if found:
+            _note(flow, found, "websocket message")
+            host = self.wire.shown_host(_host(flow))
+            flow.metadata[METADATA_KEY] = flow.metadata.get(METADATA_KEY, {}) | {
+                "verdict": "deny",
+                "reason": "canary_tripped",
+                "rule": RULE,
+                "detail": f"netjail: canary {', '.join(s.canary for s in found)} was in a WebSocket message toward "
+                f"{host}: the message was dropped, the WebSocket closed and the run is stopped ({RULE})",
+            }
+            self.wire.trip(found, host, "websocket message")
+        message.content = b""  # nothing of it leaves, nor is kept
+        message.drop()
+        flow.kill()
 
     def server_connect(self, data: server_hooks.ServerConnectionHookData) -> None:
         """The name that leaves when netjail dials: the TLS server name (the host itself was judged before)."""

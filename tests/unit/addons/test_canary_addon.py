@@ -11,6 +11,8 @@ import json
 import pytest
 from mitmproxy import dns
 from mitmproxy.test import taddons, tflow
+from mitmproxy.websocket import WebSocketMessage
+from wsproto.frame_protocol import Opcode
 
 from netjail.addons.canaries import CanaryBodyWatch, CanaryDns, CanaryGuard, Tripwire
 from netjail.detect.canaries import CANARY_KEY, mint
@@ -89,6 +91,22 @@ def test_connect_targets_and_the_server_name_dialed() -> None:
     data.server.sni = base64.b32encode(PLAN.env["DEPLOY_AWS_SECRET"].encode()).decode().rstrip("=") + ".x"
     CanaryGuard(w).server_connect(data)
     assert data.server.error and "DEPLOY_AWS_SECRET" in data.server.error
+
+
+def test_a_websocket_message_with_a_canary_is_dropped_and_the_socket_closed() -> None:
+    w, said = wire()
+    f = tflow.twebsocketflow()
+    f.metadata[METADATA_KEY] = {"verdict": "allow", "judged_host": "allowed.test"}
+    guard = CanaryGuard(w)
+    f.websocket.messages.append(WebSocketMessage(Opcode.TEXT, True, b'{"t": "hello"}'))
+    guard.websocket_message(f)
+    assert not f.websocket.messages[-1].dropped and f.error is None  # the control passes
+    escaped = "".join(f"\\u{ord(c):04x}" for c in TOKEN)
+    f.websocket.messages.append(WebSocketMessage(Opcode.TEXT, True, f'{{"t": "{escaped}"}}'.encode()))
+    guard.websocket_message(f)
+    message = f.websocket.messages[-1]
+    assert message.dropped and message.content == b"" and f.error is not None
+    assert f.metadata[CANARY_KEY][0]["where"] == ["websocket message"] and len(said) == 1
 
 
 def test_a_hook_that_fails_refuses(monkeypatch) -> None:
