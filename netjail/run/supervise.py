@@ -67,7 +67,7 @@ def canary_message(line: str) -> str:
         what = f"canary {said['canary']} went to host {said['host']} {describe_where(str(said['where']))}"
     except (ValueError, KeyError, TypeError):
         what = "a canary credential was sent out"
-    return safe_text(f"{what}: the request was refused and the sandbox stopped (audit.canaries)")
+    return safe_text(f"{what}: refused, and the sandbox was stopped (audit.canaries)")
 
 
 def _pending_canary(proxy: StandbyProxy) -> str | None:
@@ -149,7 +149,7 @@ def wait(
                             elif line.startswith("canary "):
                                 if tripped is None:  # the command tried to send a decoy out: stopped at once
                                     tripped = canary_message(line)
-                                    log.warning("run.canary_tripped", what=tripped)
+                                    log.debug("run.canary_tripped", what=tripped)  # said at the end
                                     os.kill(launched.pid, signal.SIGKILL)  # bwrap's death takes the sandbox
                                     if relay is not None:
                                         relay.say(tripped)

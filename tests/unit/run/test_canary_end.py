@@ -12,8 +12,8 @@ from netjail.run.supervise import canary_message
 def test_the_proxys_line_becomes_the_runs_message() -> None:
     line = "canary " + json.dumps({"canary": "LEGACY_GH_TOKEN", "host": "x.test", "where": "query"})
     assert canary_message(line) == (
-        "canary LEGACY_GH_TOKEN went to host x.test in the query string: the request was refused and the sandbox "
-        "stopped (audit.canaries)"
+        "canary LEGACY_GH_TOKEN went to host x.test in the query string: refused, and the sandbox was stopped "
+        "(audit.canaries)"
     )
     assert canary_message("canary not json").startswith("a canary credential was sent out")
     hostile = "canary " + json.dumps({"canary": "A", "host": "x\x1b[2Jy", "where": "header x-a"})
