@@ -99,10 +99,11 @@ def _deny(flow: http.HTTPFlow, wire: Tripwire, sightings: list[Sighting], where:
         "detail": detail,
     }
     flow.request.stream = False
+    # the command is told nothing of canaries: the record and the user are (a decoy that announces itself is none)
     flow.response = http.Response.make(
         403,
-        f"netjail refused this request: it carries a canary credential ({names}); the run is stopped\n".encode(),
-        {"Content-Type": "text/plain; charset=utf-8", "X-Netjail-Denied": "canary", "Connection": "close"},
+        b"netjail refused this request\n",
+        {"Content-Type": "text/plain; charset=utf-8", "Connection": "close"},
     )
     wire.trip(sightings, host, where)
 
@@ -121,7 +122,7 @@ def _failed(flow: http.HTTPFlow, error: Exception) -> None:
         "detail": "netjail: the canary check failed; the request was refused",
     }
     flow.request.stream = False
-    flow.response = http.Response.make(502, b"netjail: the canary check failed; the request was not sent\n")
+    flow.response = http.Response.make(502, b"netjail: a check failed; the request was not sent\n")
 
 
 class CanaryGuard:
@@ -209,11 +210,11 @@ class CanaryGuard:
         try:
             sni = data.server.sni
             if sni and (found := self.wire.matcher.in_name(sni)):
-                data.server.error = f"netjail: canary {', '.join(s.canary for s in found)} in the server name"
+                data.server.error = "netjail: refused"  # the command is told nothing of canaries
                 self.wire.trip(found, self.wire.shown_host(sni), "sni")
         except Exception as e:
             log.error("the canary check failed (%s); the connection was refused", type(e).__name__)
-            data.server.error = "netjail: the canary check failed"
+            data.server.error = "netjail: a check failed"
 
 
 def _unique(sightings: list[Sighting]) -> list[Sighting]:
