@@ -105,7 +105,8 @@ class BodyScanner:
         self.encoded: tuple[str, int] | None = None  # (kind, length) of the first encoded run
         self._tail = b""  # the last bytes, for a secret split between two chunks
         self._carry = b""  # a run of base64-alphabet characters still open at the end of the last chunk
-        self.tokens = TokenScanner()  # well-known credential shapes nobody declared
+        # well-known credential shapes nobody declared (not this run's canaries and placeholders)
+        self.tokens = TokenScanner(secrets.ignored if secrets else ())
 
     def feed(self, chunk: bytes) -> None:
         if not chunk:
@@ -148,7 +149,7 @@ class BodyScanner:
         self.finish()
         found: list[dict[str, str]] = [
             flag(
-                "secret",
+                h.secret.flag_kind,
                 f"the value of {h.secret.name} ({h.secret.digest}) is in the request body ({h.encoding})",
             )
             for h in self.found.values()
@@ -251,7 +252,7 @@ def header_flags(headers: Iterable[tuple[str, str]], secrets: Secrets | None) ->
             for hit in secrets.find_text(value):
                 found.append(
                     flag(
-                        "secret",
+                        hit.secret.flag_kind,
                         f"the value of {hit.secret.name} ({hit.secret.digest}) is in the {lname} header ({hit.encoding})",
                     )
                 )
@@ -278,7 +279,7 @@ def url_secret_flags(texts: Iterable[str], secrets: Secrets | None) -> list[dict
             found.setdefault(
                 hit.secret.name,
                 flag(
-                    "secret",
+                    hit.secret.flag_kind,
                     f"the value of {hit.secret.name} ({hit.secret.digest}) is in the URL ({hit.encoding})",
                 ),
             )

@@ -10,6 +10,7 @@ from typing import Any
 from mitmproxy import http
 from mitmproxy.flow import Flow
 
+from netjail.detect.canaries import CANARY_KEY, describe_where
 from netjail.detect.flags import (
     BodyScanner,
     header_flags,
@@ -25,15 +26,17 @@ from netjail.detect.tokens import header_token_flags, url_token_flags
 def annotate(
     record: dict[str, Any], flow: Flow, scanner: BodyScanner | None, secrets: Secrets | None
 ) -> None:
-    """Add `flags` to a flow record (and `redacted_secrets` when a secret value had to be replaced)."""
+    """Add `flags` to a flow record (and `redacted_secrets` when a secret value had to be replaced, `canaries` when
+    addons/canaries.py saw one)."""
     flags: list[dict[str, str]] = [*host_flags(record.get("host"))]
+    ignored = secrets.ignored if secrets is not None else ()
     if isinstance(flow, http.HTTPFlow):
         request = flow.request
         texts = [request.path, request.host, request.host_header or "", flow.client_conn.sni or ""]
         flags += url_secret_flags(texts, secrets)
         flags += header_flags(request.headers.items(multi=True), secrets)
-        flags += url_token_flags([request.path])
-        flags += header_token_flags(request.headers.items(multi=True))
+        flags += url_token_flags([request.path], ignored)
+        flags += header_token_flags(request.headers.items(multi=True), ignored)
         if request.method != "CONNECT":
             flags += url_flags(request.path)
         if scanner is not None:
@@ -42,6 +45,13 @@ def annotate(
         flags += size_flags(int(record.get("bytes_out") or 0) + int(ws.get("bytes_out") or 0))
     else:
         flags += size_flags(int(record.get("bytes_out") or 0))
+    if sightings := flow.metadata.get(CANARY_KEY):  # names and places only
+        record["canaries"] = sightings
+        flags += [
+            {"kind": "canary", "detail": f"canary {s['canary']} is {describe_where(w)}"}
+            for s in sightings
+            for w in s.get("where", [])
+        ]
     record["flags"] = _unique(flags)
     where = redact_record(record, secrets)
     if where:

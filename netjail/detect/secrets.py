@@ -75,6 +75,10 @@ class Secret:
     def placeholder(self) -> bytes:
         return f"[redacted secret {self.name}]".encode()
 
+    @property
+    def flag_kind(self) -> str:
+        return "secret"  # a canary's is `canary` (netjail.detect.canaries)
+
 
 @dataclass(frozen=True)
 class SecretHit:
@@ -83,14 +87,17 @@ class SecretHit:
 
 
 class Secrets:
-    """The configured secrets, matched in bytes and text, and replaced by a placeholder."""
+    """The configured secrets, matched in bytes and text, and replaced by a placeholder. `ignored`: values the
+    credential-shape detectors (netjail.detect.tokens) skip — this run's canaries and placeholders, which are
+    reported as what they are rather than as credentials nobody declared."""
 
-    def __init__(self, secrets: Iterable[Secret] = ()):
+    def __init__(self, secrets: Iterable[Secret] = (), ignored: Iterable[bytes] = ()):
         self.secrets = tuple(secrets)
+        self.ignored = tuple(v for v in ignored if v)
         self.longest = max((len(f) for s in self.secrets for _, f in s.forms), default=0)
 
     def __bool__(self) -> bool:
-        return bool(self.secrets)
+        return bool(self.secrets or self.ignored)
 
     @property
     def names(self) -> list[str]:

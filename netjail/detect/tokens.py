@@ -40,9 +40,18 @@ _RULES = [
 ]
 
 
-def find_tokens(data: bytes) -> dict[str, str]:
-    """Each shape found in `data` -> the digest prefix of its first match."""
+def without(data: bytes, ignored: Iterable[bytes]) -> bytes:
+    """`data` with each ignored value (this run's canaries and placeholders) cut out, by a space."""
+    for value in ignored:
+        if value in data:
+            data = data.replace(value, b" ")
+    return data
+
+
+def find_tokens(data: bytes, ignored: Iterable[bytes] = ()) -> dict[str, str]:
+    """Each shape found in `data` (less the `ignored` values) -> the digest prefix of its first match."""
     found: dict[str, str] = {}
+    data = without(data, ignored)
     for label, pattern, required in _RULES:
         if label in found or (required is not None and required not in data):
             continue
@@ -70,10 +79,11 @@ def redact_tokens(text: str) -> tuple[str, list[str]]:
 class TokenScanner:
     """Fed a body chunk by chunk, with TOKEN_TAIL bytes of overlap, up to TOKEN_SCAN_BYTES."""
 
-    def __init__(self) -> None:
+    def __init__(self, ignored: Iterable[bytes] = ()) -> None:
         self.found: dict[str, str] = {}
         self.scanned = 0
         self._tail = b""
+        self.ignored = tuple(ignored)
 
     def feed(self, chunk: bytes) -> None:
         if self.scanned >= TOKEN_SCAN_BYTES:
@@ -81,7 +91,7 @@ class TokenScanner:
         chunk = chunk[: TOKEN_SCAN_BYTES - self.scanned]
         self.scanned += len(chunk)
         window = self._tail + chunk
-        for label, digest in find_tokens(window).items():
+        for label, digest in find_tokens(window, self.ignored).items():
             self.found.setdefault(label, digest)
         self._tail = window[-TOKEN_TAIL:]
 
@@ -94,21 +104,25 @@ def _flag(label: str, digest: str, where: str) -> dict[str, str]:
     return {"kind": "credential", "detail": f"{article} {label} ({digest}) is in {where}"}
 
 
-def url_token_flags(texts: Iterable[str]) -> list[dict[str, str]]:
+def url_token_flags(texts: Iterable[str], ignored: Iterable[bytes] = ()) -> list[dict[str, str]]:
     found: dict[str, str] = {}
+    ignored = tuple(ignored)
     for text in texts:
-        for label, digest in find_tokens(text.encode("utf-8", "surrogateescape")).items():
+        for label, digest in find_tokens(text.encode("utf-8", "surrogateescape"), ignored).items():
             found.setdefault(label, digest)
     return [_flag(label, digest, "the URL") for label, digest in found.items()]
 
 
-def header_token_flags(headers: Iterable[tuple[str, str]]) -> list[dict[str, str]]:
+def header_token_flags(
+    headers: Iterable[tuple[str, str]], ignored: Iterable[bytes] = ()
+) -> list[dict[str, str]]:
     scanned = [(name.lower(), value) for name, value in headers if name.lower() not in AUTH_HEADERS]
+    ignored = tuple(ignored)
     # One pass over all the values (on every request); only a hit is looked for header by header.
-    if not find_tokens("\n".join(value for _, value in scanned).encode("utf-8", "surrogateescape")):
+    if not find_tokens("\n".join(value for _, value in scanned).encode("utf-8", "surrogateescape"), ignored):
         return []
     flags = []
     for lname, value in scanned:
-        for label, digest in find_tokens(value.encode("utf-8", "surrogateescape")).items():
+        for label, digest in find_tokens(value.encode("utf-8", "surrogateescape"), ignored).items():
             flags.append(_flag(label, digest, f"the {lname} header"))
     return flags

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from netjail.detect.canaries import describe_where
 from netjail.detect.flags import (
     BurstCounter,
     flags_for_record,
@@ -96,7 +97,9 @@ def build_report(run: RunDir, *, large_upload: int | None = None) -> dict[str, A
     bursts = BurstCounter()
     totals: Counter[str] = Counter()
     computed_flags = 0
+    canaries: list[dict[str, Any]] = []  # audit.canaries: each canary seen leaving, where it went
     for record in flow_records(run, secrets, events=("flow", "dns")):
+        canaries += _canary_sightings(record)
         if record["event"] == "dns":
             name = str(record.get("name") or "")
             totals["dns_queries"] += 1
@@ -112,7 +115,8 @@ def build_report(run: RunDir, *, large_upload: int | None = None) -> dict[str, A
             ):  # lookups are on the timeline
                 index = min(max(int((ts - t0) / span * TIMELINE_BINS), 0), TIMELINE_BINS - 1)
                 (named.denied_bins if refused else named.bins)[index] += 1
-            if (label_flags := host_flags(name)) and len(flagged) < MAX_FLAGGED:
+            label_flags = [*host_flags(name), *_dns_canary_flags(record)]
+            if label_flags and len(flagged) < MAX_FLAGGED:
                 flagged_total += 1
                 kinds.update(f["kind"] for f in label_flags)
                 flagged.append(
@@ -203,6 +207,7 @@ def build_report(run: RunDir, *, large_upload: int | None = None) -> dict[str, A
         "hosts": [h.as_json() for h in ordered],
         "flagged": flagged,
         "flagged_omitted": flagged_total - len(flagged),
+        "canaries": canaries,
         "findings": findings,
         "flag_kinds": dict(kinds),
         "records_without_flags": computed_flags,
@@ -212,6 +217,45 @@ def build_report(run: RunDir, *, large_upload: int | None = None) -> dict[str, A
             "hosts": {h.host: (dict(h.bins), dict(h.denied_bins)) for h in ordered},
         },
     }
+
+
+def _canary_sightings(record: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """A record's canaries (addons/canaries.py names them, never their values), one entry per canary."""
+    sightings = record.get("canaries")
+    if not isinstance(sightings, list):
+        return []
+    host = str(record.get("name") if record.get("event") == "dns" else record.get("host") or "?")
+    return [
+        {
+            "canary": str(s.get("canary")),
+            "host": host,
+            "where": [str(w) for w in s.get("where") or []],
+            "encoding": s.get("encoding"),
+            "ts": record.get("ts"),
+            "id": record.get("id"),
+            "verdict": record.get("verdict"),
+        }
+        for s in sightings
+        if isinstance(s, dict)
+    ]
+
+
+def _dns_canary_flags(record: Mapping[str, Any]) -> list[dict[str, str]]:
+    return [
+        {"kind": "canary", "detail": f"canary {c['canary']} is {describe_where('dns')}"}
+        for c in _canary_sightings(record)
+    ]
+
+
+def canary_lines(report: dict[str, Any]) -> list[str]:
+    """`canary LEGACY_GH_TOKEN went to host X in the query string (refused)`, one per canary and place."""
+    lines = []
+    for c in report.get("canaries") or []:
+        places = " and ".join(describe_where(w) for w in c["where"]) or "in a request"
+        state = "refused" if c.get("verdict") == "deny" else "allowed"
+        how = f", {c['encoding']}" if c.get("encoding") not in (None, "plain") else ""
+        lines.append(f"canary {c['canary']} went to host {c['host']} {places} ({state}{how})")
+    return lines
 
 
 def _secret_problems(run: RunDir) -> list[str]:
@@ -286,6 +330,7 @@ KIND_MEANING = {
     "encoded_header": "a request header carries encoded data",
     "long_dns_label": "the host name has an unusually long label, as DNS tunnels use",
     "subdomain_burst": "many distinct names under one domain: a DNS tunnelling pattern",
+    "canary": "a canary credential (a decoy netjail planted, audit.canaries) was in the request: the run was stopped",
 }
 
 
@@ -344,6 +389,14 @@ def render(report: dict[str, Any], out: Output, *, top_hosts: int = 50) -> None:
         out.line(f"  ... and {len(report['hosts']) - top_hosts} more hosts (--json lists them all)")
     out.line()
     flagged, findings = report["flagged"], report["findings"]
+    if lines := canary_lines(report):
+        out.line(
+            "Canaries: the command sent decoy credentials out (audit.canaries); the run was stopped:",
+            "bold red",
+        )
+        for line in lines:
+            out.line(f"  {safe_text(line)}", "bold red")
+        out.line()
     if not flagged and not findings:
         out.line(
             "Flagged: nothing. No large upload, encoded data, DNS-tunnel pattern or secret was seen.", "green"

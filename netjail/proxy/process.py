@@ -80,6 +80,7 @@ def _preload() -> None:
     import mitmproxy.proxy.mode_servers  # noqa: F401
 
     import netjail.addons.ask
+    import netjail.addons.canaries
     import netjail.addons.credentials
     import netjail.addons.limits
     import netjail.addons.policy
@@ -111,6 +112,7 @@ async def serve(
     from mitmproxy.proxy.mode_servers import ServerInstance
 
     from netjail.addons.ask import NetjailAsk
+    from netjail.addons.canaries import CanaryBodyWatch, CanaryDns, CanaryGuard, Tripwire
     from netjail.addons.credential_messages import CredentialMessages
     from netjail.addons.credentials import CredentialInjector, CredentialRestorer
     from netjail.addons.limits import NetjailLimits
@@ -118,6 +120,7 @@ async def serve(
     from netjail.addons.proxyauth import NetjailProxyAuth
     from netjail.addons.recorder import NetjailRecorder
     from netjail.addons.uploads import UploadCaps
+    from netjail.detect.canaries import Canary, with_canaries
     from netjail.policy.credentials import Credential
     from netjail.policy.synthetic import SyntheticAddresses
     from netjail.proxy.jail_resolver import JailResolverProtocol
@@ -141,15 +144,20 @@ async def serve(
     )
     restorer = CredentialRestorer(injector)
     messages = CredentialMessages(injector)  # WebSocket messages: swapped, and back before they are recorded
+    # audit.canaries: a canary seen leaving is denied and the supervisor told (`canary …` lines), which stops the run
+    canaries = [Canary.from_config(c) for c in config.get("canaries") or []]
+    wire = Tripwire(canaries, lambda line: _send_soon(loop, control, line))
     master.addons.add(
         NetjailProxyAuth(),
         NetjailLimits(settings),
+        CanaryGuard(wire),  # the request as the command sent it: refused before anything is asked or judged
         ask,  # holds what ask mode puts to the user, before the policy judges it
         policy,
         restorer,
         messages,
         recorder,
         injector,
+        CanaryBodyWatch(wire),  # the body as it goes upstream: wraps the injector's stream
         UploadCaps(settings),
         *_mitmproxy_addons(policy, recorder),
     )
@@ -166,6 +174,8 @@ async def serve(
     recorder.secrets = with_credentials(
         recorder.secrets, credentials
     )  # real values scrubbed from every record
+    # canaries named, not echoed, in records; the credential-shape flags skip canaries and placeholders
+    recorder.secrets = with_canaries(recorder.secrets, canaries, [c.placeholder for c in credentials])
 
     run = asyncio.ensure_future(master.run())
     while not master.addons.get("proxyserver").is_running:
@@ -182,7 +192,11 @@ async def serve(
             servers.append(await asyncio.start_server(instance.handle_stream, sock=sock))
     captured = synthetic if config["capture_mode"] == "transparent" else None
     for sock in sockets.get("dns", []):
-        resolver = JailResolverProtocol(lambda: policy.policy, captured, recorder.record_event)
+        resolver: asyncio.DatagramProtocol = JailResolverProtocol(
+            lambda: policy.policy, captured, recorder.record_event
+        )
+        if wire.matcher:
+            resolver = CanaryDns(resolver, wire, recorder.record_event)
         # the factory runs inside this await, before `resolver` is rebound
         transport, _ = await loop.create_datagram_endpoint(lambda: resolver, sock=sock)  # noqa: B023
         servers.append(transport)

@@ -56,7 +56,8 @@ PolicyReason = Literal[
     "asked",
 ]
 # A flow's reason: the policy's, the proxy-secret check (addons/proxyauth.py), the parser limits
-# (`limit_exceeded`), the credential addon's pinning (`credential_pinned`, addons/credentials.py), and what the recorder says went wrong after an allow (addons/recorder.py; `incomplete`:
+# (`limit_exceeded`), the credential addon's pinning (`credential_pinned`, addons/credentials.py), a canary
+# credential seen leaving (`canary_tripped`, addons/canaries.py), and what the recorder says went wrong after an allow (addons/recorder.py; `incomplete`:
 # still open when the proxy stopped).
 FlowReason = Literal[
     PolicyReason,
@@ -64,6 +65,7 @@ FlowReason = Literal[
     "limit_exceeded",
     "credential_pinned",
     "credential_misdirected",
+    "canary_tripped",
     "log_failed",
     "upstream_error",
     "client_tls_failed",
@@ -80,9 +82,17 @@ FlagKind = Literal[
     "encoded_url",
     "encoded_header",
     "long_dns_label",
+    "canary",
 ]
 EndReason = Literal[
-    "exited", "signaled", "interrupted", "proxy_failed", "proxy_killed", "log_failed", "setup_failed"
+    "exited",
+    "signaled",
+    "interrupted",
+    "proxy_failed",
+    "proxy_killed",
+    "log_failed",
+    "setup_failed",
+    "canary_tripped",
 ]
 QuarantineAction = Literal["moved", "sanitised", "deleted", "mode_cleared", "restored", "failed"]
 FileType = Literal["file", "directory", "symlink", "fifo", "socket", "char-device", "block-device", "other"]
@@ -166,6 +176,15 @@ class FlowRecord(TypedDict):
     target: NotRequired[str]  # an absolute-form target inside a tunnel, as sent
     incomplete: NotRequired[bool]  # still under way when the proxy stopped
     credentials: NotRequired[CredentialNotes]  # masked credentials this request carried (names, never values)
+    canaries: NotRequired[list[CanarySighting]]  # audit.canaries: the canaries this request carried (names)
+
+
+class CanarySighting(TypedDict):
+    """A canary credential (settings audit.canaries) seen leaving: its name, never its value."""
+
+    canary: str  # the variable (LEGACY_GH_TOKEN), or the decoy file and its key
+    where: list[str]  # "header <name>", "query", "path", "host", "sni", "connect", "body", "dns"
+    encoding: str  # how it was written: plain, url-encoded, hex, base64, base32, json-escaped, json
 
 
 class CredentialInjection(TypedDict):
@@ -230,9 +249,12 @@ class DnsRecord(TypedDict):
     type: str | int  # the query type's name (A, AAAA, …); 0 for a malformed query
     verdict: AllowOrDeny
     rule: str
-    reason: PolicyReason
+    reason: PolicyReason | Literal["canary_tripped"]
     answer: list[str] | str  # the synthetic addresses given, or NXDOMAIN, FORMERR, "REFUSED (…)"
     redacted_secrets: NotRequired[list[str]]
+    canaries: NotRequired[
+        list[CanarySighting]
+    ]  # the name carried a canary: refused, `name` shows where it was
 
 
 class Quarantined(TypedDict):

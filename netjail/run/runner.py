@@ -9,6 +9,7 @@ start or dies, the sandbox is killed and netjail exits 125.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import shutil
 from collections.abc import Callable
@@ -17,6 +18,7 @@ from typing import cast
 
 import structlog
 
+from netjail.detect.canaries import CanaryPlan, mint
 from netjail.jail.credentials import CredentialError, prepare_credentials
 from netjail.jail.environment import withheld_names
 from netjail.jail.newrepos import ScanTooLarge
@@ -183,6 +185,37 @@ def _run(
     return outcome
 
 
+def _mint_canaries(jail: Jail, settings: Settings, runs: RunDir) -> CanaryPlan | None:
+    """audit.canaries: this run's decoys; the decoy file (Linux) in the live directory, bound in by the jail."""
+    if not settings.audit.canaries:
+        return None
+    passed = inherited_variables(settings).env
+    plan = mint(existing=passed, with_file=jail.name == "linux-bwrap")
+    if plan.file_text:
+        path = runs.proxy_dir / "canary-credentials"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(plan.file_text)
+    log.debug("canaries", planted=[c.name for c in plan.canaries])  # names only
+    return plan
+
+
+def _tripped_in_records(runs: RunDir) -> Outcome | None:
+    """A canary the proxy recorded (addons/canaries.py) but whose line the supervisor never read."""
+    from netjail.records.read import iter_records
+    from netjail.run.supervise import canary_message
+
+    for record in iter_records(runs.flows_jsonl):
+        sightings = record.get("canaries")
+        if isinstance(sightings, list) and sightings and isinstance(sightings[0], dict):
+            first = sightings[0]
+            host = record.get("host") or record.get("name")
+            said = {"canary": first.get("canary"), "host": host, "where": (first.get("where") or ["?"])[0]}
+            message = canary_message("canary " + json.dumps(said))
+            return Outcome(ExitStatus.CANARY_TRIPPED, "canary_tripped", message=message)
+    return None
+
+
 def reserve_log_space(runs: RunDir) -> tuple[LogReserve | None, OSError | None]:
     """The log's reserve, taken before the command can fill the disk (netjail/records/reserve.py)."""
     try:
@@ -216,7 +249,10 @@ def _supervise(
         warn(warning)
     if masks.credentials or masks.withheld:
         log.debug("credentials", **masks.describe())
-    spec = build_spec(jail, loaded, argv, cwd, ca, runs.proxy_dir, debug=debug, masks=masks)
+    canaries = _mint_canaries(jail, settings, runs)
+    spec = build_spec(
+        jail, loaded, argv, cwd, ca, runs.proxy_dir, debug=debug, masks=masks, canaries=canaries
+    )
     log.debug("jail.args", platform=jail.name, args=jail.describe(spec))
     for absent in absent_entries(settings, cwd):  # no effect on the run: said, never silently dropped
         if absent.key == "denyRead":
@@ -267,7 +303,7 @@ def _supervise(
             log.debug("jail.capture_rules", nft=NFT_RULES)
         announce(launched.capture_mode)
         proxy.configure(
-            proxy_config(runs, ca, launched.capture_mode, launched.proxy_secret, debug, masks),
+            proxy_config(runs, ca, launched.capture_mode, launched.proxy_secret, debug, masks, canaries),
             launched.sockets,
             ProxySettings.of(settings),
         )
@@ -290,6 +326,8 @@ def _supervise(
         elif proxy.killed:
             message = "the proxy did not stop in time and was killed: flows still open then have no record"
             outcome = Outcome(ExitStatus.NETJAIL_FAILED, "proxy_killed", message=message)
+        elif canaries is not None and outcome.reason in ("exited", "signaled"):
+            outcome = _tripped_in_records(runs) or outcome  # the command ended before the proxy's word came
         return outcome
     except ProxyFailed as e:
         raise RunFailed(str(e), reason="proxy_failed") from e

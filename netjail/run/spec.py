@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from netjail.detect.canaries import DECOY_FILE, CanaryPlan
 from netjail.jail.credentials import MaskPlan
 from netjail.jail.environment import inherited_environment, masked_environment
 from netjail.jail.paths import path_rules
@@ -69,17 +70,25 @@ def build_spec(
     debug: bool = False,
     prepare: bool = True,
     masks: MaskPlan | None = None,
+    canaries: CanaryPlan | None = None,
 ) -> JailSpec:
     """What the jail is asked to apply, from the settings: used by a run, and by `netjail explain` (prepare=False:
-    it creates nothing)."""
+    it creates nothing). `canaries`: audit.canaries' decoys, their file written in `files_dir` (netjail/detect/
+    canaries.py)."""
     settings = loaded.settings
     rules = path_rules(settings, cwd, extra_read_only=(loaded.path.resolve(),), settings_file=loaded.path)
     inherited = inherited_variables(settings)
     masks = masks or MaskPlan(withheld=[v.name for v in settings.credentials.env_vars])
+    env = jail.environment(masked_environment(inherited.env, masks.env, masks.withheld), ca)
+    decoys: tuple[tuple[Path, Path], ...] = ()
+    if canaries is not None:
+        env = canaries.env | env  # a variable the command gets anyway is never replaced by a canary
+        if canaries.file_text:
+            decoys = ((Path(DECOY_FILE), files_dir / "canary-credentials"),)
     return JailSpec(
         argv=argv,
         cwd=cwd,
-        env=jail.environment(masked_environment(inherited.env, masks.env, masks.withheld), ca),
+        env=env,
         rules=rules,
         ca=ca,
         allow_pty=settings.allow_pty,
@@ -88,7 +97,7 @@ def build_spec(
         capture=settings.network.capture,
         allow_unix_sockets=settings.network.allow_all_unix_sockets,
         debug=debug,
-        masked_files=tuple(masks.files),
+        masked_files=(*masks.files, *decoys),
         observe_writes=settings.record.refused_writes,
     )
 
@@ -100,6 +109,7 @@ def proxy_config(
     proxy_secret: str | None,
     debug: bool,
     masks: MaskPlan | None = None,
+    canaries: CanaryPlan | None = None,
 ) -> dict:
     """What the proxy process is told (netjail/proxy/process.py). `proxy_secret`: the listener is reachable from
     outside the jail, so only the run's clients may use it. `masks`: the masked credentials, real values
@@ -124,4 +134,5 @@ def proxy_config(
         "allow_plaintext_inject": masks.allow_plaintext_inject,
         "aws_pairs": masks.aws_pairs,
         "sigv4": masks.sigv4,
+        "canaries": [c.as_config() for c in canaries.canaries] if canaries else [],  # this socket only
     }

@@ -55,6 +55,32 @@ class ExitNotifier:
             os.close(self._fd)
 
 
+def canary_message(line: str) -> str:
+    """The proxy's `canary {"canary", "host", "where"}` line (addons/canaries.py) as the run's end says it."""
+    import json
+
+    from netjail.detect.canaries import describe_where
+    from netjail.utils.text import safe_text
+
+    try:
+        said = json.loads(line.removeprefix("canary "))
+        what = f"canary {said['canary']} went to host {said['host']} {describe_where(str(said['where']))}"
+    except (ValueError, KeyError, TypeError):
+        what = "a canary credential was sent out"
+    return safe_text(f"{what}: refused, and the sandbox was stopped (audit.canaries)")
+
+
+def _pending_canary(proxy: StandbyProxy) -> str | None:
+    """A `canary` line the proxy sent that is still unread when the command ends (its request was refused, it
+    exited at once). Other lines then no longer matter: the run is over."""
+    try:
+        data = proxy.control.recv(65536, socket.MSG_DONTWAIT)
+    except (BlockingIOError, OSError):
+        return None
+    lines = [line for line in data.decode("ascii", "replace").splitlines() if line.startswith("canary ")]
+    return canary_message(lines[0]) if lines else None
+
+
 def wait(
     jail: Jail,
     launched: Launched,
@@ -82,6 +108,7 @@ def wait(
     if asking is not None:
         asking.register(selector)
     received: int | None = None
+    tripped: str | None = None  # audit.canaries: what the proxy said of the first canary it saw leaving
     forced = False
     deadline: float | None = None
     started = time.monotonic()
@@ -119,6 +146,13 @@ def wait(
                         for line in data.decode("ascii", "replace").splitlines():
                             if line == "ready":
                                 log.debug("proxy.ready", after_ms=round((time.monotonic() - started) * 1000))
+                            elif line.startswith("canary "):
+                                if tripped is None:  # the command tried to send a decoy out: stopped at once
+                                    tripped = canary_message(line)
+                                    log.debug("run.canary_tripped", what=tripped)  # said at the end
+                                    os.kill(launched.pid, signal.SIGKILL)  # bwrap's death takes the sandbox
+                                    if relay is not None:
+                                        relay.say(tripped)
                             elif asking is not None and asking.on_proxy_line(line):
                                 continue
                             elif updates is not None:
@@ -165,6 +199,9 @@ def wait(
                         if relay is not None:
                             relay.drain()
                         status = jail.child_exit_status(launched, wait_status)
+                        tripped = tripped or _pending_canary(proxy)  # said as the command ended
+                        if tripped is not None:  # (killed by netjail: bwrap's own status says little)
+                            return Outcome(ExitStatus.CANARY_TRIPPED, "canary_tripped", message=tripped)
                         if status is None:
                             return Outcome(
                                 ExitStatus.NETJAIL_FAILED,

@@ -66,10 +66,19 @@ class GitConfig(SettingsModel):
 
 
 class AuditSettings(SettingsModel):
-    """netjail addition: secrets whose values the audit report looks for in recorded traffic."""
+    """netjail addition: secrets whose values the audit report looks for in recorded traffic, and canaries."""
 
     secret_env: list[EnvName] = []
     secret_files: list[FilePath] = []
+    canaries: bool = Field(
+        default=False,
+        description=(
+            "Plant per-run decoy credentials (AWS, GitHub, npm, PyPI and LLM-provider key shapes) in the jail's "
+            "environment under names no tool reads by default, and a decoy credentials file at "
+            "/run/secrets/deploy/credentials (Linux). A canary seen in any request or DNS name is denied and "
+            "stops the run with exit status 122 (docs/credentials.md, Canaries)."
+        ),
+    )
 
 
 class RecordSettings(SettingsModel):

@@ -143,6 +143,7 @@ network.rules            | request rules: per host pattern, allow/deny entries o
 envPassthrough           | host environment variables passed into the jail; no other variable is
 audit.secretEnv          | environment variables whose values the audit report looks for in recorded traffic
 audit.secretFiles        | files whose contents the audit report looks for in recorded traffic
+audit.canaries           | plant decoy credentials in the jail (environment and /run/secrets/deploy/credentials); one seen in egress is denied and stops the run (exit 122)
 record.bodyCap           | bytes kept of each body in flows.mitm (default 1 MiB; 0 = none)
 record.redactHeaders     | headers whose values are replaced before a flow is written
 record.refusedWrites     | observe the writes the jail refuses (Linux: seccomp user notification), named after the run and by why/learn (default true)

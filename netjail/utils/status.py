@@ -12,6 +12,7 @@ class ExitStatus(IntEnum):
     OK = 0
     ERROR = 1  # a flows command could not do what was asked (no such run, an unreadable file)
     FLAGGED = 3  # `netjail audit --check` found something
+    CANARY_TRIPPED = 122  # audit.canaries: a canary credential was seen leaving; the sandbox was stopped
     NETJAIL_FAILED = (
         125  # netjail failed: bad settings, no jail, the proxy failed or died, the log unwritable
     )

@@ -188,6 +188,7 @@ def test_every_model_field_is_an_srt_key_or_a_netjail_addition() -> None:
         "audit",
         "audit.secretEnv",
         "audit.secretFiles",
+        "audit.canaries",
         "record",
         "record.bodyCap",
         "record.redactHeaders",
