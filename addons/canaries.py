@@ -24,7 +24,7 @@ import json
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any
+from typing import Any, cast
 
 from mitmproxy import dns, http
 from mitmproxy.net import encoding
@@ -364,8 +364,8 @@ class CanaryDns(asyncio.DatagramProtocol):
         self.transport: asyncio.DatagramTransport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-        self.inner.connection_made(transport)
+        self.transport = cast(asyncio.DatagramTransport, transport)
+        self.inner.connection_made(self.transport)
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
         try:
@@ -377,7 +377,7 @@ class CanaryDns(asyncio.DatagramProtocol):
             if query is not None and query.query:
                 found = _unique([s for q in query.questions for s in self.wire.matcher.in_name(q.name)])
             if not found or query is None:
-                self.inner.datagram_received(data, addr)  # type: ignore[attr-defined]
+                self.inner.datagram_received(data, addr)
                 return
             name = self.wire.matcher.redact_name(query.questions[0].name)
             self.record(_dns_record(name, query, found))
