@@ -37,6 +37,12 @@ SYSTEM_ROOTS = (
     "/boot",
     "/opt",
     "/var/lib",
+    # macOS
+    "/System",
+    "/Library",
+    "/Applications",
+    "/private/var",
+    "/private/etc",
 )
 NOT_OBSERVABLE = (
     "Reads of denyRead paths are not observed: they succeed on an empty mask. "

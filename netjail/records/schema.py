@@ -322,7 +322,8 @@ RefusalCause = Literal["outside_allow_write", "deny_write", "protected", "deny_r
 
 
 class RefusedWrite(TypedDict):
-    """Writes the jail refused (the path is on a read-only mount inside), seen by the Linux write observer: one
+    """Writes the jail refused (a read-only mount inside, or a seatbelt denial), seen by the write observer (Linux)
+    or the sandbox's violation log (macOS): one
     record per path when the run ends. `path` and `cause` are null in the one record that counts the paths past
     the recorded ones."""
 

@@ -94,7 +94,7 @@ class RecordSettings(SettingsModel):
     refused_writes: bool = Field(
         default=True,
         description=(
-            "Observe the writes the jail refuses (Linux: seccomp user notification on write calls), to name them "
+            "Observe the writes the jail refuses (Linux: seccomp user notification on write calls; macOS: the sandbox's violation log), to name them "
             "after the run and in `netjail why` / `learn`. Each write call then costs a round trip to netjail "
             "(docs/performance.md); false turns the observer off."
         ),

@@ -146,7 +146,7 @@ audit.secretFiles        | files whose contents the audit report looks for in re
 audit.canaries           | plant decoy credentials in the jail (environment and /run/secrets/deploy/credentials); one seen in egress is denied and stops the run (exit 122)
 record.bodyCap           | bytes kept of each body in flows.mitm (default 1 MiB; 0 = none)
 record.redactHeaders     | headers whose values are replaced before a flow is written
-record.refusedWrites     | observe the writes the jail refuses (Linux: seccomp user notification), named after the run and by why/learn (default true)
+record.refusedWrites     | observe the writes the jail refuses (Linux: seccomp user notification; macOS: the violation log), named after the run and by why/learn (default true)
 retention.maxAgeDays     | netjail runs --prune removes runs older than this many days
 retention.maxTotalMB     | netjail runs --prune then removes the oldest runs until the rest take at most this many MB
 """
