@@ -228,7 +228,9 @@ def audit(
         render(report, Output())
         if html_path is not None:
             click.echo(f"\nHTML report: {html_path}")
-    if check and (report["totals"]["flagged_flows"] or report["findings"]):
+    from netjail.inspect.audit_credentials import misdirected
+
+    if check and (report["totals"]["flagged_flows"] or report["findings"] or misdirected(report)):
         sys.exit(ExitStatus.FLAGGED)
 
 

@@ -22,6 +22,7 @@ from netjail.detect.flags import (
     record_bytes_out,
     size_flags,
 )
+from netjail.inspect.audit_credentials import CredentialUses, credential_lines, misdirected
 from netjail.inspect.tables import Column, Output
 from netjail.records.derived import failed_upstream
 from netjail.records.read import first_run_start
@@ -98,6 +99,7 @@ def build_report(run: RunDir, *, large_upload: int | None = None) -> dict[str, A
     totals: Counter[str] = Counter()
     computed_flags = 0
     canaries: list[dict[str, Any]] = []  # audit.canaries: each canary seen leaving, where it went
+    credentials = CredentialUses()  # masked credentials: injected where, and placeholders sent elsewhere
     for record in flow_records(run, secrets, events=("flow", "dns")):
         canaries += _canary_sightings(record)
         if record["event"] == "dns":
@@ -125,6 +127,7 @@ def build_report(run: RunDir, *, large_upload: int | None = None) -> dict[str, A
                      "bytes_out": 0, "flags": label_flags}
                 )  # fmt: skip
             continue
+        credentials.add(record)
         host = str(record.get("host") or "?")
         stats = hosts.get(host)
         if stats is None:
@@ -208,6 +211,7 @@ def build_report(run: RunDir, *, large_upload: int | None = None) -> dict[str, A
         "flagged": flagged,
         "flagged_omitted": flagged_total - len(flagged),
         "canaries": canaries,
+        "credentials": credentials.as_json(),
         "findings": findings,
         "flag_kinds": dict(kinds),
         "records_without_flags": computed_flags,
@@ -397,12 +401,17 @@ def render(report: dict[str, Any], out: Output, *, top_hosts: int = 50) -> None:
         for line in lines:
             out.line(f"  {safe_text(line)}", "bold red")
         out.line()
-    if not flagged and not findings:
+    if uses := credential_lines(report):
+        out.line("Masked credentials (docs/credentials.md):", "bold")
+        for line, warning in uses:
+            out.line(f"  {safe_text(line)}", "bold red" if warning else None)
+        out.line()
+    if flagged or findings:
+        out.line(flagged_summary(report), "bold red")
+    elif not misdirected(report):  # a misdirected placeholder is flagged above, with the credentials
         out.line(
             "Flagged: nothing. No large upload, encoded data, DNS-tunnel pattern or secret was seen.", "green"
         )
-    else:
-        out.line(flagged_summary(report), "bold red")
     for finding in findings:
         examples = ", ".join(safe_text(e) for e in finding["examples"])
         out.line(f"Pattern across the run, {finding['kind']}: {safe_text(finding['detail'])}", "bold red")

@@ -220,7 +220,7 @@ def test_a_placeholder_sent_toward_another_allowed_host_is_refused(
     assert_nowhere(netjail, result, REAL_TOKEN)
 
 
-def test_netjail_flows_shows_where_each_credential_was_injected_or_refused(
+def test_flows_and_audit_show_where_each_credential_was_injected_or_refused(
     netjail: Netjail, echo_https: EchoOrigin
 ) -> None:
     settings = masked_settings(netjail, TOKEN_ENTRY)
@@ -241,6 +241,33 @@ def test_netjail_flows_shows_where_each_credential_was_injected_or_refused(
     assert REAL_TOKEN not in listed.stdout
     every = netjail.command("flows", str(result.run_dir))
     assert "/plain" in every.stdout and "[injected" in every.stdout
+    # the audit: where it was injected, and the attempt to move it, flagged (audit --check fails)
+    audit = netjail.command("audit", "--check", str(result.run_dir))
+    assert audit.returncode == 3, audit.stdout + audit.stderr
+    name = "credentials.envVars[0] (API_TOKEN)"
+    assert f"{name}: injected at allowed.test, 1× in 1 request (header x-api-key)" in audit.stdout
+    assert (
+        f"{name}: its placeholder was sent toward other.test (header x-api-key), which it is not for: refused"
+        in (audit.stdout)
+    )
+    report = json.loads(netjail.command("audit", "--json", str(result.run_dir)).stdout)
+    assert {(u["host"], u["kind"]) for u in report["credentials"]} == {
+        ("allowed.test", "injected"),
+        ("other.test", "placeholder_left"),
+    }
+    assert REAL_TOKEN not in audit.stdout
+
+
+def test_audit_check_passes_a_run_whose_credentials_went_only_where_they_are_for(
+    netjail: Netjail, echo_https: EchoOrigin
+) -> None:
+    settings = masked_settings(netjail, TOKEN_ENTRY)
+    command = f'{CURL} -o /dev/null -H "X-Api-Key: $API_TOKEN" https://allowed.test:{echo_https.port}/b'
+    result = run_with_token(netjail, settings, command)
+    assert result.returncode == 0, result.explain()
+    audit = netjail.command("audit", "--check", str(result.run_dir))
+    assert audit.returncode == 0, audit.stdout + audit.stderr
+    assert "injected at allowed.test" in audit.stdout and "Flagged: nothing" in audit.stdout
 
 
 def test_plain_http_gets_no_real_value_unless_allow_plaintext_inject(
