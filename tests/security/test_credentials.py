@@ -652,3 +652,33 @@ def test_the_command_cannot_bring_its_own_key_to_an_inject_host(
     pinned = [f for f in result.flows if f["reason"] == "credential_pinned"]
     assert len(pinned) == 2 and all(f["verdict"] == "deny" for f in pinned)
     assert_nowhere(netjail, result, REAL_TOKEN)
+
+
+def test_git_clone_and_push_authenticate_with_an_injected_token(netjail: Netjail, tmp_path: Path) -> None:
+    """git sends its token base64-encoded in Basic auth: decoded, swapped, re-encoded, so push keeps working."""
+    from tests.support.git_server import start_git_server
+
+    git_server, server = start_git_server(tmp_path, token=REAL_TOKEN)
+    try:
+        url = f"http://x-access-token:$API_TOKEN@allowed.test:{git_server.port}/org/repo.git"
+        script = (
+            f'git clone -q "{url}" repo && cat repo/README && cd repo && echo more > new && git add new && '
+            "git -c user.name=t -c user.email=t@t commit -qm second && git push -q origin HEAD:main; echo push=$?"
+        )
+        before = git_server.head()
+        plaintext = {**TOKEN_ENTRY, "allowPlaintextInject": True}  # the git origin here speaks plain HTTP
+        result = run_with_token(netjail, masked_settings(netjail, plaintext), script)
+        assert "hello from the git origin\n" in result.stdout and "push=0" in result.stdout, result.explain()
+        assert git_server.head() != before  # the push landed
+        pushed = [f for f in result.flows if f.get("path", "").endswith("/git-receive-pack")]
+        assert pushed and pushed[0]["credentials"]["injected"][0]["where"] == ["header authorization (basic)"]
+        assert_nowhere(netjail, result, REAL_TOKEN)
+        # the control: without injection the origin sees the placeholder and refuses git
+        refused_before = git_server.refused
+        control = run_with_token(
+            netjail, masked_settings(netjail, TOKEN_ENTRY), script.replace("repo", "control")
+        )
+        assert "hello from the git origin" not in control.stdout, control.explain()
+        assert git_server.refused > refused_before
+    finally:
+        server.shutdown()

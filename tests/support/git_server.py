@@ -3,6 +3,7 @@ every request it routed, so a test can tell what reached the origin (a denied pu
 
 from __future__ import annotations
 
+import base64
 import os
 import subprocess
 import threading
@@ -55,6 +56,13 @@ class _GitHandler(BaseHTTPRequestHandler):
         path, _, query = self.path.partition("?")
         server.seen.append((self.command, self.path))
         body = self._body()
+        if server.token is not None and _password(self.headers.get("Authorization", "")) != server.token:
+            server.refused += 1
+            self.send_response(401)
+            self.send_header("WWW-Authenticate", 'Basic realm="git"')
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         env = {
             **GIT_ENV,
             "GIT_PROJECT_ROOT": str(server.root),
@@ -93,11 +101,25 @@ class _GitHandler(BaseHTTPRequestHandler):
     do_GET = do_POST = _serve
 
 
+def _password(authorization: str) -> str | None:
+    scheme, _, value = authorization.partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        return base64.b64decode(value).decode().partition(":")[2]
+    except ValueError:
+        return None
+
+
 @dataclass
 class GitServer:
     root: Path  # GIT_PROJECT_ROOT: holds org/repo.git, a bare repository with one commit
     seen: list[tuple[str, str]] = field(default_factory=list)
     port: int = 0
+    token: str | None = (
+        None  # when set, every request needs Basic auth with this password (as a forge's token)
+    )
+    refused: int = 0  # requests answered 401
 
     @property
     def repo(self) -> Path:
@@ -107,8 +129,9 @@ class GitServer:
         return git("rev-parse", "refs/heads/main", cwd=self.repo).strip()
 
 
-def start_git_server(tmp_path: Path) -> tuple[GitServer, ThreadingHTTPServer]:
-    """A bare repository org/repo.git (pushes accepted, one commit on main) served over smart HTTP."""
+def start_git_server(tmp_path: Path, token: str | None = None) -> tuple[GitServer, ThreadingHTTPServer]:
+    """A bare repository org/repo.git (pushes accepted, one commit on main) served over smart HTTP; with `token`,
+    only to a client that sends it as its Basic-auth password."""
     root = tmp_path / "git-root"
     seed = tmp_path / "git-seed"
     git("init", "-q", str(seed))
@@ -117,7 +140,7 @@ def start_git_server(tmp_path: Path) -> tuple[GitServer, ThreadingHTTPServer]:
     git("commit", "-q", "-m", "first", cwd=seed)
     git("clone", "-q", "--bare", str(seed), str(root / "org" / "repo.git"))
     git("config", "http.receivepack", "true", cwd=root / "org" / "repo.git")
-    state = GitServer(root)
+    state = GitServer(root, token=token)
     server = ThreadingHTTPServer(("127.0.0.1", 0), _GitHandler)
     server.daemon_threads = True
     server.git = state  # type: ignore[attr-defined]
