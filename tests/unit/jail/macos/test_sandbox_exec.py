@@ -44,6 +44,14 @@ def settings(**fs: object) -> Settings:
 
 
 @pytest.fixture
+def fake(tmp_path: Path) -> Path:
+    path = tmp_path / "sandbox-exec"
+    path.write_text(FAKE_SANDBOX_EXEC)
+    path.chmod(0o755)
+    return path
+
+
+@pytest.fixture
 def work(tmp_path: Path) -> Path:
     path = (tmp_path / "work").resolve()
     path.mkdir()

@@ -30,7 +30,7 @@ from netjail.jail.macos.violations import (
 from netjail.jail.refusals import Refusals, WriteRules
 from netjail.run import runner
 from netjail.settings import load_settings
-from tests.unit.jail.macos.test_sandbox_exec import make_spec, run, settings
+from tests.unit.jail.macos.test_sandbox_exec import FAKE_SANDBOX_EXEC, make_spec, run, settings
 
 TAG = "netjail-0123456789abcdef"
 BANNER = (
@@ -166,6 +166,14 @@ def test_the_predicate_and_argv() -> None:
 
 
 # -- classified with the Linux rules --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def fake(tmp_path: Path) -> Path:
+    path = tmp_path / "sandbox-exec"
+    path.write_text(FAKE_SANDBOX_EXEC)
+    path.chmod(0o755)
+    return path
 
 
 @pytest.fixture
