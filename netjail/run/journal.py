@@ -207,7 +207,10 @@ def complete_abandoned(run_path: Path) -> Cleanup | None:
     except OSError:
         return None  # live: its own netjail holds the lock
     try:
-        if is_complete(journal.entries()):
+        entries = journal.entries()
+        # no `begin`: its run has made the file but not locked it yet (a run opens, then locks, then writes begin),
+        # or died before doing anything; replaying would mark it complete and rename it under its live owner
+        if is_complete(entries) or not any(e.get("op") == "begin" for e in entries):
             return None
         try:
             return replay(journal)

@@ -349,8 +349,8 @@ def test_concurrent_runs_keep_their_records_apart(netjail: Netjail, http_origin)
         for i in range(10)
     ]
     for proc in procs:
-        proc.communicate(timeout=120)
-        assert proc.returncode == 0
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
     runs = [d for d in (netjail.state / "runs").iterdir() if d.is_dir() and not d.is_symlink()]
     assert len(runs) == 10
     for run_dir in runs:

@@ -128,3 +128,16 @@ def test_replay_puts_back_a_link_the_run_replaced_or_removed(tmp_path: Path) -> 
     assert Path(moved, "tasks.json").read_text() == "evil\n"
     assert replay(journal).records == []
     journal.close()
+
+
+def test_a_journal_not_yet_begun_is_left_to_its_run(tmp_path: Path) -> None:
+    """A run creates its journal, then locks it: a sweep in between must not replay and rename it (a concurrent
+    run's start then found no `begin` in its own journal)."""
+    _, run = _run_dir(tmp_path)
+    (run / JOURNAL_FILE).touch()
+    assert complete_abandoned(run) is None
+    assert (run / JOURNAL_FILE).exists() and not (run / COMPLETED_JOURNAL_FILE).exists()
+    journal = Journal(run)  # the owner locks and begins as usual
+    journal.begin([tmp_path], find_git_dirs([tmp_path]))
+    assert [e["op"] for e in journal.entries()] == ["begin"]
+    journal.close()
